@@ -1,0 +1,68 @@
+"""The ``features`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from features import lakehouse
+
+
+def _cmd_setup(args: argparse.Namespace) -> int:
+    paths = lakehouse.jars.ensure_delta_jars()
+    print(f"Delta jars cached: {', '.join(str(p) for p in paths)}")
+    print(f"Spark defaults written: {lakehouse.write_spark_defaults()}")
+    if args.databases:
+        spark = lakehouse.spark_session()
+        names = lakehouse.ensure_databases(spark)
+        print(f"Lakehouse at {lakehouse.settings().root}: databases {', '.join(names)}")
+    return 0
+
+
+def _cmd_sql(args: argparse.Namespace) -> int:
+    spark = lakehouse.spark_session()
+    frame = spark.sql(args.query)
+    frame.show(n=args.limit, truncate=False)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from features import demo
+
+    return demo.run(
+        customers=args.customers, days=args.days, seed=args.seed, reset=not args.keep
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of the ``features`` command."""
+    parser = argparse.ArgumentParser(prog="features", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    setup = sub.add_parser("setup", help="cache Delta's jars, write Spark defaults, create databases")
+    setup.add_argument("--no-databases", dest="databases", action="store_false")
+    setup.set_defaults(func=_cmd_setup)
+
+    sql = sub.add_parser("sql", help="run one SQL statement over the lake and print the result")
+    sql.add_argument("query")
+    sql.add_argument("--limit", type=int, default=50)
+    sql.set_defaults(func=_cmd_sql)
+
+    demo = sub.add_parser("demo", help="the main job end to end on a small embedded lake")
+    demo.add_argument("--customers", type=int, default=2000)
+    demo.add_argument("--days", type=int, default=120)
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--keep", action="store_true", help="keep the existing lake")
+    demo.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``features`` command line."""
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

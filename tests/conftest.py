@@ -1,0 +1,38 @@
+"""Shared fixtures: one SparkSession for the whole run, on a temporary lakehouse."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data" / "real"
+
+
+@pytest.fixture(scope="session")
+def lakehouse_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The temporary lakehouse root of this test run, exported as LAKEHOUSE_ROOT."""
+    root = tmp_path_factory.mktemp("lakehouse")
+    os.environ["LAKEHOUSE_ROOT"] = str(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def spark(lakehouse_root: Path) -> Iterator:
+    """The one SparkSession of the run: local[2], 2 shuffle partitions, UI off, UTC."""
+    from features import lakehouse
+
+    cfg = lakehouse.LakehouseSettings(
+        root=lakehouse_root,
+        master="local[2]",
+        driver_memory="3g",
+        shuffle_partitions=2,
+        ui_enabled=False,
+    )
+    session = lakehouse.spark_session(cfg)
+    lakehouse.ensure_databases(session)
+    yield session
+    session.stop()

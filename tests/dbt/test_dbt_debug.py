@@ -1,0 +1,21 @@
+"""dbt's session target works against the shared SparkSession."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+pytestmark = pytest.mark.dbt
+
+
+def test_dbt_debug_passes_on_session_target(spark, monkeypatch) -> None:
+    from dbt.cli.main import dbtRunner
+
+    project = REPO_ROOT / "dbt_project"
+    monkeypatch.chdir(project)
+    result = dbtRunner().invoke(
+        ["debug", "--project-dir", str(project), "--profiles-dir", str(project),
+         "--target", "session"]
+    )
+    assert result.success, result.exception
