@@ -1,0 +1,24 @@
+{#- One row per customer and day with usage: the day's totals of each kind. -#}
+with usage_events as (
+    select * from {{ ref('stg_bronze__usage_events') }}
+),
+
+final as (
+    select
+        customer_id,
+        event_date as usage_date,
+        sum(case when event_type = 'call' then duration_s else 0 end) / 60.0 as call_minutes,
+        cast(sum(case when event_type = 'call' then 1 else 0 end) as bigint) as calls,
+        cast(sum(case when event_type = 'call' and is_dropped then 1 else 0 end) as bigint)
+            as dropped_calls,
+        cast(sum(case when event_type = 'sms' then 1 else 0 end) as bigint) as sms,
+        sum(case when event_type = 'data' then bytes else 0 end) / 1e6 as data_mb,
+        cast(count(*) as bigint) as events,
+        cast(sum(case when is_roaming then 1 else 0 end) as bigint) as roaming_events,
+        collect_set(cell_id) as cells,
+        max(_batch_date) as last_batch_date
+    from usage_events
+    group by customer_id, event_date
+)
+
+select * from final

@@ -1,0 +1,134 @@
+{#- One row per customer per active day: contract, plan price and its change over
+    three months, payment behaviour over 90 days, open balance, plan changes. -#}
+with spine as (
+    select * from {{ ref('int_customer_days_spanned') }}
+),
+
+customers as (
+    select * from {{ ref('stg_bronze__customers') }}
+),
+
+subscriptions as (
+    select * from {{ ref('stg_bronze__subscriptions') }}
+),
+
+plans as (
+    select * from {{ ref('stg_bronze__plans') }}
+),
+
+billing_daily as (
+    select * from {{ ref('int_billing_events_summed_daily') }}
+),
+
+current_subscription as (
+    select customer_id, feature_date, plan_id, contract_type, subscription_batch_date
+    from (
+        select
+            spine.customer_id,
+            spine.feature_date,
+            subscriptions.plan_id,
+            subscriptions.contract_type,
+            subscriptions._batch_date as subscription_batch_date,
+            row_number() over (
+                partition by spine.customer_id, spine.feature_date
+                order by subscriptions.start_date desc, subscriptions.subscription_id desc
+            ) as subscription_rank
+        from spine
+        inner join subscriptions
+            on spine.customer_id = subscriptions.customer_id
+            and subscriptions.start_date <= spine.feature_date
+            and (subscriptions.end_date is null or subscriptions.end_date >= spine.feature_date)
+    )
+    where subscription_rank = 1
+),
+
+current_price as (
+    select customer_id, feature_date, monthly_price
+    from (
+        select
+            current_subscription.customer_id,
+            current_subscription.feature_date,
+            plans.monthly_price,
+            row_number() over (
+                partition by current_subscription.customer_id, current_subscription.feature_date
+                order by plans.effective_from desc
+            ) as price_rank
+        from current_subscription
+        inner join plans
+            on current_subscription.plan_id = plans.plan_id
+            and plans.effective_from <= current_subscription.feature_date
+    )
+    where price_rank = 1
+),
+
+filled as (
+    select
+        spine.customer_id,
+        spine.feature_date,
+        {{ day_number('spine.feature_date') }} as day_number,
+        customers.signup_date,
+        current_subscription.contract_type,
+        current_price.monthly_price,
+        coalesce(billing_daily.invoiced_amount, 0) as invoiced_amount,
+        coalesce(billing_daily.paid_amount, 0) as paid_amount,
+        coalesce(billing_daily.late_payments, 0) as late_payments,
+        coalesce(billing_daily.failed_payments, 0) as failed_payments,
+        coalesce(billing_daily.plan_changes, 0) as plan_changes,
+        billing_daily.last_invoice_amount,
+        greatest(
+            coalesce(billing_daily.last_batch_date, spine.feature_date),
+            coalesce(current_subscription.subscription_batch_date, spine.feature_date)
+        ) as last_batch_date
+    from spine
+    inner join customers on spine.customer_id = customers.customer_id
+    left join current_subscription
+        on spine.customer_id = current_subscription.customer_id
+        and spine.feature_date = current_subscription.feature_date
+    left join current_price
+        on spine.customer_id = current_price.customer_id
+        and spine.feature_date = current_price.feature_date
+    left join billing_daily
+        on spine.customer_id = billing_daily.customer_id
+        and spine.feature_date = billing_daily.activity_date
+),
+
+windowed as (
+    select
+        *,
+        first_value(monthly_price) over w_90_days_ago as monthly_charge_90d_ago,
+        sum(late_payments) over w90 as late_payments_90d,
+        sum(failed_payments) over w90 as failed_payments_90d,
+        sum(plan_changes) over w365 as plan_changes_365d,
+        sum(invoiced_amount) over w_all - sum(paid_amount) over w_all as open_balance,
+        last_value(last_invoice_amount, true) over w_all as last_invoice_amount_to_date,
+        max(last_batch_date) over w90 as last_batch_date_90d
+    from filled
+    window
+        w90 as (partition by customer_id order by day_number range between 89 preceding and current row),
+        w365 as (partition by customer_id order by day_number range between 364 preceding and current row),
+        w_all as (partition by customer_id order by day_number
+            range between unbounded preceding and current row),
+        w_90_days_ago as (partition by customer_id order by day_number
+            range between 90 preceding and 90 preceding)
+),
+
+final as (
+    select
+        customer_id,
+        feature_date,
+        {{ end_of_day('feature_date') }} as event_timestamp,
+        greatest({{ end_of_day('feature_date') }}, {{ end_of_day('last_batch_date_90d') }})
+            as created_timestamp,
+        cast(datediff(feature_date, signup_date) as int) as tenure_days,
+        contract_type,
+        cast(monthly_price as double) as monthly_charge,
+        cast(monthly_price - monthly_charge_90d_ago as double) as monthly_charge_change_90d,
+        cast(late_payments_90d as bigint) as late_payments_90d,
+        cast(failed_payments_90d as bigint) as failed_payments_90d,
+        cast(round(open_balance, 2) as double) as open_balance,
+        cast(plan_changes_365d as bigint) as plan_changes_365d,
+        cast(last_invoice_amount_to_date as double) as last_invoice_amount
+    from windowed
+)
+
+select * from final

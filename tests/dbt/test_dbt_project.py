@@ -1,0 +1,144 @@
+"""The dbt project on a tiny bronze layer: build, tests, incremental == full refresh."""
+
+from __future__ import annotations
+
+import pytest
+from pyspark.testing import assertDataFrameEqual
+
+from tests.conftest import REPO_ROOT
+from tests.dbt.bronze_fixture import batch_one, batch_two, write_bronze
+
+pytestmark = pytest.mark.dbt
+
+PROJECT = REPO_ROOT / "dbt_project"
+BRONZE = "bronze_dbt_fixture"
+VARS = f"{{bronze_schema: {BRONZE}}}"
+
+
+def dbt(*args: str):
+    """Invoke dbt in-process on the session target; return the result."""
+    from dbt.cli.main import dbtRunner
+
+    return dbtRunner().invoke(
+        [*args, "--project-dir", str(PROJECT), "--profiles-dir", str(PROJECT),
+         "--target", "session", "--vars", VARS]
+    )
+
+
+def _failures(result) -> list[str]:
+    if result.result is None:
+        return [str(result.exception)]
+    return [
+        f"{r.node.name}: {r.status} {r.message}"
+        for r in result.result
+        if str(r.status) not in ("success", "pass")
+    ]
+
+
+@pytest.fixture(scope="module")
+def built(spark, monkeypatch_module):
+    monkeypatch_module.chdir(PROJECT)
+    write_bronze(spark, BRONZE, batch_one(), mode="overwrite")
+    result = dbt("build", "--full-refresh")
+    assert result.success, _failures(result)
+    return spark
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+def test_build_creates_every_mart_as_delta(built) -> None:
+    for table in ("features.customer_usage_daily", "features.customer_billing",
+                  "features.customer_support", "ml.churn_labels"):
+        detail = built.sql(f"describe detail {table}").first()
+        assert detail.format == "delta", table
+    partitions = built.sql("describe detail features.customer_usage_daily").first()
+    assert list(partitions.partitionColumns) == ["feature_date"]
+
+
+def test_usage_features_count_duplicates_once_and_stop_at_churn(built) -> None:
+    usage = built.table("features.customer_usage_daily")
+    day2 = usage.where("customer_id = 1 and feature_date = '2026-01-02'").first()
+    # calls of 60 s on day 1 and 120 s on day 2; the duplicate of day 1 counts once.
+    assert day2.call_minutes_7d == pytest.approx(3.0)
+    assert usage.where("customer_id = 2").agg({"feature_date": "max"}).first()[0].day == 6
+    assert usage.where("customer_id = 3").agg({"feature_date": "min"}).first()[0].day == 3
+
+
+def test_billing_follows_plan_changes_and_price_rises(built) -> None:
+    billing = {
+        (row.customer_id, row.feature_date.day): row
+        for row in built.table("features.customer_billing").collect()
+    }
+    assert billing[(1, 4)].contract_type == "month-to-month"
+    assert billing[(1, 4)].monthly_charge == 20.0
+    assert billing[(1, 5)].contract_type == "one-year"
+    assert billing[(1, 5)].monthly_charge == 50.0
+    assert billing[(1, 5)].plan_changes_365d == 1
+    assert billing[(2, 5)].monthly_charge == 25.0  # the basic plan's price rise
+    assert billing[(2, 4)].failed_payments_90d == 1
+    assert billing[(2, 4)].open_balance == 20.0
+    assert billing[(1, 4)].late_payments_90d == 1
+    assert billing[(1, 4)].open_balance == 0.0
+
+
+def test_support_scores_chats_with_the_lexicon(built) -> None:
+    support = {
+        (row.customer_id, row.feature_date.day): row
+        for row in built.table("features.customer_support").collect()
+    }
+    angry = support[(2, 5)]
+    assert angry.chats_30d == 1
+    assert angry.negative_chat_share_90d == 1.0
+    assert angry.cancel_mentions_90d == 1
+    assert angry.competitor_mentions_90d == 1
+    assert angry.days_since_last_chat == 1
+    assert support[(1, 5)].negative_chat_share_90d == 0.0
+    assert support[(1, 4)].days_since_last_chat is None
+
+
+def test_incremental_run_corrects_late_days_and_equals_full_refresh(built) -> None:
+    spark = built
+    write_bronze(spark, BRONZE, batch_two(), mode="append")
+    result = dbt("run", "--select", "customer_usage_daily+")
+    assert result.success, _failures(result)
+    incremental = spark.table("features.customer_usage_daily").toPandas()
+
+    day3 = incremental[(incremental.customer_id == 1)
+                       & (incremental.feature_date.astype(str) == "2026-01-03")].iloc[0]
+    # 180 s on day 3 plus the 600 s call that landed late, on 2026-01-10.
+    assert day3.call_minutes_7d == pytest.approx((60 + 120 + 180 + 600) / 60)
+    assert str(day3.created_timestamp) == "2026-01-10 23:59:59"
+    assert incremental.feature_date.astype(str).max() == "2026-01-10"
+
+    result = dbt("run", "--select", "customer_usage_daily", "--full-refresh")
+    assert result.success, _failures(result)
+    full = spark.table("features.customer_usage_daily")
+    assertDataFrameEqual(spark.createDataFrame(incremental, schema=full.schema), full)
+
+    result = dbt("test", "--select", "customer_usage_daily")
+    assert result.success, _failures(result)
+
+
+def test_contract_rejects_a_changed_column_type(built, tmp_path) -> None:
+    result = dbt("compile", "--select", "customer_usage_daily")
+    assert result.success
+    from dbt.cli.main import dbtRunner
+
+    # A model whose SQL no longer matches its contract fails the build loudly.
+    broken = PROJECT / "models" / "marts" / "features" / "customer_support.sql"
+    original = broken.read_text()
+    try:
+        broken.write_text(original.replace(
+            "cast(chats_30d as bigint) as chats_30d", "cast(chats_30d as string) as chats_30d"))
+        result = dbtRunner().invoke(
+            ["run", "--select", "customer_support", "--project-dir", str(PROJECT),
+             "--profiles-dir", str(PROJECT), "--target", "session", "--vars", VARS]
+        )
+        assert not result.success
+        assert "contract" in " ".join(_failures(result)).lower()
+    finally:
+        broken.write_text(original)
