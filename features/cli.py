@@ -35,6 +35,23 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     )
 
 
+def _cmd_serve_sql(args: argparse.Namespace) -> int:
+    from features import sql_server
+
+    process = sql_server.start(host=args.host, port=args.port)
+    print(
+        f"Spark Thrift Server on {args.host}:{args.port} over {lakehouse.settings().root}\n"
+        f"  beeline -u jdbc:hive2://{args.host}:{args.port}/default\n"
+        "  dbt ... --target thrift\n"
+        "Ctrl-C stops it."
+    )
+    try:
+        process.wait()
+    except KeyboardInterrupt:
+        sql_server.stop(process)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``features`` command."""
     parser = argparse.ArgumentParser(prog="features", description=__doc__)
@@ -48,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("query")
     sql.add_argument("--limit", type=int, default=50)
     sql.set_defaults(func=_cmd_sql)
+
+    serve = sub.add_parser("serve-sql", help="start a Spark Thrift Server over the lake")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=10000)
+    serve.set_defaults(func=_cmd_serve_sql)
 
     demo = sub.add_parser("demo", help="the main job end to end on a small embedded lake")
     demo.add_argument("--customers", type=int, default=2000)
