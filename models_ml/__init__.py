@@ -1,0 +1,1 @@
+"""Model building on the lakehouse: MLlib pipelines, tuning, evaluation, persistence."""

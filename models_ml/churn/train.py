@@ -1,0 +1,433 @@
+"""Split by time, tune, pick the threshold, fit and judge: :func:`train`.
+
+With a timestamp column nothing is ever judged on data older than what it was fitted
+on: the held-out set is the latest rows (every training row is at or before the cutoff,
+every held-out row after it), ``tvs`` fits on the earlier part of the training period and
+validates on the later part, and ``cv`` uses contiguous time blocks as folds.  Without a
+timestamp (cross-sectional data such as the IBM Telco benchmark) the held-out set and the
+folds come from a hash of the id columns: deterministic, independent of partitioning.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import pyspark.sql.functions as F
+from pyspark.ml import Estimator, Model, Pipeline, PipelineModel
+from pyspark.ml.evaluation import BinaryClassificationEvaluator, Evaluator, RegressionEvaluator
+from pyspark.ml.param import Param
+from pyspark.ml.tuning import CrossValidator, TrainValidationSplit
+from pyspark.sql import DataFrame
+
+from models_ml.churn import evaluate
+from models_ml.churn.config import FEATURES, FOLD, LABEL, SCALED, ConfigError, ModelConfig
+from models_ml.churn.pipeline import build_pipeline, param_maps
+
+_HASH_BUCKETS = 10_000
+
+ParamMap = dict[Param, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+    """A training part and a later (or hashed-apart) held-out part.
+
+    Attributes:
+        train: Rows to fit and tune on.
+        holdout: Rows to judge on.
+        kind: ``time`` or ``hash``.
+        cutoff: ``time``: training rows are at or before it, held-out rows after it.
+    """
+
+    train: DataFrame
+    holdout: DataFrame
+    kind: Literal["time", "hash"]
+    cutoff: datetime | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Tuned:
+    """Outcome of tuning: the best pipeline refitted on all tuning data.
+
+    Attributes:
+        model: Best fitted pipeline.
+        best_params: The winning grid point, ``{param: value}``.
+        grid_metrics: One ``{param: value, ..., metric: value}`` per grid point.
+        metric: Name of the tuning metric (``areaUnderROC`` or ``rmse``).
+    """
+
+    model: PipelineModel
+    best_params: dict[str, Any]
+    grid_metrics: list[dict[str, Any]]
+    metric: str
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainResult:
+    """Everything :func:`train` learned and measured; input of report and persistence.
+
+    Attributes:
+        config: The configuration trained with.
+        model: Fitted pipeline (best grid point, refitted on the whole training part).
+        threshold: Decision threshold (classifiers), else ``None``.
+        best_params: Winning grid point.
+        grid_metrics: Tuning metric per grid point.
+        tuning_metric: Its name.
+        split_kind: ``time`` or ``hash``.
+        windows: ``{"train": {...}, "holdout": {...}}`` with row counts and, with a
+            timestamp, ``start``/``end`` ISO instants.
+        metrics: Held-out metrics.
+        curve: Held-out threshold curve (classifiers).
+        lift: Held-out lift table by risk decile (classifiers).
+        weights: Coefficients or importances by feature slot, largest first.
+        feature_slots: Names of the assembled vector's slots.
+    """
+
+    config: ModelConfig
+    model: PipelineModel
+    threshold: float | None
+    best_params: dict[str, Any]
+    grid_metrics: list[dict[str, Any]]
+    tuning_metric: str
+    split_kind: str
+    windows: dict[str, dict[str, Any]]
+    metrics: dict[str, float]
+    curve: list[dict[str, float]]
+    lift: list[dict[str, Any]]
+    weights: list[tuple[str, float]]
+    feature_slots: list[str]
+
+    def score(self, frame: DataFrame) -> DataFrame:
+        """Score a feature frame: the model's columns plus ``score`` (and
+        ``predicted_label`` at :attr:`threshold`)."""
+        return score(self.model, frame, config=self.config, threshold=self.threshold)
+
+
+def score(
+    model: PipelineModel,
+    frame: DataFrame,
+    *,
+    config: ModelConfig,
+    threshold: float | None = None,
+) -> DataFrame:
+    """Apply a fitted pipeline and add ``score`` / ``predicted_label``."""
+    return evaluate.add_score_columns(
+        model.transform(frame), is_classifier=config.is_classifier, threshold=threshold
+    )
+
+
+def prepare(frame: DataFrame, config: ModelConfig) -> DataFrame:
+    """Add the double ``label`` the estimators read; drop rows without a label.
+
+    Classifiers: ``label_col == positive_label`` when that is set, else the 0/1 or
+    boolean column cast to double.  Regressors: the column cast to double.
+    """
+    missing = [
+        c
+        for c in (config.label_col, config.timestamp_col, *config.id_cols, *config.feature_cols)
+        if c and c not in frame.columns
+    ]
+    if missing:
+        raise ConfigError(
+            f"prepare: the training frame lacks columns {missing} named in the ModelConfig "
+            f"(it has {frame.columns})"
+        )
+    source = F.col(config.label_col)
+    if config.is_classifier and config.positive_label is not None:
+        label = F.when(source.isNull(), None).otherwise(
+            (source.cast("string") == F.lit(config.positive_label)).cast("double")
+        )
+    else:
+        label = source.cast("double")
+    return frame.withColumn(LABEL, label).where(F.col(LABEL).isNotNull())
+
+
+def _hash_unit(frame: DataFrame, config: ModelConfig, salt: str) -> F.Column:
+    """A deterministic number in [0, 1) per row, from the id columns and a salt."""
+    ids = [F.col(c).cast("string") for c in config.id_cols]
+    hashed = F.xxhash64(F.lit(f"{salt}:{config.seed}"), *ids)
+    return F.pmod(hashed, F.lit(_HASH_BUCKETS)) / F.lit(float(_HASH_BUCKETS))
+
+
+def _seconds(config: ModelConfig) -> F.Column:
+    """The timestamp column as epoch seconds (double)."""
+    return F.unix_micros(F.col(config.timestamp_col).cast("timestamp")) / F.lit(1e6)
+
+
+def split_holdout(frame: DataFrame, config: ModelConfig) -> Split:
+    """Split a prepared frame into training and held-out parts.
+
+    With ``timestamp_col``: rows after the cutoff are held out, where the cutoff is the
+    ``1 - holdout_fraction`` quantile of the timestamps (or just before
+    ``holdout_start``).  All rows sharing a timestamp fall on the same side.  Rows with a
+    null timestamp are dropped.  Without it: a hash of ``id_cols`` picks
+    ``holdout_fraction`` of the rows.
+    """
+    if config.timestamp_col is None:
+        unit = _hash_unit(frame, config, "holdout")
+        return Split(
+            train=frame.where(unit >= config.holdout_fraction),
+            holdout=frame.where(unit < config.holdout_fraction),
+            kind="hash",
+        )
+    ts = F.col(config.timestamp_col).cast("timestamp")
+    timed = frame.where(ts.isNotNull())
+    if config.holdout_start is not None:
+        start = F.lit(config.holdout_start).cast("timestamp")
+        train, holdout = timed.where(ts < start), timed.where(ts >= start)
+        cutoff = config.holdout_start
+    else:
+        seconds = timed.select(_seconds(config).alias("_s"))
+        (cut,) = seconds.approxQuantile("_s", [1.0 - config.holdout_fraction], 0.0001)
+        cutoff = datetime.fromtimestamp(cut, tz=UTC)
+        train = timed.where(_seconds(config) <= F.lit(cut))
+        holdout = timed.where(_seconds(config) > F.lit(cut))
+    return Split(train=train, holdout=holdout, kind="time", cutoff=cutoff)
+
+
+def add_folds(frame: DataFrame, config: ModelConfig, *, folds: int) -> DataFrame:
+    """Add the integer fold column ``_fold`` in ``[0, folds)``.
+
+    With a timestamp the folds are contiguous time blocks (approximate quantiles of the
+    timestamp; fold 0 the earliest); otherwise a hash of the id columns.
+
+    Raises:
+        ConfigError: When a time block is empty (too few distinct timestamps).
+    """
+    if config.timestamp_col is None:
+        unit = _hash_unit(frame, config, "fold")
+        return frame.withColumn(FOLD, F.floor(unit * folds).cast("int"))
+    seconds = _seconds(config)
+    cuts = frame.select(seconds.alias("_s")).approxQuantile(
+        "_s", [i / folds for i in range(1, folds)], 0.0001
+    )
+    fold = sum(((seconds > F.lit(c)).cast("int") for c in cuts), F.lit(0))
+    out = frame.withColumn(FOLD, fold.cast("int"))
+    counts = {r[FOLD]: r["n"] for r in out.groupBy(FOLD).agg(F.count("*").alias("n")).collect()}
+    empty = [i for i in range(folds) if not counts.get(i)]
+    if empty:
+        raise ConfigError(
+            f"add_folds: time blocks {empty} of {folds} are empty: the training part has too "
+            f"few distinct values of {config.timestamp_col!r}; lower num_folds or use "
+            "tuning='tvs'"
+        )
+    return out
+
+
+def _evaluator(config: ModelConfig) -> Evaluator:
+    """The tuning evaluator: ROC AUC for classifiers, RMSE for regressors."""
+    if config.is_classifier:
+        return BinaryClassificationEvaluator(
+            labelCol=LABEL, rawPredictionCol="rawPrediction", metricName="areaUnderROC"
+        )
+    return RegressionEvaluator(labelCol=LABEL, predictionCol="prediction", metricName="rmse")
+
+
+def _params_dict(param_map: ParamMap) -> dict[str, Any]:
+    """``{param name: value}`` of a ParamMap."""
+    return {param.name: value for param, value in param_map.items()}
+
+
+def _forward_tvs(
+    estimator: Estimator, maps: list[ParamMap], vectors: DataFrame, config: ModelConfig,
+    evaluator: Evaluator,
+) -> tuple[Model, list[float]]:
+    """Train/validation split by time: fit every grid point on the earliest
+    ``train_ratio`` of the period (``parallelism`` at a time), validate on the rest."""
+    seconds = _seconds(config)
+    (cut,) = vectors.select(seconds.alias("_s")).approxQuantile(
+        "_s", [config.train_ratio], 0.0001
+    )
+    fit_part = vectors.where(seconds <= F.lit(cut)).cache()
+    val_part = vectors.where(seconds > F.lit(cut)).cache()
+    try:
+        if val_part.isEmpty():
+            raise ConfigError(
+                f"tune: no validation rows after {datetime.fromtimestamp(cut, tz=UTC)}: "
+                f"too few distinct values of {config.timestamp_col!r} for "
+                f"train_ratio={config.train_ratio}"
+            )
+
+        def fit_and_score(param_map: ParamMap) -> float:
+            return evaluator.evaluate(estimator.fit(fit_part, param_map).transform(val_part))
+
+        with ThreadPoolExecutor(max_workers=max(1, config.parallelism)) as pool:
+            metrics = list(pool.map(fit_and_score, maps))
+    finally:
+        fit_part.unpersist()
+        val_part.unpersist()
+    best = _best_index(metrics, evaluator)
+    return estimator.fit(vectors, maps[best]), metrics
+
+
+def _best_index(metrics: list[float], evaluator: Evaluator) -> int:
+    """Index of the best metric, larger or smaller being better per the evaluator."""
+    pick = max if evaluator.isLargerBetter() else min
+    return metrics.index(pick(metrics))
+
+
+def featurize(frame: DataFrame, config: ModelConfig) -> tuple[PipelineModel, Estimator]:
+    """Fit the feature stages of ``build_pipeline(config)`` (all but the estimator).
+
+    Returns:
+        The fitted feature stages and the unfitted estimator.
+    """
+    stages = build_pipeline(config).getStages()
+    return Pipeline(stages=stages[:-1]).fit(frame), stages[-1]
+
+
+def _vectors(features: PipelineModel, frame: DataFrame, config: ModelConfig) -> DataFrame:
+    """The feature vectors, label, ids and timestamp of a frame, cached."""
+    keep = [SCALED if config.standardize else FEATURES, LABEL, *config.id_cols]
+    if config.timestamp_col:
+        keep.append(config.timestamp_col)
+    return features.transform(frame).select(*keep).cache()
+
+
+def tune(frame: DataFrame, config: ModelConfig) -> Tuned:
+    """Tune ``build_pipeline(config)`` over ``config.grid()`` on a prepared frame.
+
+    The feature stages (medians, category lists, scales: no label information) are fitted
+    once on all of ``frame``; the estimator is tuned over the cached vectors.
+    ``cv``: ``CrossValidator`` with ``foldCol`` (contiguous time blocks, or an id hash) and
+    ``parallelism``.  ``tvs`` with a timestamp: fit on the earlier ``train_ratio`` of the
+    period and validate on the later rest; without one, ``TrainValidationSplit`` (seeded).
+    The best grid point is refitted on all of ``frame``.
+    """
+    features, estimator = featurize(frame, config)
+    maps = param_maps(config, estimator)
+    evaluator = _evaluator(config)
+    vectors = _vectors(features, frame, config)
+    try:
+        if config.tuning == "cv":
+            folded = add_folds(vectors, config, folds=config.num_folds)
+            tuner = CrossValidator(
+                estimator=estimator,
+                estimatorParamMaps=maps,
+                evaluator=evaluator,
+                numFolds=config.num_folds,
+                foldCol=FOLD,
+                parallelism=config.parallelism,
+                seed=config.seed,
+            )
+            fitted = tuner.fit(folded)
+            best_model, metrics = fitted.bestModel, [float(m) for m in fitted.avgMetrics]
+        elif config.timestamp_col is not None:
+            best_model, metrics = _forward_tvs(estimator, maps, vectors, config, evaluator)
+        else:
+            tuner = TrainValidationSplit(
+                estimator=estimator,
+                estimatorParamMaps=maps,
+                evaluator=evaluator,
+                trainRatio=config.train_ratio,
+                parallelism=config.parallelism,
+                seed=config.seed,
+            )
+            fitted = tuner.fit(vectors)
+            best_model = fitted.bestModel
+            metrics = [float(m) for m in fitted.validationMetrics]
+    finally:
+        vectors.unpersist()
+    name = evaluator.getOrDefault(evaluator.getParam("metricName"))
+    grid = [{**_params_dict(m), name: v} for m, v in zip(maps, metrics, strict=True)]
+    best = _params_dict(maps[_best_index(metrics, evaluator)])
+    model = PipelineModel(stages=[*features.stages, best_model])
+    return Tuned(model=model, best_params=best, grid_metrics=grid, metric=name)
+
+
+def pick_threshold(frame: DataFrame, config: ModelConfig, best_params: dict[str, Any]) -> float:
+    """The decision threshold: ``config.threshold``, or the one maximising F1 on a
+    validation slice of the training part (the latest ``validation_fraction`` with a
+    timestamp, else a hash slice), scored by the best grid point fitted on the rest."""
+    if config.threshold is not None:
+        return config.threshold
+    if config.timestamp_col is not None:
+        seconds = _seconds(config)
+        (cut,) = frame.select(seconds.alias("_s")).approxQuantile(
+            "_s", [1.0 - config.validation_fraction], 0.0001
+        )
+        fit_part, val_part = frame.where(seconds <= F.lit(cut)), frame.where(seconds > F.lit(cut))
+    else:
+        unit = _hash_unit(frame, config, "threshold")
+        fit_part = frame.where(unit >= config.validation_fraction)
+        val_part = frame.where(unit < config.validation_fraction)
+    features, estimator = featurize(fit_part, config)
+    extra = {estimator.getParam(k): v for k, v in best_params.items()}
+    model = PipelineModel(stages=[*features.stages, estimator.fit(features.transform(fit_part),
+                                                                  extra)])
+    scored = score(model, val_part, config=config)
+    return evaluate.best_f1_threshold(evaluate.threshold_curve(scored))
+
+
+def _window(frame: DataFrame, config: ModelConfig) -> dict[str, Any]:
+    """Row count and, with a timestamp, first and last instant of a frame."""
+    if config.timestamp_col is None:
+        return {"rows": frame.count()}
+    ts = F.col(config.timestamp_col).cast("timestamp")
+    row = frame.agg(F.count("*").alias("n"), F.min(ts).alias("lo"), F.max(ts).alias("hi")).first()
+    return {
+        "rows": int(row["n"]),
+        "start": row["lo"].isoformat() if row["lo"] else None,
+        "end": row["hi"].isoformat() if row["hi"] else None,
+    }
+
+
+def train(frame: DataFrame, config: ModelConfig, *, split: Split | None = None) -> TrainResult:
+    """Split, tune, pick the threshold, and judge on the held-out part.
+
+    Args:
+        frame: Any Spark frame with the config's feature, label, id and timestamp
+            columns, e.g. a Feast historical retrieval (``to_spark_df()``).
+        config: The model configuration.
+        split: A ready split (of :func:`prepare`-d frames) instead of
+            :func:`split_holdout`.
+
+    Returns:
+        The fitted model with its held-out metrics, curves, lift and weights.
+    """
+    if split is None:
+        split = split_holdout(prepare(frame, config), config)
+    train_part = split.train.cache()
+    holdout = split.holdout.cache()
+    try:
+        windows = {"train": _window(train_part, config), "holdout": _window(holdout, config)}
+        if not windows["train"]["rows"] or not windows["holdout"]["rows"]:
+            raise ConfigError(
+                f"train: empty split {windows}; check holdout_fraction / holdout_start"
+            )
+        tuned = tune(train_part, config)
+        threshold = (
+            pick_threshold(train_part, config, tuned.best_params) if config.is_classifier else None
+        )
+        scored = score(tuned.model, holdout, config=config, threshold=threshold).cache()
+        curve: list[dict[str, float]] = []
+        lift: list[dict[str, Any]] = []
+        if config.is_classifier:
+            metrics = evaluate.classification_metrics(scored, threshold=threshold)
+            curve = evaluate.threshold_curve(scored)
+            lift = evaluate.lift_table(scored)
+        else:
+            metrics = evaluate.regression_metrics(scored, baseline_col=config.baseline_col)
+        scored.unpersist()
+        return TrainResult(
+            config=config,
+            model=tuned.model,
+            threshold=threshold,
+            best_params=tuned.best_params,
+            grid_metrics=tuned.grid_metrics,
+            tuning_metric=tuned.metric,
+            split_kind=split.kind,
+            windows=windows,
+            metrics=metrics,
+            curve=curve,
+            lift=lift,
+            weights=evaluate.feature_weights(tuned.model, train_part),
+            feature_slots=evaluate.feature_slots(tuned.model, train_part),
+        )
+    finally:
+        train_part.unpersist()
+        holdout.unpersist()
+
