@@ -57,12 +57,14 @@ class Tuned:
         best_params: The winning grid point, ``{param: value}``.
         grid_metrics: One ``{param: value, ..., metric: value}`` per grid point.
         metric: Name of the tuning metric (``areaUnderROC`` or ``rmse``).
+        threshold: Decision threshold of a classifier (see :func:`pick_threshold`).
     """
 
     model: PipelineModel
     best_params: dict[str, Any]
     grid_metrics: list[dict[str, Any]]
     metric: str
+    threshold: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -295,7 +297,8 @@ def tune(frame: DataFrame, config: ModelConfig) -> Tuned:
     ``cv``: ``CrossValidator`` with ``foldCol`` (contiguous time blocks, or an id hash) and
     ``parallelism``.  ``tvs`` with a timestamp: fit on the earlier ``train_ratio`` of the
     period and validate on the later rest; without one, ``TrainValidationSplit`` (seeded).
-    The best grid point is refitted on all of ``frame``.
+    The best grid point is refitted on all of ``frame``; a classifier's threshold is
+    picked by :func:`pick_threshold` over the same vectors.
     """
     features, estimator = featurize(frame, config)
     maps = param_maps(config, estimator)
@@ -329,36 +332,50 @@ def tune(frame: DataFrame, config: ModelConfig) -> Tuned:
             fitted = tuner.fit(vectors)
             best_model = fitted.bestModel
             metrics = [float(m) for m in fitted.validationMetrics]
+        name = evaluator.getOrDefault(evaluator.getParam("metricName"))
+        grid = [{**_params_dict(m), name: v} for m, v in zip(maps, metrics, strict=True)]
+        best = _params_dict(maps[_best_index(metrics, evaluator)])
+        threshold = (
+            pick_threshold(vectors, config, estimator, best) if config.is_classifier else None
+        )
     finally:
         vectors.unpersist()
-    name = evaluator.getOrDefault(evaluator.getParam("metricName"))
-    grid = [{**_params_dict(m), name: v} for m, v in zip(maps, metrics, strict=True)]
-    best = _params_dict(maps[_best_index(metrics, evaluator)])
     model = PipelineModel(stages=[*features.stages, best_model])
-    return Tuned(model=model, best_params=best, grid_metrics=grid, metric=name)
+    return Tuned(
+        model=model, best_params=best, grid_metrics=grid, metric=name, threshold=threshold
+    )
 
 
-def pick_threshold(frame: DataFrame, config: ModelConfig, best_params: dict[str, Any]) -> float:
+def pick_threshold(
+    vectors: DataFrame, config: ModelConfig, estimator: Estimator, best_params: dict[str, Any]
+) -> float:
     """The decision threshold: ``config.threshold``, or the one maximising F1 on a
-    validation slice of the training part (the latest ``validation_fraction`` with a
-    timestamp, else a hash slice), scored by the best grid point fitted on the rest."""
+    validation slice of the training part (its latest ``validation_fraction`` with a
+    timestamp, else a hash slice), scored by the best grid point fitted on the rest.
+
+    Args:
+        vectors: Featurized training part (feature vector, label, ids, timestamp).
+        config: The model configuration.
+        estimator: The unfitted estimator.
+        best_params: The grid point to fit.
+    """
     if config.threshold is not None:
         return config.threshold
     if config.timestamp_col is not None:
         seconds = _seconds(config)
-        (cut,) = frame.select(seconds.alias("_s")).approxQuantile(
+        (cut,) = vectors.select(seconds.alias("_s")).approxQuantile(
             "_s", [1.0 - config.validation_fraction], 0.0001
         )
-        fit_part, val_part = frame.where(seconds <= F.lit(cut)), frame.where(seconds > F.lit(cut))
+        fit_part = vectors.where(seconds <= F.lit(cut))
+        val_part = vectors.where(seconds > F.lit(cut))
     else:
-        unit = _hash_unit(frame, config, "threshold")
-        fit_part = frame.where(unit >= config.validation_fraction)
-        val_part = frame.where(unit < config.validation_fraction)
-    features, estimator = featurize(fit_part, config)
+        unit = _hash_unit(vectors, config, "threshold")
+        fit_part = vectors.where(unit >= config.validation_fraction)
+        val_part = vectors.where(unit < config.validation_fraction)
     extra = {estimator.getParam(k): v for k, v in best_params.items()}
-    model = PipelineModel(stages=[*features.stages, estimator.fit(features.transform(fit_part),
-                                                                  extra)])
-    scored = score(model, val_part, config=config)
+    scored = evaluate.add_score_columns(
+        estimator.fit(fit_part, extra).transform(val_part), is_classifier=True
+    )
     return evaluate.best_f1_threshold(evaluate.threshold_curve(scored))
 
 
@@ -399,9 +416,7 @@ def train(frame: DataFrame, config: ModelConfig, *, split: Split | None = None) 
                 f"train: empty split {windows}; check holdout_fraction / holdout_start"
             )
         tuned = tune(train_part, config)
-        threshold = (
-            pick_threshold(train_part, config, tuned.best_params) if config.is_classifier else None
-        )
+        threshold = tuned.threshold
         scored = score(tuned.model, holdout, config=config, threshold=threshold).cache()
         curve: list[dict[str, float]] = []
         lift: list[dict[str, Any]] = []

@@ -1,0 +1,326 @@
+"""Fitted models in the lake with their metadata, and in MLflow's tracking and registry.
+
+Lake layout, under the lakehouse root::
+
+    artifacts/models/<name>/<version>/model/          the PipelineModel (MLlib format)
+    artifacts/models/<name>/<version>/metadata.json   features, sources, window, params, metrics
+    artifacts/models/<name>/<version>/report/         report.md and its PNG plots
+    artifacts/mlflow.db                               MLflow tracking + registry (SQLite)
+    artifacts/mlruns/                                 MLflow artifacts (Spark model flavor)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pyspark.ml import PipelineModel
+
+from features import lakehouse
+from models_ml.churn.report import write_report
+
+if TYPE_CHECKING:
+    from models_ml.churn.train import TrainResult
+
+DEFAULT_ALIAS = "champion"
+METADATA_FILE = "metadata.json"
+
+
+class ModelNotFound(LookupError):
+    """No saved model under the name (and version) asked for."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SavedModel:
+    """A model saved in the lake.
+
+    Attributes:
+        name: Model name (``churn``).
+        version: Integer version, 1 for the first save of a name.
+        path: Its directory, ``<root>/artifacts/models/<name>/<version>``.
+        metadata: The content of ``metadata.json``.
+    """
+
+    name: str
+    version: int
+    path: Path
+    metadata: dict[str, Any]
+
+    @property
+    def model_path(self) -> Path:
+        """Directory of the saved PipelineModel."""
+        return self.path / "model"
+
+
+def models_dir(root: Path | None = None) -> Path:
+    """``<lakehouse root>/artifacts/models``."""
+    base = root if root is not None else lakehouse.settings().root
+    return Path(base) / "artifacts" / "models"
+
+
+def _jsonable(value: Any) -> Any:
+    """Numbers, strings, lists and dicts only; NaN becomes None."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float) or hasattr(value, "item"):
+        number = float(value)
+        return None if math.isnan(number) else number
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def build_metadata(
+    result: TrainResult,
+    *,
+    name: str,
+    feature_service: str | None = None,
+    source_versions: Mapping[str, int] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The metadata saved beside a model.
+
+    Args:
+        result: The training result.
+        name: Model name.
+        feature_service: Feast feature service the features came from (``churn_v1``).
+        source_versions: Delta version of every feature table read, ``{table: version}``.
+        extra: Anything else worth keeping (e.g. the entity frame's query).
+    """
+    import pyspark
+
+    cfg = result.config
+    return _jsonable({
+        "name": name,
+        "created_at": datetime.now(UTC).isoformat(),
+        "family": cfg.family,
+        "task": "classification" if cfg.is_classifier else "regression",
+        "label": cfg.label_col,
+        "feature_service": feature_service,
+        "feature_names": list(cfg.feature_cols),
+        "numeric_features": list(cfg.numeric_cols),
+        "categorical_features": list(cfg.categorical_cols),
+        "feature_slots": result.feature_slots,
+        "id_columns": list(cfg.id_cols),
+        "timestamp_column": cfg.timestamp_col,
+        "source_versions": dict(source_versions or {}),
+        "split": result.split_kind,
+        "training_window": result.windows.get("train"),
+        "holdout_window": result.windows.get("holdout"),
+        "config": cfg.to_dict(),
+        "params": result.best_params,
+        "tuning": {"metric": result.tuning_metric, "grid": result.grid_metrics},
+        "threshold": result.threshold,
+        "metrics": result.metrics,
+        "lift": result.lift,
+        "top_weights": [[n, w] for n, w in result.weights[:30]],
+        "spark_version": pyspark.__version__,
+        **dict(extra or {}),
+    })
+
+
+def _versions(base: Path) -> list[int]:
+    """Existing integer versions under a model's directory."""
+    if not base.is_dir():
+        return []
+    return sorted(int(p.name) for p in base.iterdir() if p.name.isdigit())
+
+
+def save_model(
+    result: TrainResult,
+    *,
+    name: str,
+    feature_service: str | None = None,
+    source_versions: Mapping[str, int] | None = None,
+    extra: Mapping[str, Any] | None = None,
+    with_report: bool = True,
+    root: Path | None = None,
+) -> SavedModel:
+    """Save the fitted pipeline, its metadata and report as the next version of ``name``.
+
+    Args:
+        result: The training result.
+        name: Model name; its versions live under ``<root>/artifacts/models/<name>/``.
+        feature_service: Feast feature service of the features.
+        source_versions: Delta version of every feature table read.
+        extra: More metadata.
+        with_report: Also write the report and plots into ``report/``.
+        root: Lakehouse root; the settings' by default.
+    """
+    base = models_dir(root) / name
+    version = (_versions(base) or [0])[-1] + 1
+    path = base / str(version)
+    metadata = build_metadata(
+        result, name=name, feature_service=feature_service,
+        source_versions=source_versions, extra=extra,
+    )
+    metadata["version"] = version
+    path.mkdir(parents=True, exist_ok=False)
+    result.model.write().save(str(path / "model"))
+    if with_report:
+        write_report(result, path / "report", title=f"{name} v{version}")
+    (path / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True))
+    return SavedModel(name=name, version=version, path=path, metadata=metadata)
+
+
+def load_model(
+    name: str, *, version: int | None = None, root: Path | None = None
+) -> tuple[PipelineModel, dict[str, Any]]:
+    """Load a saved model (the latest version by default) and its metadata.
+
+    Raises:
+        ModelNotFound: When the name or version has not been saved.
+    """
+    base = models_dir(root) / name
+    versions = _versions(base)
+    chosen = version if version is not None else (versions[-1] if versions else None)
+    if chosen is None or chosen not in versions:
+        raise ModelNotFound(
+            f"load_model: no model {name!r} version {version or 'latest'} under {base} "
+            f"(saved versions: {versions}); train and save_model it first"
+        )
+    path = base / str(chosen)
+    metadata = json.loads((path / METADATA_FILE).read_text())
+    return PipelineModel.load(str(path / "model")), metadata
+
+
+# --- MLflow -----------------------------------------------------------------------------
+
+
+def mlflow_uris(root: Path | None = None) -> tuple[str, str]:
+    """Tracking/registry URI (SQLite) and artifact root under the lakehouse root."""
+    base = Path(root if root is not None else lakehouse.settings().root) / "artifacts"
+    return f"sqlite:///{base / 'mlflow.db'}", (base / "mlruns").as_uri()
+
+
+def configure_mlflow(root: Path | None = None) -> str:
+    """Point MLflow's tracking and registry at the lake's local backend; return the URI."""
+    import mlflow
+
+    tracking, _ = mlflow_uris(root)
+    Path(tracking.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(tracking)
+    mlflow.set_registry_uri(tracking)
+    return tracking
+
+
+def _experiment_id(experiment: str, root: Path | None) -> str:
+    """The id of an experiment whose artifacts live under the lake, created if needed."""
+    import mlflow
+
+    found = mlflow.get_experiment_by_name(experiment)
+    if found is not None:
+        return found.experiment_id
+    _, artifacts = mlflow_uris(root)
+    return mlflow.create_experiment(experiment, artifact_location=f"{artifacts}/{experiment}")
+
+
+def _dfs_tmpdir(root: Path | None) -> str:
+    """Scratch directory Spark writes the model through when MLflow logs or loads it."""
+    base = Path(root if root is not None else lakehouse.settings().root)
+    path = base / "artifacts" / "tmp" / "mlflow"
+    path.mkdir(parents=True, exist_ok=True)
+    return str(path)
+
+
+@dataclasses.dataclass(frozen=True)
+class RegisteredModel:
+    """A model version in MLflow's registry.
+
+    Attributes:
+        name: Registered model name.
+        version: Registry version (string, as MLflow gives it).
+        run_id: Tracking run that logged it.
+        model_uri: ``models:/<name>/<version>``.
+    """
+
+    name: str
+    version: str
+    run_id: str
+    model_uri: str
+
+
+def log_to_mlflow(
+    result: TrainResult,
+    *,
+    name: str,
+    metadata: Mapping[str, Any] | None = None,
+    report_dir: Path | None = None,
+    experiment: str | None = None,
+    alias: str | None = DEFAULT_ALIAS,
+    root: Path | None = None,
+) -> RegisteredModel:
+    """Log a training result to MLflow (Spark flavor), register it and optionally alias it.
+
+    Args:
+        result: The training result.
+        name: Registered model name.
+        metadata: Metadata to attach (e.g. ``SavedModel.metadata``); built if absent.
+        report_dir: A directory of report files to log as artifacts (``report/``).
+        experiment: Experiment name; ``name`` by default.
+        alias: Alias to point at the new version (``champion``); ``None`` leaves aliases.
+        root: Lakehouse root; the settings' by default.
+    """
+    import mlflow
+    import mlflow.spark
+    import pyspark
+
+    configure_mlflow(root)
+    meta = dict(metadata) if metadata is not None else build_metadata(result, name=name)
+    with mlflow.start_run(experiment_id=_experiment_id(experiment or name, root)) as run:
+        mlflow.log_params({
+            "family": result.config.family,
+            "tuning": result.config.tuning,
+            "threshold": result.threshold,
+            **{f"best_{k}": v for k, v in result.best_params.items()},
+        })
+        mlflow.log_metrics({
+            k: float(v) for k, v in result.metrics.items()
+            if isinstance(v, (int, float)) and not math.isnan(float(v))
+        })
+        mlflow.log_dict(_jsonable(meta), METADATA_FILE)
+        if report_dir is not None:
+            mlflow.log_artifacts(str(report_dir), artifact_path="report")
+        info = mlflow.spark.log_model(
+            result.model,
+            artifact_path="model",
+            registered_model_name=name,
+            pip_requirements=[f"pyspark=={pyspark.__version__}"],
+            dfs_tmpdir=_dfs_tmpdir(root),
+            metadata={"feature_service": meta.get("feature_service"),
+                      "feature_names": list(result.config.feature_cols)},
+        )
+    version = str(info.registered_model_version)
+    if alias:
+        promote(name, version, alias=alias, root=root)
+    return RegisteredModel(
+        name=name, version=version, run_id=run.info.run_id, model_uri=f"models:/{name}/{version}"
+    )
+
+
+def promote(name: str, version: str | int, *, alias: str = DEFAULT_ALIAS,
+            root: Path | None = None) -> None:
+    """Point ``alias`` (``champion`` by default) of a registered model at ``version``."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=configure_mlflow(root))
+    client.set_registered_model_alias(name, alias, str(version))
+
+
+def load_registered(
+    name: str, *, alias: str | None = DEFAULT_ALIAS, version: str | int | None = None,
+    root: Path | None = None,
+) -> PipelineModel:
+    """Load a registered model as a PipelineModel, by alias (default) or version."""
+    import mlflow.spark
+
+    configure_mlflow(root)
+    uri = f"models:/{name}/{version}" if version is not None else f"models:/{name}@{alias}"
+    return mlflow.spark.load_model(uri, dfs_tmpdir=_dfs_tmpdir(root))
