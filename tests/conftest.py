@@ -36,3 +36,15 @@ def spark(lakehouse_root: Path) -> Iterator:
     lakehouse.ensure_databases(session)
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def feature_marts(spark):
+    """The dbt feature marts built once from the hand-written bronze fixture."""
+    from tests.dbt.bronze_fixture import BRONZE_SCHEMA, batch_one, write_bronze
+    from tests.dbt.dbt_runner import dbt, failures
+
+    write_bronze(spark, BRONZE_SCHEMA, batch_one(), mode="overwrite")
+    result = dbt("build", "--full-refresh")
+    assert result.success, failures(result)
+    return spark

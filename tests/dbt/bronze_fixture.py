@@ -6,6 +6,7 @@ import datetime as dt
 
 from features.schemas import SOURCES
 
+BRONZE_SCHEMA = "bronze_dbt_fixture"
 D = dt.date
 T = dt.datetime
 

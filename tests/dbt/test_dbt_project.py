@@ -5,49 +5,17 @@ from __future__ import annotations
 import pytest
 from pyspark.testing import assertDataFrameEqual
 
-from tests.conftest import REPO_ROOT
-from tests.dbt.bronze_fixture import batch_one, batch_two, write_bronze
+from tests.dbt.bronze_fixture import BRONZE_SCHEMA, batch_two, write_bronze
+from tests.dbt.dbt_runner import PROJECT, VARS, dbt
+from tests.dbt.dbt_runner import failures as _failures
 
 pytestmark = pytest.mark.dbt
 
-PROJECT = REPO_ROOT / "dbt_project"
-BRONZE = "bronze_dbt_fixture"
-VARS = f"{{bronze_schema: {BRONZE}}}"
-
-
-def dbt(*args: str):
-    """Invoke dbt in-process on the session target; return the result."""
-    from dbt.cli.main import dbtRunner
-
-    return dbtRunner().invoke(
-        [*args, "--project-dir", str(PROJECT), "--profiles-dir", str(PROJECT),
-         "--target", "session", "--vars", VARS]
-    )
-
-
-def _failures(result) -> list[str]:
-    if result.result is None:
-        return [str(result.exception)]
-    return [
-        f"{r.node.name}: {r.status} {r.message}"
-        for r in result.result
-        if str(r.status) not in ("success", "pass")
-    ]
 
 
 @pytest.fixture(scope="module")
-def built(spark, monkeypatch_module):
-    monkeypatch_module.chdir(PROJECT)
-    write_bronze(spark, BRONZE, batch_one(), mode="overwrite")
-    result = dbt("build", "--full-refresh")
-    assert result.success, _failures(result)
-    return spark
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module():
-    with pytest.MonkeyPatch.context() as patch:
-        yield patch
+def built(feature_marts):
+    return feature_marts
 
 
 def test_build_creates_every_mart_as_delta(built) -> None:
@@ -102,7 +70,7 @@ def test_support_scores_chats_with_the_lexicon(built) -> None:
 
 def test_incremental_run_corrects_late_days_and_equals_full_refresh(built) -> None:
     spark = built
-    write_bronze(spark, BRONZE, batch_two(), mode="append")
+    write_bronze(spark, BRONZE_SCHEMA, batch_two(), mode="append")
     result = dbt("run", "--select", "customer_usage_daily+")
     assert result.success, _failures(result)
     incremental = spark.table("features.customer_usage_daily").toPandas()
@@ -121,6 +89,12 @@ def test_incremental_run_corrects_late_days_and_equals_full_refresh(built) -> No
 
     result = dbt("test", "--select", "customer_usage_daily")
     assert result.success, _failures(result)
+
+
+def test_docs_generate_works(built) -> None:
+    result = dbt("docs", "generate")
+    assert result.success, result.exception
+    assert (PROJECT / "target" / "catalog.json").is_file()
 
 
 def test_contract_rejects_a_changed_column_type(built, tmp_path) -> None:
