@@ -31,6 +31,7 @@ from pathlib import Path
 
 import psutil
 
+OURS = "features.offline_store.LakehouseOfflineStore"
 DAYS = 730
 BASE = dt.datetime(2024, 1, 1)
 
@@ -183,15 +184,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"lakehouse root {os.environ['LAKEHOUSE_ROOT']}, master {spark.sparkContext.master}, "
           f"shuffle partitions {spark.conf.get('spark.sql.shuffle.partitions')}")
     views = definitions(args.ttl_days)
-    ours = make_store(work / "ours", {"type": "features.offline_store.LakehouseOfflineStore"},
-                      views)
-    feast = make_store(work / "feast", {"type": "spark"}, views)
+    stores: list = []
     header = (f"{'feature rows':>12} {'entity rows':>11} {'ttl d':>5} {'feast s':>8} "
               f"{'ours s':>7} {'ratio':>6} {'feast peak MiB':>14} {'ours peak MiB':>13} agree")
     print(header)
     ok = True
     for rows in args.feature_rows:
         customers = write_feature_table(spark, rows)
+        if not stores:  # apply validates the source table, so it must exist first
+            stores = [make_store(work / "ours", {"type": OURS}, views),
+                      make_store(work / "feast", {"type": "spark"}, views)]
+        ours, feast = stores
         entities = entity_frame(spark, customers, args.entity_every_days).cache()
         n_entities = entities.count()
         warm = entities.limit(1000)
