@@ -1,0 +1,111 @@
+"""Landing files as upstream systems send them: CSV extracts, JSON lines, Parquet per day."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pyspark.sql.functions as F
+from pyspark.sql import Column, DataFrame, SparkSession
+
+from features.schemas import Source, _split_ddl
+
+UNPARSEABLE_TIMESTAMP = "31/02/2026 25:61"
+_UNKNOWN_OFFSET = 1_000_000_000
+_EXTENSIONS = {"csv": "csv", "json": "jsonl", "parquet": "parquet"}
+
+
+def _types(source: Source) -> dict[str, str]:
+    return {part.split(" ", 1)[0]: part.split(" ", 1)[1].strip() for part in _split_ddl(source.ddl)}
+
+
+def _render(column: str, dtype: str) -> Column:
+    """Render a typed column as a CSV field (nulls empty, quoted when needed)."""
+    col = F.col(column)
+    if dtype == "timestamp":
+        text = F.date_format(col, "yyyy-MM-dd HH:mm:ss")
+    elif dtype == "date":
+        text = F.date_format(col, "yyyy-MM-dd")
+    else:
+        text = col.cast("string")
+    quoted = F.concat(F.lit('"'), F.regexp_replace(text, '"', '""'), F.lit('"'))
+    return F.coalesce(F.when(text.rlike('[,"\\n\\r]'), quoted).otherwise(text), F.lit(""))
+
+
+def csv_lines(frame: DataFrame, source: Source) -> DataFrame:
+    """Render records (with ``day``/``d`` and optional ``dirt``) as CSV lines plus headers.
+
+    Returns ``value, d, is_record, ord, dirt, copy``: one header line per day first.
+    """
+    types = _types(source)
+    if "dirt" not in frame.columns:
+        frame = frame.withColumn("dirt", F.lit(None).cast("string"))
+    kind = F.col("dirt")
+    replaced = {}
+    if "customer_id" in types:
+        replaced["customer_id"] = F.when(
+            kind == "unknown_customer", F.col("customer_id") + _UNKNOWN_OFFSET
+        ).otherwise(F.col("customer_id"))
+    replaced[source.key[0]] = F.when(kind == "missing_key", F.lit(None)).otherwise(
+        replaced.get(source.key[0], F.col(source.key[0]))
+    )
+    frame = frame.withColumns(replaced)
+    fields = [_render(name, dtype) for name, dtype in types.items()]
+    if source.event_time:
+        index = list(types).index(source.event_time)
+        fields[index] = F.when(kind == "unparseable_timestamp", F.lit(UNPARSEABLE_TIMESTAMP)) \
+            .otherwise(fields[index])
+    line = F.when(kind == "malformed", F.concat_ws(",", *fields[:-1])) \
+        .otherwise(F.concat_ws(",", *fields))
+    records = frame.select(
+        line.alias("value"), "d", F.lit(1).alias("is_record"), "dirt",
+        F.when(kind == "duplicate", 2).otherwise(1).alias("copies"),
+    ).withColumn("ord", F.xxhash64("value"))
+    records = records.select(
+        "*", F.explode(F.sequence(F.lit(1), F.col("copies"))).alias("copy")
+    ).drop("copies")
+    headers = records.select("d").distinct().select(
+        F.lit(",".join(types)).alias("value"), "d", F.lit(0).alias("is_record"),
+        F.lit(None).cast("string").alias("dirt"), F.lit(0).cast("long").alias("ord"),
+        F.lit(1).alias("copy"),
+    )
+    return records.unionByName(headers)
+
+
+def write_text_by_day(spark: SparkSession, lines: DataFrame, *, root: str, source: Source,
+                      dates: list[dt.date]) -> None:
+    """Write ``value`` lines, one file per day ``d``, header (``is_record`` 0) first."""
+    tmp = f"{root}/_tmp_{source.name}"
+    (lines.repartition(F.col("d")).sortWithinPartitions("d", "is_record", "ord")
+     .select("value", "d").write.mode("overwrite").partitionBy("d").text(tmp))
+    _publish(spark, tmp, f"{root}/{source.name}", _EXTENSIONS[source.file_format], dates)
+
+
+def write_parquet_by_day(spark: SparkSession, frame: DataFrame, *, root: str, source: Source,
+                         dates: list[dt.date]) -> None:
+    """Write the source's columns as Parquet files under one folder per day ``d``."""
+    tmp = f"{root}/_tmp_{source.name}"
+    frame.select(*source.columns, "d").write.mode("overwrite").partitionBy("d").parquet(tmp)
+    _publish(spark, tmp, f"{root}/{source.name}", "parquet", dates)
+
+
+def _publish(spark: SparkSession, tmp: str, target: str, ext: str, dates: list[dt.date]) -> None:
+    """Move ``tmp/d=<date>/part-*`` to ``target/<date>/part-NNNNN.<ext>`` (any Hadoop FS)."""
+    jvm = spark.sparkContext._jvm
+    hpath = jvm.org.apache.hadoop.fs.Path
+    fs = hpath(tmp).getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    for date in dates:
+        fs.delete(hpath(f"{target}/{date.isoformat()}"), True)
+    for status in fs.listStatus(hpath(tmp)):
+        name = status.getPath().getName()
+        if not name.startswith("d="):
+            continue
+        dest = hpath(f"{target}/{name[2:]}")
+        fs.mkdirs(dest)
+        parts = sorted(
+            (p.getPath() for p in fs.listStatus(status.getPath())
+             if p.getPath().getName().startswith("part-")),
+            key=lambda path: path.getName(),
+        )
+        for index, part in enumerate(parts):
+            fs.rename(part, hpath(dest, f"part-{index:05d}.{ext}"))
+    fs.delete(hpath(tmp), True)
