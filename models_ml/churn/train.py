@@ -3,7 +3,12 @@
 With a timestamp column nothing is ever judged on data older than what it was fitted
 on: the held-out set is the latest rows (every training row is at or before the cutoff,
 every held-out row after it), ``tvs`` fits on the earlier part of the training period and
-validates on the later part, and ``cv`` uses contiguous time blocks as folds.  Without a
+validates on the later part (strictly forward), and ``cv`` uses contiguous time blocks as
+folds (blocked CV: a block is validated by a model fitted on the other blocks, later ones
+included, so prefer ``tvs`` when hyperparameter choice must not see the future; the
+held-out score is clean either way).  The label-free feature stages (medians, category
+lists, scales) are fitted once on the whole training part and shared by all tuning fits;
+the held-out part is never seen before it is scored.  Without a
 timestamp (cross-sectional data such as the IBM Telco benchmark) the held-out set and the
 folds come from a hash of the id columns: deterministic, independent of partitioning.
 """
