@@ -52,6 +52,54 @@ def _cmd_serve_sql(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_date(text: str):
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from error
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from features.generate import DirtRates, GeneratorConfig, generate
+
+    spark = lakehouse.spark_session()
+    lakehouse.ensure_databases(spark)
+    rate = args.dirt_rate
+    dirt = DirtRates.none() if rate == 0 else DirtRates(*(rate,) * 7)
+    config = GeneratorConfig(
+        customers=args.customers, days=args.days, start=args.start, seed=args.seed, dirt=dirt
+    )
+    summary = generate(spark, config)
+    for name, count in summary.rows.items():
+        print(f"  {name:<14}{count:>14,}")
+    return 0
+
+
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from features.ingest import ingest_batches
+
+    if args.date:
+        dates = [args.date]
+    elif args.date_from and args.date_to:
+        span = (args.date_to - args.date_from).days
+        dates = [args.date_from + dt.timedelta(days=i) for i in range(span + 1)]
+    else:
+        raise SystemExit("features ingest: give --date, or --from and --to")
+    spark = lakehouse.spark_session()
+    lakehouse.ensure_databases(spark)
+    results = ingest_batches(spark, dates, sources=args.source or None)
+    for name, counts in results.items():
+        read = sum(c.read for c in counts.values())
+        ingested = sum(c.ingested for c in counts.values())
+        held = sum(c.quarantined for c in counts.values())
+        print(f"  {name:<14} read {read:>12,}  ingested {ingested:>12,}  quarantined {held:>10,}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``features`` command."""
     parser = argparse.ArgumentParser(prog="features", description=__doc__)
@@ -77,6 +125,22 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--keep", action="store_true", help="keep the existing lake")
     demo.set_defaults(func=_cmd_demo)
+
+    gen = sub.add_parser("generate", help="write synthetic landing batches for every day")
+    gen.add_argument("--customers", type=int, default=1000)
+    gen.add_argument("--days", type=int, default=60)
+    gen.add_argument("--start", type=_parse_date, default=_parse_date("2026-01-01"))
+    gen.add_argument("--seed", type=int, default=7)
+    gen.add_argument("--dirt-rate", type=float, default=0.01,
+                     help="share of records of each kind of dirt (0 for clean data)")
+    gen.set_defaults(func=_cmd_generate)
+
+    ingest = sub.add_parser("ingest", help="ingest landing batches into bronze and quarantine")
+    ingest.add_argument("--date", type=_parse_date)
+    ingest.add_argument("--from", dest="date_from", type=_parse_date)
+    ingest.add_argument("--to", dest="date_to", type=_parse_date)
+    ingest.add_argument("--source", action="append", help="only this source (repeatable)")
+    ingest.set_defaults(func=_cmd_ingest)
     return parser
 
 

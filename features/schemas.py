@@ -30,6 +30,7 @@ class Source:
         key: Columns that identify a record (exact duplicates are dropped on them).
         event_time: Column giving the event's time, checked against the batch date.
         partition_by: Bronze partition columns.
+        optional: Columns that JSON records may leave out (nested, optional fields).
     """
 
     name: str
@@ -39,6 +40,7 @@ class Source:
     key: tuple[str, ...]
     event_time: str | None = None
     partition_by: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()
 
     @property
     def columns(self) -> list[str]:
@@ -149,6 +151,7 @@ SOURCES: dict[str, Source] = {
             ),
             key=("chat_id",),
             event_time="chat_at",
+            optional=("tags", "agent", "resolution"),
         ),
         Source(
             name="churn",

@@ -1,0 +1,233 @@
+"""Landing batches into bronze Delta tables, with quarantine and a balanced run log.
+
+``ingest_batches(spark, dates)`` validates every file of every source first (a missing or
+retyped column raises :class:`SchemaMismatch` before anything is written), then reads each
+source over all the dates in one Spark job and replaces those batches in ``bronze.<table>``
+and ``quarantine.<table>`` with one Delta commit per table (``replaceWhere`` on
+``_batch_date``): re-ingesting a batch leaves the tables as they were.  Counts per source and
+batch go to ``ops.pipeline_runs``; read = ingested + quarantined is checked against the
+tables after the commits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import time
+from collections.abc import Callable, Iterable
+
+import pyspark.sql.functions as F
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+
+from features import runlog
+from features.ingest.classify import classify, prior_keys
+from features.ingest.files import LandingFile, list_files
+from features.ingest.readers import read_source
+from features.ingest.schema_check import SchemaMismatch, check_csv, check_json, check_parquet
+from features.lakehouse import settings
+from features.schemas import QUARANTINE_DDL, SOURCES, Source
+
+__all__ = ["BatchCounts", "CountsMismatch", "SchemaMismatch", "ingest_batches"]
+
+PIPELINE = "ingest"
+# customers first: the other sources check their customer ids against bronze.customers.
+ORDER = ("customers", "plans", "subscriptions", "invoices", "payments", "churn", "chats", "usage")
+
+
+class CountsMismatch(Exception):
+    """Rows read differ from rows ingested plus rows quarantined."""
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchCounts:
+    """Counts of one source in one batch."""
+
+    read: int
+    ingested: int
+    quarantined: int
+
+    @property
+    def balanced(self) -> bool:
+        """Whether read = ingested + quarantined."""
+        return self.read == self.ingested + self.quarantined
+
+
+def _dates_sql(dates: Iterable[dt.date]) -> str:
+    return "_batch_date in (" + ", ".join(f"'{d.isoformat()}'" for d in sorted(dates)) + ")"
+
+
+def _validate(spark: SparkSession, source: Source, files: list[LandingFile]) -> object:
+    if source.file_format == "parquet":
+        return check_parquet(spark, source, files)
+    if source.file_format == "csv":
+        return check_csv(spark, source, files)
+    return check_json(spark, source, files, optional=source.optional)
+
+
+def _table_location(spark: SparkSession, name: str) -> str:
+    return spark.sql(f"describe detail {name}").first()["location"]
+
+
+def ensure_tables(spark: SparkSession, source: Source) -> tuple[str, str]:
+    """Create ``bronze.<table>`` and ``quarantine.<table>`` if needed; return their locations."""
+    partition = f" partitioned by ({', '.join(source.partition_by)})" if source.partition_by else ""
+    spark.sql(f"create table if not exists bronze.{source.table} ({source.bronze_ddl}) "
+              f"using delta{partition}")
+    spark.sql(f"create table if not exists quarantine.{source.table} ({QUARANTINE_DDL}) "
+              f"using delta{partition}")
+    return (_table_location(spark, f"bronze.{source.table}"),
+            _table_location(spark, f"quarantine.{source.table}"))
+
+
+def known_customers(spark: SparkSession) -> DataFrame:
+    """Customers of bronze with the first batch that brought each."""
+    return spark.table("bronze.customers").groupBy("customer_id") \
+        .agg(F.min("_batch_date").alias("_first_batch"))
+
+
+def _replace(frame: DataFrame, location: str, dates: list[dt.date], *, merge: bool) -> int:
+    """Replace the batches ``dates`` of a Delta table by ``frame``: one atomic commit.
+
+    Returns:
+        The rows the commit wrote, from Delta's own operation metrics.
+    """
+    from delta.tables import DeltaTable
+
+    writer = frame.write.format("delta").mode("overwrite").option("replaceWhere", _dates_sql(dates))
+    if merge:
+        writer = writer.option("mergeSchema", "true")
+    writer.save(location)
+    metrics = DeltaTable.forPath(frame.sparkSession, location).history(1).first()
+    found = metrics["operationMetrics"] or {}
+    # Rows of other batches that shared a rewritten file are copied, not written by us.
+    return int(found.get("numOutputRows", 0)) - int(found.get("numCopiedRows", 0))
+
+
+def ingest_source(
+    spark: SparkSession, source: Source, files: list[LandingFile], layout: object,
+    dates: list[dt.date], *, check_customers: bool = True, log: Callable[[str], None] = print,
+) -> dict[dt.date, BatchCounts]:
+    """Read, classify and write one source over ``dates``; return counts per batch."""
+    bronze_loc, quarantine_loc = ensure_tables(spark, source)
+    parsed = read_source(spark, source, files, layout)
+    extras = [c for c in parsed.columns if c not in source.columns and not c.startswith("_")]
+    first = min(dates).isoformat()
+    since = None
+    if source.event_time:
+        earliest = parsed.agg(F.min(F.to_date(source.event_time))).first()[0]
+        since = earliest.isoformat() if earliest else first
+    prior = prior_keys(spark.table(f"bronze.{source.table}"), source, before=first, since=since)
+    known = known_customers(spark) if check_customers and source.name != "customers" else None
+    classified = classify(parsed, source, known_customers=known, prior=prior) \
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        now = runlog.utc_now()
+        counts = {
+            row["_batch_date"]: (int(row["read"]), int(row["ok"]))
+            for row in classified.groupBy("_batch_date").agg(
+                F.count("*").alias("read"),
+                F.count(F.when(F.col("_reason").isNull(), 1)).alias("ok"),
+            ).collect()
+        }
+        bronze = classified.where(F.col("_reason").isNull()).select(
+            *source.columns, "_source_file", "_batch_date",
+            F.lit(now).cast("timestamp").alias("_ingested_at"), *extras,
+        )
+        quarantine = classified.where(F.col("_reason").isNotNull()).select(
+            F.col("_source_file").alias("source_file"), F.col("_line").alias("line_number"),
+            F.col("_reason").alias("reason"), F.col("_raw").alias("raw_record"),
+            "_batch_date", F.lit(now).cast("timestamp").alias("_quarantined_at"),
+        )
+        wrote = _replace(bronze, bronze_loc, dates, merge=bool(extras))
+        held = _replace(quarantine, quarantine_loc, dates, merge=False)
+        if extras:
+            log(f"ingest: bronze.{source.table} evolved with added column(s) {', '.join(extras)}")
+    finally:
+        classified.unpersist()
+    result = {
+        date: BatchCounts(read=counts.get(date, (0, 0))[0], ingested=counts.get(date, (0, 0))[1],
+                          quarantined=counts.get(date, (0, 0))[0] - counts.get(date, (0, 0))[1])
+        for date in dates
+    }
+    expected = (sum(c.ingested for c in result.values()),
+                sum(c.quarantined for c in result.values()))
+    if (wrote, held) != expected:
+        raise CountsMismatch(
+            f"bronze.{source.table}: Delta committed {wrote} rows to bronze and {held} to "
+            f"quarantine, expected {expected[0]} and {expected[1]}"
+        )
+    return result
+
+
+def ingest_batches(
+    spark: SparkSession,
+    dates: Iterable[dt.date],
+    *,
+    sources: Iterable[str] | None = None,
+    log: Callable[[str], None] = print,
+) -> dict[str, dict[dt.date, BatchCounts]]:
+    """Ingest the landing batches of ``dates`` into bronze and quarantine.
+
+    Args:
+        spark: The lakehouse session.
+        dates: Batch dates; all of a source's dates are read in one job, one commit per table.
+        sources: Source names (all of :data:`features.schemas.SOURCES` by default).
+        log: Where progress lines go.
+
+    Returns:
+        Counts per source and batch date (only batches with landing files).
+
+    Raises:
+        SchemaMismatch: A file lacks a column or retypes it; nothing was written.
+        CountsMismatch: Read differs from ingested plus quarantined (recorded as failed).
+    """
+    wanted = [name for name in ORDER if sources is None or name in set(sources)]
+    all_dates = sorted(set(dates))
+    landing = str(settings().landing_dir)
+    run_id = runlog.new_run_id()
+    plan: list[tuple[Source, list[LandingFile], object]] = []
+    started = runlog.utc_now()
+    try:
+        for name in wanted:
+            source = SOURCES[name]
+            files = list_files(spark, landing_dir=landing, source=source, dates=all_dates)
+            if files:
+                plan.append((source, files, _validate(spark, source, files)))
+    except SchemaMismatch as error:
+        runlog.append_runs(spark, [
+            runlog.StepRun(pipeline=PIPELINE, step="validate", batch_date=d, run_id=run_id,
+                           started_at=started).finish(status="failed", message=str(error))
+            for d in all_dates
+        ])
+        raise
+    results: dict[str, dict[dt.date, BatchCounts]] = {}
+    runs: list[runlog.StepRun] = []
+    customers_known = any(s.name == "customers" for s, _, _ in plan) or \
+        spark.catalog.tableExists("bronze.customers")
+    for source, files, layout in plan:
+        clock = time.perf_counter()
+        step_started = runlog.utc_now()
+        dates_here = sorted({file.batch_date for file in files})
+        counts = ingest_source(spark, source, files, layout, dates_here,
+                               check_customers=customers_known, log=log)
+        results[source.name] = counts
+        for date, batch in counts.items():
+            run = runlog.StepRun(
+                pipeline=PIPELINE, step=f"bronze.{source.table}", batch_date=date, run_id=run_id,
+                started_at=step_started, rows_read=batch.read, rows_written=batch.ingested,
+                rows_quarantined=batch.quarantined,
+            )
+            runs.append(run.finish(status="succeeded") if batch.balanced else run.finish(
+                status="failed", message=f"read {batch.read} != ingested {batch.ingested} + "
+                f"quarantined {batch.quarantined}"))
+        total = [sum(getattr(c, f) for c in counts.values())
+                 for f in ("read", "ingested", "quarantined")]
+        log(f"ingest: bronze.{source.table}: {len(dates_here)} batch(es), read {total[0]:,}, "
+            f"ingested {total[1]:,}, quarantined {total[2]:,} "
+            f"in {time.perf_counter() - clock:.1f}s")
+    runlog.append_runs(spark, runs)
+    failed = [run for run in runs if run.status == "failed"]
+    if failed:
+        raise CountsMismatch("; ".join(f"{r.step} {r.batch_date}: {r.message}" for r in failed))
+    return results

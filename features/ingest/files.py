@@ -1,0 +1,77 @@
+"""Landing files of a batch, and the schema each one declares (any Hadoop file system)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+import pyspark.sql.functions as F
+from pyspark.sql import Column, SparkSession
+
+from features.schemas import Source
+
+
+@dataclasses.dataclass(frozen=True)
+class LandingFile:
+    """One landing file.
+
+    Attributes:
+        path: Full path as Spark reads it.
+        name: Path relative to the lakehouse root,
+            e.g. ``landing/usage/2026-03-01/part-00000.parquet``.
+        batch_date: The batch (folder) date.
+    """
+
+    path: str
+    name: str
+    batch_date: dt.date
+
+
+def _fs(spark: SparkSession, path: str):
+    jvm = spark.sparkContext._jvm
+    hpath = jvm.org.apache.hadoop.fs.Path(path)
+    return hpath, hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+
+
+def list_files(spark: SparkSession, *, landing_dir: str, source: Source,
+               dates: list[dt.date]) -> list[LandingFile]:
+    """Data files of ``source`` in the batches of ``dates`` (hidden and marker files skipped)."""
+    files = []
+    for date in dates:
+        folder, fs = _fs(spark, f"{landing_dir}/{source.name}/{date.isoformat()}")
+        if not fs.exists(folder):
+            continue
+        for status in fs.listStatus(folder):
+            name = status.getPath().getName()
+            if status.isDirectory() or name.startswith(("_", ".")) or status.getLen() == 0:
+                continue
+            files.append(LandingFile(
+                path=status.getPath().toString(),
+                name=f"landing/{source.name}/{date.isoformat()}/{name}",
+                batch_date=date,
+            ))
+    return sorted(files, key=lambda f: f.name)
+
+
+def first_line(spark: SparkSession, path: str) -> str:
+    """The first line of a text file (a CSV header) without reading the rest."""
+    jvm = spark.sparkContext._jvm
+    hpath, fs = _fs(spark, path)
+    stream = fs.open(hpath)
+    try:
+        reader = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(stream, "UTF-8"))
+        return (reader.readLine() or "").lstrip("\ufeff")
+    finally:
+        stream.close()
+
+
+def relative_name() -> Column:
+    """``landing/<source>/<date>/<file>`` of the row's file (from Spark's file metadata)."""
+    return F.regexp_extract(F.col("_metadata.file_path"), r"(landing/[^/]+/[^/]+/[^/]+)$", 1)
+
+
+def batch_date_of() -> Column:
+    """The batch date of the row's file, from its folder name."""
+    return F.to_date(
+        F.regexp_extract(F.col("_metadata.file_path"), r"/(\d{4}-\d{2}-\d{2})/[^/]+$", 1)
+    )

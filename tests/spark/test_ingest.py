@@ -1,0 +1,185 @@
+"""Ingestion: dirt to quarantine with its reason, balanced counts, idempotence, schema change."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+
+import pyspark.sql.functions as F
+import pytest
+
+from features.generate import dirt_counts
+from features.ingest import SchemaMismatch, ingest_batches
+from features.lakehouse import settings
+from features.schemas import SOURCES
+from tests.spark.telco_data import TINY, tiny_lake
+
+pytestmark = pytest.mark.spark
+
+REASONS = {
+    "malformed": "malformed_record",
+    "unparseable_timestamp": "unparseable_timestamp",
+    "negative_duration": "negative_duration",
+    "unknown_customer": "unknown_customer",
+    "missing_key": "missing_key",
+    "duplicate": "duplicate",
+}
+LINEAGE_TIMES = ("_ingested_at", "_quarantined_at")
+
+
+@pytest.fixture(scope="module")
+def ingested(spark):
+    summary = tiny_lake(spark)
+    results = ingest_batches(spark, TINY.dates)
+    return summary, results
+
+
+def _snapshot(spark, table: str):
+    frame = spark.table(table)
+    return frame.drop(*[c for c in LINEAGE_TIMES if c in frame.columns]).cache()
+
+
+def _version(spark, table: str) -> int:
+    return spark.sql(f"describe history {table}").agg(F.max("version")).first()[0]
+
+
+def test_counts_balance_and_are_logged(spark, ingested) -> None:
+    summary, results = ingested
+    for name, counts in results.items():
+        assert all(c.read == c.ingested + c.quarantined for c in counts.values()), name
+        assert sum(c.read for c in counts.values()) == summary.rows[name], name
+    runs = spark.table("ops.pipeline_runs").where("pipeline = 'ingest' and status = 'succeeded'")
+    usage = runs.where("step = 'bronze.usage_events'").agg(
+        F.sum("rows_read"), F.sum("rows_written"), F.sum("rows_quarantined"), F.count("*")
+    ).first()
+    assert usage[0] == usage[1] + usage[2] == summary.rows["usage"]
+    assert usage[3] == TINY.days
+
+
+def test_every_kind_of_dirt_lands_in_quarantine_with_its_reason(spark, ingested) -> None:
+    expected: dict[tuple[str, str], int] = {}
+    for (name, kind), count in dirt_counts(spark, TINY).items():
+        if kind in REASONS:
+            expected[(SOURCES[name].table, REASONS[kind])] = count
+    found = {}
+    for source in SOURCES.values():
+        rows = spark.table(f"quarantine.{source.table}").groupBy("reason").count().collect()
+        found.update({(source.table, row["reason"]): row["count"] for row in rows})
+    assert found == expected
+    kinds = {reason for _, reason in found}
+    assert kinds == set(REASONS.values())
+    sample = spark.table("quarantine.support_chats").where("reason = 'malformed_record'").first()
+    assert sample["source_file"].startswith("landing/chats/2026-01-")
+    assert sample["raw_record"].startswith("{") and sample["line_number"] >= 0
+
+
+def test_late_events_are_ingested_with_their_true_time(spark, ingested) -> None:
+    late = spark.table("bronze.usage_events").where(F.to_date("event_at") < F.col("_batch_date"))
+    assert late.count() > 0
+    assert late.where(F.datediff("_batch_date", F.to_date("event_at")) > 5).count() == 0
+
+
+def test_reingest_changes_nothing(spark, ingested) -> None:
+    tables = ["bronze.usage_events", "quarantine.usage_events", "bronze.support_chats",
+              "quarantine.support_chats", "bronze.payments", "quarantine.payments"]
+    before = {table: _snapshot(spark, table) for table in tables}
+    counts = {table: frame.count() for table, frame in before.items()}
+    ingest_batches(spark, TINY.dates[2:5], sources=["usage", "chats", "payments"])
+    for table in tables:
+        after = _snapshot(spark, table)
+        assert after.count() == counts[table], table
+        assert before[table].exceptAll(after).count() == 0, table
+        after.unpersist()
+        before[table].unpersist()
+
+
+def _landing(name: str, day: dt.date):
+    return settings().landing_dir / name / day.isoformat()
+
+
+def test_added_column_evolves_bronze(spark, ingested) -> None:
+    day = TINY.start + dt.timedelta(days=TINY.days)
+    source = spark.read.parquet(str(_landing("usage", TINY.start)))
+    batch = source.where("event_id is not null").limit(20).select(
+        *[F.concat(F.lit("x"), "event_id").alias("event_id") if c == "event_id" else F.col(c)
+          for c in source.columns],
+        F.lit("5g").alias("network_type"),
+    )
+    batch.coalesce(1).write.mode("overwrite").parquet(str(_landing("usage", day) / "_tmp"))
+    for part in (_landing("usage", day) / "_tmp").glob("part-*.parquet"):
+        part.rename(_landing("usage", day) / "part-00000.parquet")
+    shutil.rmtree(_landing("usage", day) / "_tmp")
+    counts = ingest_batches(spark, [day], sources=["usage"])["usage"][day]
+    bronze = spark.table("bronze.usage_events")
+    assert "network_type" in bronze.columns
+    assert bronze.where(F.col("_batch_date") == day).where("network_type = '5g'").count() \
+        == counts.ingested > 0
+    assert bronze.where(F.col("_batch_date") < day).where("network_type is not null").count() == 0
+
+
+def _retype(frame, column: str, kind: str):
+    if kind == "missing":
+        return frame.drop(column)
+    return frame.withColumn(column, F.concat(F.lit("id-"), F.col(column).cast("string")))
+
+
+@pytest.mark.parametrize(
+    ("name", "column", "kind"),
+    [("usage", "duration_s", "missing"), ("usage", "customer_id", "retyped"),
+     ("payments", "status", "missing"), ("chats", "customer_id", "retyped")],
+)
+def test_missing_or_retyped_column_stops_the_batch(spark, ingested, name, column, kind) -> None:
+    source = SOURCES[name]
+    day = TINY.start + dt.timedelta(days=TINY.days + 1)
+    folder = _landing(name, day)
+    if name == "usage":
+        frame = _retype(spark.read.parquet(str(_landing(name, TINY.start))), column, kind)
+        frame.coalesce(1).write.mode("overwrite").parquet(str(folder / "_tmp"))
+        next((folder / "_tmp").glob("part-*.parquet")).rename(folder / "part-00000.parquet")
+        shutil.rmtree(folder / "_tmp")
+        target = "part-00000.parquet"
+    elif name == "payments":
+        lines = next(_landing(name, TINY.start + dt.timedelta(days=5)).glob("*.csv")) \
+            .read_text().splitlines()
+        header = lines[0].split(",")
+        index = header.index(column)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "part-00000.csv").write_text("\n".join(
+            ",".join(v for i, v in enumerate(line.split(",")) if i != index) for line in lines
+        ) + "\n")
+        target = "part-00000.csv"
+    else:
+        text = next(_landing(name, TINY.start + dt.timedelta(days=2)).glob("*.jsonl")).read_text()
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "part-00000.jsonl").write_text(
+            text.replace('"customer_id":', '"customer_id":"x').replace(',"chat_at"', '","chat_at"')
+        )
+        target = "part-00000.jsonl"
+    tables = [f"bronze.{source.table}", f"quarantine.{source.table}"]
+    versions = {table: _version(spark, table) for table in tables}
+    try:
+        with pytest.raises(SchemaMismatch) as error:
+            ingest_batches(spark, [day])
+        message = str(error.value)
+        assert f"landing/{name}/{day.isoformat()}/{target}" in message
+        assert f"'{column}'" in message and f"bronze.{source.table}" in message
+        assert {table: _version(spark, table) for table in tables} == versions
+        assert spark.table(tables[0]).where(F.col("_batch_date") == day).count() == 0
+    finally:
+        shutil.rmtree(folder)
+
+
+def test_duplicate_of_an_earlier_batch_is_quarantined(spark, ingested) -> None:
+    day = TINY.start + dt.timedelta(days=TINY.days + 2)
+    source_day = TINY.start + dt.timedelta(days=1)
+    folder = _landing("usage", day)
+    folder.mkdir(parents=True)
+    shutil.copy(_landing("usage", source_day) / "part-00000.parquet", folder / "part-00000.parquet")
+    try:
+        counts = ingest_batches(spark, [day], sources=["usage"])["usage"][day]
+        reasons = {row["reason"] for row in spark.table("quarantine.usage_events")
+                   .where(F.col("_batch_date") == day).select("reason").distinct().collect()}
+        assert counts.ingested == 0 and counts.quarantined == counts.read > 0
+        assert "duplicate" in reasons
+    finally:
+        shutil.rmtree(folder)
