@@ -100,6 +100,38 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_daily(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from features.daily import DailyOptions, run_daily
+
+    if args.date:
+        dates = [args.date]
+    elif args.date_from and args.date_to:
+        span = (args.date_to - args.date_from).days
+        dates = [args.date_from + dt.timedelta(days=i) for i in range(span + 1)]
+    else:
+        raise SystemExit("features daily: give --date, or --from and --to (a backfill)")
+    spark = lakehouse.spark_session()
+    outcome = run_daily(
+        spark, dates, options=DailyOptions(retrain=args.retrain, force=args.force)
+    )
+    print(f"daily {max(dates)}: " + "; ".join(f"{k}: {v}" for k, v in outcome.items()))
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from features import runlog
+
+    spark = lakehouse.spark_session()
+    runs = runlog.read_runs(spark, pipeline=args.pipeline)
+    runs.select(
+        "pipeline", "step", "batch_date", "status", "started_at", "finished_at",
+        "rows_read", "rows_written", "rows_quarantined", "message",
+    ).show(n=args.limit, truncate=60)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``features`` command."""
     parser = argparse.ArgumentParser(prog="features", description=__doc__)
@@ -120,8 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=_cmd_serve_sql)
 
     demo = sub.add_parser("demo", help="the main job end to end on a small embedded lake")
-    demo.add_argument("--customers", type=int, default=2000)
-    demo.add_argument("--days", type=int, default=120)
+    demo.add_argument("--customers", type=int, default=1000)
+    demo.add_argument("--days", type=int, default=90)
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--keep", action="store_true", help="keep the existing lake")
     demo.set_defaults(func=_cmd_demo)
@@ -141,6 +173,19 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--to", dest="date_to", type=_parse_date)
     ingest.add_argument("--source", action="append", help="only this source (repeatable)")
     ingest.set_defaults(func=_cmd_ingest)
+
+    daily = sub.add_parser("daily", help="ingest, dbt build, Feast, retrain when due, score")
+    daily.add_argument("--date", type=_parse_date)
+    daily.add_argument("--from", dest="date_from", type=_parse_date)
+    daily.add_argument("--to", dest="date_to", type=_parse_date)
+    daily.add_argument("--retrain", choices=("auto", "always", "never"), default="auto")
+    daily.add_argument("--force", action="store_true", help="rerun steps that succeeded")
+    daily.set_defaults(func=_cmd_daily)
+
+    status = sub.add_parser("status", help="the last runs from ops.pipeline_runs")
+    status.add_argument("--pipeline")
+    status.add_argument("--limit", type=int, default=30)
+    status.set_defaults(func=_cmd_status)
     return parser
 
 

@@ -48,3 +48,8 @@ def feature_marts(spark):
     result = dbt("build", "--full-refresh")
     assert result.success, failures(result)
     return spark
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the end-to-end daily job last: it rebuilds the shared lake from scratch."""
+    items.sort(key=lambda item: "tests/e2e/test_daily.py" in item.nodeid.replace("\\", "/"))

@@ -1,0 +1,161 @@
+"""``features daily``: one date (or a backfill window) from landing files to predictions.
+
+Steps, each recorded in ``ops.pipeline_runs`` under pipeline ``daily`` and the batch date:
+ingest the landing batches -> ``dbt build`` -> ``feast apply`` + materialize ->
+retrain when due -> score the date.  A step that already succeeded for the date is
+skipped, so a failed run resumes from its failed step and a rerun of a finished date
+changes nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import time
+from collections.abc import Callable, Sequence
+
+import pyspark.sql.functions as F
+from pyspark.sql import SparkSession
+
+from features import feast_repo, lakehouse, runlog
+
+PIPELINE = "daily"
+STEPS: tuple[str, ...] = ("ingest", "dbt_build", "feast", "train", "score")
+DBT_PROJECT = feast_repo.REPO_PATH.parent / "dbt_project"
+
+
+class StepFailed(RuntimeError):
+    """A step of the daily job failed; rerunning the date resumes from it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DailyOptions:
+    """How the daily job runs.
+
+    Attributes:
+        retrain: ``auto`` (when no model exists or the newest is ``retrain_every_days``
+            old), ``always`` or ``never``.
+        retrain_every_days: Age of the newest model, in batch days, that makes it due.
+        force: Rerun steps that already succeeded for the date.
+    """
+
+    retrain: str = "auto"
+    retrain_every_days: int = 7
+    force: bool = False
+
+
+def succeeded_steps(spark: SparkSession, day: dt.date) -> set[str]:
+    """Steps of the daily job that already succeeded for ``day``."""
+    runs = runlog.read_runs(spark, pipeline=PIPELINE).where(
+        (F.col("batch_date") == F.lit(day)) & (F.col("status") == "succeeded")
+    )
+    return {row.step for row in runs.select("step").distinct().collect()}
+
+
+def run_dbt_build(*, log: Callable[[str], None] = print) -> None:
+    """``dbt build`` of the project on the session target, in this process."""
+    from dbt.cli.main import dbtRunner
+
+    result = dbtRunner().invoke([
+        "build", "--project-dir", str(DBT_PROJECT), "--profiles-dir", str(DBT_PROJECT),
+        "--target", "session", "--quiet",
+    ])
+    if not result.success:
+        failed = []
+        try:
+            failed = [f"{r.node.name}: {r.message}" for r in result.result
+                      if str(r.status) not in ("success", "pass")]
+        except TypeError:
+            failed = [str(result.exception)]
+        raise StepFailed("dbt build failed: " + "; ".join(failed[:5]))
+    log(f"dbt: build succeeded ({len(list(result.result))} nodes)")
+
+
+def _model_due(spark: SparkSession, day: dt.date, options: DailyOptions) -> bool:
+    if options.retrain == "always":
+        return True
+    if options.retrain == "never":
+        return False
+    trained = runlog.read_runs(spark, pipeline=PIPELINE).where(
+        (F.col("step") == "train") & (F.col("status") == "succeeded")
+        & (F.col("message") != "not due")
+    ).agg(F.max("batch_date")).first()[0]
+    from models_ml.churn import persist
+
+    try:
+        persist.load_model("churn")
+    except persist.ModelNotFound:
+        return True
+    return trained is None or (day - trained).days >= options.retrain_every_days
+
+
+def run_daily(
+    spark: SparkSession,
+    dates: Sequence[dt.date],
+    *,
+    options: DailyOptions | None = None,
+    log: Callable[[str], None] = print,
+) -> dict[str, str]:
+    """Run the daily job for the batches of ``dates``; score the last of them.
+
+    Args:
+        spark: The lakehouse session.
+        dates: Batch dates to ingest (one for a daily run, many for a backfill).
+        options: Retraining and rerun options.
+        log: Where progress lines go.
+
+    Returns:
+        Step name to what happened (``ran``, ``skipped``, ``not due``).
+    """
+    from features import ingest
+    from models_ml.churn import jobs
+
+    options = options or DailyOptions()
+    day = max(dates)
+    lakehouse.ensure_databases(spark)
+    runlog.ensure_table(spark)
+    done = set() if options.force else succeeded_steps(spark, day)
+    run_id = runlog.new_run_id()
+    outcome: dict[str, str] = {}
+
+    def ingest_step() -> str:
+        counts = ingest.ingest_batches(spark, list(dates), log=log)
+        total = sum(c.read for per_day in counts.values() for c in per_day.values())
+        return f"{total} records read"
+
+    def dbt_step() -> str:
+        run_dbt_build(log=log)
+        return "ok"
+
+    def feast_step() -> str:
+        views = feast_repo.apply()
+        end = dt.datetime.combine(day, dt.time(23, 59, 59), tzinfo=dt.timezone.utc)
+        feast_repo.materialize_incremental(end)
+        return f"applied {', '.join(views)}; materialized to {end.isoformat()}"
+
+    def train_step() -> str:
+        if not _model_due(spark, day, options):
+            return "not due"
+        run = jobs.train_churn_model(spark, log=log)
+        return f"v{run.saved.version} auc={run.result.metrics.get('areaUnderROC', 0):.3f}"
+
+    def score_step() -> str:
+        rows = jobs.score_day(spark, day, log=log)
+        return f"{rows} customers"
+
+    actions = {"ingest": ingest_step, "dbt_build": dbt_step, "feast": feast_step,
+               "train": train_step, "score": score_step}
+    for step in STEPS:
+        if step in done:
+            log(f"[daily {day}] {step}: already succeeded, skipped")
+            outcome[step] = "skipped"
+            continue
+        log(f"[daily {day}] {step} ...")
+        started = time.perf_counter()
+        with runlog.record_step(spark, pipeline=PIPELINE, step=step, batch_date=day,
+                                run_id=run_id) as record:
+            message = actions[step]()
+            record.finish(status="succeeded", message=message)
+        outcome[step] = message
+        log(f"[daily {day}] {step}: {message} ({time.perf_counter() - started:.0f}s)")
+    return outcome

@@ -1,0 +1,227 @@
+"""The churn jobs over the lakehouse: train through Feast, and score a day.
+
+Training builds its entity frame from ``ml.churn_labels`` (customer, snapshot instant,
+label), pulls the ``churn_v1`` feature service through Feast's
+``get_historical_features`` (our Delta offline store, with ``filter_by_created_timestamp``
+so that no value written after a snapshot leaks into it) as a lazy Spark DataFrame,
+and tunes, judges, reports and saves the model.  Scoring gets every active customer's
+features as of the end of a day the same way and replaces that day's rows of
+``predictions.churn_scores`` in one Delta commit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pyspark.sql.functions as F
+from pyspark.sql import DataFrame, SparkSession
+
+from features import feast_repo, lakehouse
+from models_ml.churn import persist, report
+from models_ml.churn.config import ModelConfig
+from models_ml.churn.train import TrainResult, score, train
+
+FEATURE_SERVICE = "churn_v1"
+MODEL_NAME = "churn"
+LABELS_TABLE = "ml.churn_labels"
+SPINE_TABLE = "staging.int_customer_days_spanned"
+PREDICTIONS_TABLE = "predictions.churn_scores"
+PREDICTIONS_DDL = (
+    "customer_id bigint, score_date date, churn_probability double, risk_decile int, "
+    "model_name string, model_version string, scored_at timestamp"
+)
+_STRING_TYPES = ("String",)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingRun:
+    """What one training job produced.
+
+    Attributes:
+        saved: The model saved in the lake (its metadata holds versions and metrics).
+        registered: Its MLflow registry entry.
+        result: The training result (model, metrics, curves).
+        report_path: The Markdown report beside the plots.
+    """
+
+    saved: persist.SavedModel
+    registered: persist.RegisteredModel
+    result: TrainResult
+    report_path: Path
+
+
+def service_features(store: Any, service: str = FEATURE_SERVICE) -> tuple[list[str], list[str]]:
+    """Return the numeric and the categorical feature names of a feature service."""
+    numeric, categorical = [], []
+    for projection in store.get_feature_service(service).feature_view_projections:
+        for field in projection.features:
+            (categorical if str(field.dtype) in _STRING_TYPES else numeric).append(field.name)
+    return numeric, categorical
+
+
+def training_entities(
+    spark: SparkSession, *, start: dt.date | None = None, end: dt.date | None = None
+) -> DataFrame:
+    """Entity rows for training: (customer_id, event_timestamp, label) in a window."""
+    labels = spark.table(LABELS_TABLE)
+    if start is not None:
+        labels = labels.where(F.col("snapshot_date") >= F.lit(start))
+    if end is not None:
+        labels = labels.where(F.col("snapshot_date") <= F.lit(end))
+    return labels.select(
+        "customer_id", "event_timestamp", F.col("churned_within_30d").alias("label")
+    )
+
+
+def historical_features(store: Any, entities: DataFrame) -> tuple[DataFrame, dict[str, Any]]:
+    """Point-in-time features of the churn service for the entity rows, lazily.
+
+    Returns:
+        The feature frame and the Delta version of every feature table read.
+    """
+    job = store.get_historical_features(
+        entity_df=entities,
+        features=store.get_feature_service(FEATURE_SERVICE),
+        filter_by_created_timestamp=True,
+    )
+    return job.to_spark_df(), dict(getattr(job, "source_versions", {}) or {})
+
+
+def model_config(store: Any, **overrides: Any) -> ModelConfig:
+    """The churn model's configuration over the feature service's features."""
+    numeric, categorical = service_features(store)
+    options: dict[str, Any] = {
+        "label_col": "label",
+        "family": "logistic",
+        "timestamp_col": "event_timestamp",
+        "id_cols": ("customer_id",),
+        "numeric_cols": tuple(numeric),
+        "categorical_cols": tuple(categorical),
+        "param_grid": (("regParam", (0.001, 0.01, 0.1)), ("elasticNetParam", (0.0, 0.5))),
+        "tuning": "cv",
+        "num_folds": 3,
+        "max_iter": 50,
+    }
+    options.update(overrides)
+    return ModelConfig(**options)
+
+
+def train_churn_model(
+    spark: SparkSession,
+    *,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    log: Callable[[str], None] = print,
+    **config_overrides: Any,
+) -> TrainingRun:
+    """Train, judge, report, save and register the churn model.
+
+    Args:
+        spark: The lakehouse session.
+        start: First snapshot date of the training window (all by default).
+        end: Last snapshot date of the training window (all by default).
+        log: Where progress lines go.
+        **config_overrides: Fields of :class:`ModelConfig` to change.
+    """
+    store = feast_repo.feature_store()
+    entities = training_entities(spark, start=start, end=end)
+    frame, versions = historical_features(store, entities)
+    config = model_config(store, **config_overrides)
+    log(f"train: {FEATURE_SERVICE} features of {LABELS_TABLE} ({len(config.feature_cols)} "
+        f"features; tables at versions {versions})")
+    result = train(frame, config)
+    log("train: held-out " + ", ".join(f"{k}={v:.3f}" for k, v in sorted(result.metrics.items())))
+    extra = {"training_window": {"start": str(start) if start else None,
+                                 "end": str(end) if end else None},
+             "filter_by_created_timestamp": True}
+    saved = persist.save_model(
+        result, name=MODEL_NAME, feature_service=FEATURE_SERVICE,
+        source_versions=versions, extra=extra,
+    )
+    report_dir = saved.path / "report"
+    report_path = report.write_report(result, report_dir, title=f"Churn model v{saved.version}")
+    registered = persist.log_to_mlflow(
+        result, name=MODEL_NAME, metadata=saved.metadata, report_dir=report_dir
+    )
+    log(f"train: saved {saved.path}; registered {registered.model_uri} as champion")
+    return TrainingRun(saved=saved, registered=registered, result=result,
+                       report_path=report_path)
+
+
+def active_customers(spark: SparkSession, day: dt.date) -> DataFrame:
+    """Entity rows for scoring: every customer active on ``day``, as of its end."""
+    return (
+        spark.table(SPINE_TABLE)
+        .where(F.col("feature_date") == F.lit(day))
+        .select(
+            "customer_id",
+            (F.lit(day).cast("timestamp") + F.expr("INTERVAL 86399 SECONDS")).alias(
+                "event_timestamp"
+            ),
+        )
+    )
+
+
+def _deciles(scored: DataFrame) -> DataFrame:
+    """Risk decile 10 = the riskiest tenth, from approximate quantiles (no global sort)."""
+    cuts = scored.approxQuantile("churn_probability", [i / 10 for i in range(1, 10)], 0.001)
+    decile = F.lit(1)
+    for cut in cuts:
+        decile = decile + F.when(F.col("churn_probability") > F.lit(cut), 1).otherwise(0)
+    return scored.withColumn("risk_decile", decile.cast("int"))
+
+
+def score_day(
+    spark: SparkSession,
+    day: dt.date,
+    *,
+    version: int | None = None,
+    log: Callable[[str], None] = print,
+) -> int:
+    """Score every active customer as of the end of ``day`` into the predictions table.
+
+    Args:
+        spark: The lakehouse session.
+        day: The score date.
+        version: Saved model version; the newest saved one by default.
+        log: Where progress lines go.
+
+    Returns:
+        Rows written for ``day`` (that day's earlier rows are replaced atomically).
+    """
+    model, metadata = persist.load_model(MODEL_NAME, version=version)
+    store = feast_repo.feature_store()
+    features, _ = historical_features(store, active_customers(spark, day))
+    config = model_config(store)
+    scored = score(model, features, config=config, threshold=metadata.get("threshold"))
+    scored = scored.select(
+        "customer_id",
+        F.lit(day).alias("score_date"),
+        F.col("score").cast("double").alias("churn_probability"),
+    )
+    scored = _deciles(scored.cache())
+    out = scored.select(
+        "customer_id", "score_date", "churn_probability", "risk_decile",
+        F.lit(MODEL_NAME).alias("model_name"),
+        F.lit(str(metadata.get("version", version))).alias("model_version"),
+        F.current_timestamp().alias("scored_at"),
+    )
+    lakehouse.ensure_databases(spark, databases=("predictions",))
+    if not spark.catalog.tableExists(PREDICTIONS_TABLE):
+        spark.createDataFrame([], PREDICTIONS_DDL).write.format("delta").partitionBy(
+            "score_date").saveAsTable(PREDICTIONS_TABLE)
+    (
+        out.write.format("delta")
+        .mode("overwrite")
+        .option("replaceWhere", f"score_date = '{day.isoformat()}'")
+        .saveAsTable(PREDICTIONS_TABLE)
+    )
+    rows = spark.table(PREDICTIONS_TABLE).where(F.col("score_date") == F.lit(day)).count()
+    scored.unpersist()
+    log(f"score: {rows:,} customers scored for {day} with {MODEL_NAME} "
+        f"v{metadata.get('version', version)}")
+    return rows
