@@ -77,18 +77,22 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_ingest(args: argparse.Namespace) -> int:
+def _batch_dates(args: argparse.Namespace, *, command: str) -> list:
+    """The batch dates of ``--date``, or of ``--from`` .. ``--to`` inclusive."""
     import datetime as dt
 
+    if args.date:
+        return [args.date]
+    if args.date_from and args.date_to:
+        span = (args.date_to - args.date_from).days
+        return [args.date_from + dt.timedelta(days=i) for i in range(span + 1)]
+    raise SystemExit(f"features {command}: give --date, or --from and --to")
+
+
+def _cmd_ingest(args: argparse.Namespace) -> int:
     from features.ingest import ingest_batches
 
-    if args.date:
-        dates = [args.date]
-    elif args.date_from and args.date_to:
-        span = (args.date_to - args.date_from).days
-        dates = [args.date_from + dt.timedelta(days=i) for i in range(span + 1)]
-    else:
-        raise SystemExit("features ingest: give --date, or --from and --to")
+    dates = _batch_dates(args, command="ingest")
     spark = lakehouse.spark_session()
     lakehouse.ensure_databases(spark)
     results = ingest_batches(spark, dates, sources=args.source or None)
@@ -101,17 +105,9 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def _cmd_daily(args: argparse.Namespace) -> int:
-    import datetime as dt
-
     from features.daily import DailyOptions, run_daily
 
-    if args.date:
-        dates = [args.date]
-    elif args.date_from and args.date_to:
-        span = (args.date_to - args.date_from).days
-        dates = [args.date_from + dt.timedelta(days=i) for i in range(span + 1)]
-    else:
-        raise SystemExit("features daily: give --date, or --from and --to (a backfill)")
+    dates = _batch_dates(args, command="daily")
     spark = lakehouse.spark_session()
     outcome = run_daily(
         spark, dates, options=DailyOptions(retrain=args.retrain, force=args.force)

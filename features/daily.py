@@ -58,7 +58,7 @@ def run_dbt_build(*, log: Callable[[str], None] = print) -> None:
 
     result = dbtRunner().invoke([
         "build", "--project-dir", str(DBT_PROJECT), "--profiles-dir", str(DBT_PROJECT),
-        "--target", "session", "--quiet",
+        "--target", "session",
     ])
     if not result.success:
         failed = []
