@@ -1,6 +1,9 @@
 {#- Recomputes the 7- and 90-day call minutes of every feature row from the events whose
     time is at or before the row's event_timestamp (and inside the window), and fails on
-    every row whose stored value differs: a value that used a later event shows up here. -#}
+    every row whose stored value is larger: durations are never negative in staging, so a
+    value that used an event later than its event_timestamp shows up here.  (A stored
+    value may be smaller: events before a customer's first day in the lake are not
+    features.) -#}
 with features as (
     select * from {{ ref('customer_usage_daily') }}
 ),
@@ -33,8 +36,8 @@ final as (
     inner join recomputed
         on features.customer_id = recomputed.customer_id
         and features.feature_date = recomputed.feature_date
-    where abs(features.call_minutes_7d - recomputed.call_minutes_7d) > 1e-6
-       or abs(features.call_minutes_90d - recomputed.call_minutes_90d) > 1e-6
+    where features.call_minutes_7d > recomputed.call_minutes_7d + 1e-6
+       or features.call_minutes_90d > recomputed.call_minutes_90d + 1e-6
 )
 
 select * from final
