@@ -63,6 +63,8 @@ def test_every_kind_of_dirt_lands_in_quarantine_with_its_reason(spark, ingested)
             expected[(SOURCES[name].table, REASONS[kind])] = count
     found = {}
     for source in SOURCES.values():
+        if not spark.catalog.tableExists(f"quarantine.{source.table}"):
+            continue  # no landing files of this source in the window (e.g. no churn yet)
         rows = spark.table(f"quarantine.{source.table}").groupBy("reason").count().collect()
         found.update({(source.table, row["reason"]): row["count"] for row in rows})
     assert found == expected
