@@ -76,7 +76,7 @@ def test_pyhive_client_queries_the_same_table(server) -> None:
         assert [row[0] for row in cursor.fetchall()] == [10, 9, 8]
 
 
-def test_dbt_thrift_target_connects_from_a_shell(server) -> None:
+def test_dbt_thrift_target_runs_the_project_from_a_shell(server) -> None:
     root, port = server
     project = REPO_ROOT / "dbt_project"
     env = dict(os.environ, LAKEHOUSE_ROOT=str(root), LAKEHOUSE_THRIFT_PORT=str(port))
@@ -88,3 +88,15 @@ def test_dbt_thrift_target_connects_from_a_shell(server) -> None:
     )
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert "All checks passed" in proc.stdout
+    # The same project builds through the server: its seed lands as a Delta table.
+    proc = subprocess.run(
+        [str(dbt), "seed", "--project-dir", str(project), "--profiles-dir", str(project),
+         "--target", "thrift"],
+        cwd=project, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    out = sql_server.beeline(
+        "select count(*) as n from staging.sentiment_lexicon where category = 'cancel'",
+        port=port,
+    )
+    assert int(out.strip().splitlines()[-1]) > 0
