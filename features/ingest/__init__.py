@@ -94,11 +94,15 @@ def _replace(frame: DataFrame, location: str, dates: list[dt.date], *, merge: bo
     """
     from delta.tables import DeltaTable
 
+    spark = frame.sparkSession
+    before = DeltaTable.forPath(spark, location).history(1).first()["version"]
     writer = frame.write.format("delta").mode("overwrite").option("replaceWhere", _dates_sql(dates))
     if merge:
         writer = writer.option("mergeSchema", "true")
     writer.save(location)
-    metrics = DeltaTable.forPath(frame.sparkSession, location).history(1).first()
+    metrics = DeltaTable.forPath(spark, location).history(1).first()
+    if metrics["version"] == before:
+        return 0  # nothing to write and nothing to replace: Delta made no commit
     found = metrics["operationMetrics"] or {}
     # Rows of other batches that shared a rewritten file are copied, not written by us.
     return int(found.get("numOutputRows", 0)) - int(found.get("numCopiedRows", 0))
