@@ -6,7 +6,7 @@ renamed as (
     select
         chat_id,
         cast(customer_id as bigint) as customer_id,
-        chat_at,
+        date_trunc('second', chat_at) as chat_at,
         to_date(chat_at) as chat_date,
         lower(trim(channel)) as channel,
         coalesce(summary, '') as summary,

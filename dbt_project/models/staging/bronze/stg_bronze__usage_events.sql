@@ -6,7 +6,7 @@ renamed as (
     select
         event_id,
         cast(customer_id as bigint) as customer_id,
-        event_at,
+        date_trunc('second', event_at) as event_at,
         to_date(event_at) as event_date,
         lower(trim(event_type)) as event_type,
         cast(duration_s as int) as duration_s,
