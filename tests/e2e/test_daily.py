@@ -23,7 +23,8 @@ def daily_lake(spark, lakehouse_root):
     for database in lakehouse.DATABASES:
         spark.sql(f"drop database if exists {database} cascade")
     shutil.rmtree(lakehouse_root / "landing", ignore_errors=True)
-    shutil.rmtree(lakehouse_root / "artifacts", ignore_errors=True)
+    # Only the churn model's own versions go: MLflow keeps its SQLite store open.
+    shutil.rmtree(lakehouse_root / "artifacts" / "models" / "churn", ignore_errors=True)
     lakehouse.ensure_databases(spark)
     config = GeneratorConfig(customers=CUSTOMERS, days=DAYS, seed=11)
     summary = generate(spark, config)
