@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pandas as pd
 import pytest
 
@@ -45,14 +43,3 @@ def test_historical_features_are_point_in_time(store) -> None:
     assert frame.contract_type[2] == "month-to-month"
     # Customer 3 signed up on Jan 3: nothing is known on Jan 2.
     assert pd.isna(frame.tenure_days[3]) and pd.isna(frame.call_minutes_7d[3])
-
-
-def test_materialize_and_read_online(store) -> None:
-    store.materialize_incremental(end_date=dt.datetime(2026, 1, 8, 23, 59, 59,
-                                                       tzinfo=dt.timezone.utc))
-    online = store.get_online_features(
-        features=["customer_billing:contract_type", "customer_billing:monthly_charge"],
-        entity_rows=[{"customer_id": 1}, {"customer_id": 99}],
-    ).to_dict()
-    assert online["contract_type"] == ["one-year", None]
-    assert online["monthly_charge"] == [50.0, None]
