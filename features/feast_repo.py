@@ -43,9 +43,10 @@ def apply(cfg: lakehouse.LakehouseSettings | None = None) -> list[str]:
     from feast.repo_config import load_repo_config
     from feast.repo_operations import apply_total
 
-    _prepare(cfg)
+    cfg = _prepare(cfg)
     path = repo_path()
     config = load_repo_config(path, path / "feature_store.yaml")
+    _set_aside_unreadable_registry(Path(config.registry.path))
     # Feast imports the repository's modules by their path relative to the working
     # directory, as `feast apply` does when run inside the repository.
     if str(path) not in sys.path:
@@ -60,8 +61,52 @@ def apply(cfg: lakehouse.LakehouseSettings | None = None) -> list[str]:
     return sorted(view.name for view in store.list_feature_views())
 
 
+def _set_aside_unreadable_registry(registry: Path) -> None:
+    """Move a registry file that does not parse out of the way, so apply can rebuild it.
+
+    Feast's file registry is rewritten in place; a process killed mid-write leaves it
+    truncated.  Everything in it comes from the repository's definitions, which apply
+    writes again; only materialization marks are lost, and the next materialization
+    starts over at ``end - ttl``.
+    """
+    from feast.protos.feast.core.Registry_pb2 import Registry as RegistryProto
+    from google.protobuf.message import DecodeError
+
+    if not registry.is_file():
+        return
+    try:
+        RegistryProto.FromString(registry.read_bytes())
+    except DecodeError:
+        aside = registry.with_name(f"{registry.name}.unreadable")
+        os.replace(registry, aside)
+        print(f"feast: registry {registry} did not parse (a crash mid-write?); "
+              f"moved to {aside} and rebuilt by apply", file=sys.stderr)
+
+
 def materialize_incremental(
     end: dt.datetime, cfg: lakehouse.LakehouseSettings | None = None
-) -> None:
-    """Load the latest feature values up to ``end`` into the online store."""
-    feature_store(cfg).materialize_incremental(end_date=end)
+) -> dict[str, dt.datetime]:
+    """Load the latest feature values up to ``end`` into the online store.
+
+    Feast starts a view's first incremental materialization at *now* minus its TTL, which
+    finds nothing in a lake whose days lie in the past (a backfill, the demo). A view that
+    was never materialized is therefore first materialized over ``[end - ttl, end]``, the
+    values an online read at ``end`` may serve; later calls continue incrementally from
+    where the previous one ended.  Returns each view's start.
+    """
+    store = feature_store(cfg)
+    end = end if end.tzinfo else end.replace(tzinfo=dt.UTC)
+    starts: dict[str, dt.datetime] = {}
+    first_time = []
+    for view in store.list_feature_views():
+        if view.most_recent_end_time is None and view.ttl:
+            first_time.append(view.name)
+            starts[view.name] = end - view.ttl
+        else:
+            starts[view.name] = view.most_recent_end_time or end
+    for name in first_time:
+        store.materialize(start_date=starts[name], end_date=end, feature_views=[name])
+    rest = [name for name in starts if name not in first_time]
+    if rest:
+        store.materialize_incremental(end_date=end, feature_views=rest)
+    return starts

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pandas as pd
 import pytest
 
@@ -43,3 +45,22 @@ def test_historical_features_are_point_in_time(store) -> None:
     assert frame.contract_type[2] == "month-to-month"
     # Customer 3 signed up on Jan 3: nothing is known on Jan 2.
     assert pd.isna(frame.tenure_days[3]) and pd.isna(frame.call_minutes_7d[3])
+
+
+def test_materialize_and_read_online(store) -> None:
+    # The fixture's days lie in the past: the first materialization of each view covers
+    # [end - ttl, end], not Feast's [now - ttl, end], which would find nothing.
+    end = dt.datetime(2026, 1, 8, 23, 59, 59, tzinfo=dt.UTC)
+    starts = feast_repo.materialize_incremental(end)
+    assert starts["customer_billing"] == end - dt.timedelta(days=3)
+    store = feast_repo.feature_store()
+    assert store.get_feature_view("customer_billing").most_recent_end_time == end
+    online = store.get_online_features(
+        features=["customer_billing:contract_type", "customer_billing:monthly_charge"],
+        entity_rows=[{"customer_id": 1}, {"customer_id": 99}],
+    ).to_dict()
+    assert online["contract_type"] == ["one-year", None]
+    assert online["monthly_charge"] == [50.0, None]
+    # The next call continues from where this one ended.
+    later = feast_repo.materialize_incremental(end + dt.timedelta(days=1))
+    assert later["customer_billing"] == end

@@ -1,7 +1,3 @@
-{{ config(severity='warn') }}
-{#- Severity warn for now: on generated lakes a few hundred rows come out larger than the
-    recomputation and the cause is not found yet (see the closing note of the session that
-    added it); on the hand-written fixture of tests/dbt it finds nothing. -#}
 {#- Recomputes the 7- and 90-day call minutes of every feature row from the events whose
     time is at or before the row's event_timestamp (and inside the window), and fails on
     every row whose stored value is larger: durations are never negative in staging, so a
@@ -22,8 +18,8 @@ recomputed as (
         features.customer_id,
         features.feature_date,
         coalesce(sum(case when events.event_at > timestampadd(DAY, -7, features.event_timestamp)
-                          then events.duration_s end), 0) / 60.0 as call_minutes_7d,
-        coalesce(sum(events.duration_s), 0) / 60.0 as call_minutes_90d
+                          then events.duration_s end), 0) / 60.0d as call_minutes_7d,
+        coalesce(sum(events.duration_s), 0) / 60.0d as call_minutes_90d
     from features
     left join events
         on features.customer_id = events.customer_id
