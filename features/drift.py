@@ -1,0 +1,418 @@
+"""Feature drift by population stability index (PSI), computed in Spark.
+
+A *profile* is the baseline of a training set, a small JSON-serialisable dict stored with the
+model::
+
+    baseline = profile(train, numeric_cols=["tenure_days"], categorical_cols=["plan_id"])
+    drift = psi(baseline, scoring_frame)              # one FeatureDrift per feature
+    write_drift(spark, drift, score_date=day, model_name="churn", model_version="3")
+    plot_drift(drift, artifacts / "drift.png", title=f"churn v3 on {day}")
+
+Buckets of a numeric feature are cut at approximate quantiles of the training set: the
+deduplicated inner edges are stored, the outer bins run to -inf and +inf (implicit, so the
+profile stays strict JSON), a value ``x`` falls in bin ``i`` = the number of edges ``<= x``,
+and null or NaN go to a separate null bucket.  A categorical feature has one bucket for each of
+its ``top_n`` most frequent training categories, one ``other`` bucket for everything else
+(categories unseen in training included) and one null bucket.  Then, over all buckets,
+``PSI = sum((a - e) * ln(a / e))`` with ``a`` the current share, ``e`` the baseline share, both
+floored at a small epsilon.  Rule of thumb: below 0.1 stable, 0.1 to 0.2 moderate, above 0.2
+drifted.
+
+Every feature is bucketed in one ``select`` and counted in one aggregation, so a profile or a
+comparison costs one pass over the data however many features there are; only the counts per
+bucket reach the driver.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyspark.sql.functions as F
+from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql.types import BooleanType, NumericType
+
+from features import runlog
+
+DRIFT_TABLE = "ops.feature_drift"
+DRIFT_DDL = (
+    "score_date date, model_name string, model_version string, feature string, kind string, "
+    "psi double, drifted boolean, baseline_rows bigint, current_rows bigint, "
+    "computed_at timestamp"
+)
+PROFILE_FORMAT = "feature-profile/1"
+NUMERIC = "numeric"
+CATEGORICAL = "categorical"
+DEFAULT_BINS = 10
+DEFAULT_TOP_N = 50
+DEFAULT_THRESHOLD = 0.2
+EPSILON = 1e-4
+RELATIVE_ERROR = 1e-3
+
+# Bucket ids shared by the profile and the comparison: bins and categories count from 0.
+_NULL = -1
+_OTHER = -2
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureDrift:
+    """The drift of one feature between a baseline profile and a current frame.
+
+    Attributes:
+        feature: Column name.
+        kind: ``numeric`` or ``categorical``.
+        psi: Population stability index over all buckets.
+        bins: Buckets compared (bins or categories, plus the ``other`` and null buckets).
+        rows: Rows of the current frame.
+        baseline_rows: Rows of the training set the profile was taken from.
+    """
+
+    feature: str
+    kind: str
+    psi: float
+    bins: int
+    rows: int
+    baseline_rows: int
+
+    def is_drifted(self, threshold: float = DEFAULT_THRESHOLD) -> bool:
+        """Whether the PSI exceeds ``threshold``."""
+        return self.psi > threshold
+
+
+def profile(
+    frame: DataFrame, *, numeric_cols: Sequence[str] = (), categorical_cols: Sequence[str] = (),
+    bins: int = DEFAULT_BINS, top_n: int = DEFAULT_TOP_N,
+    relative_error: float = RELATIVE_ERROR,
+) -> dict[str, Any]:
+    """The baseline distribution of each feature of a training set.
+
+    Three small Spark jobs whatever the number of features: the quantiles of all numeric
+    columns, the top categories of all categorical ones, and the counts per bucket.  Cache
+    ``frame`` first if it is expensive to recompute.
+
+    Args:
+        frame: The training set.
+        numeric_cols: Numeric features, bucketed at approximate quantiles.
+        categorical_cols: Categorical features (any type, compared as strings).
+        bins: Quantile bins per numeric feature before deduplicating equal edges.
+        top_n: Categories kept per categorical feature; the rest share an ``other`` bucket.
+        relative_error: Relative error of ``approxQuantile``.
+
+    Returns:
+        ``{"format", "rows", "bins", "top_n", "features": {name: {...}}}``; each numeric feature
+        holds ``edges`` (inner edges), ``shares`` (one more than edges) and ``null_share``;
+        each categorical one ``categories``, ``shares``, ``other_share`` and ``null_share``.
+        Plain lists, floats and ints: it survives ``json.dumps(..., allow_nan=False)``.
+    """
+    if bins < 2:
+        raise ValueError(f"profile: bins must be at least 2, got {bins}")
+    if top_n < 1:
+        raise ValueError(f"profile: top_n must be at least 1, got {top_n}")
+    numeric_cols, categorical_cols = list(numeric_cols), list(categorical_cols)
+    _check_columns(frame, numeric_cols, categorical_cols)
+    features: dict[str, dict[str, Any]] = {}
+    if numeric_cols:
+        probabilities = [i / bins for i in range(1, bins)]
+        values = frame.select([_numeric(c).alias(c) for c in numeric_cols])
+        quantiles = values.approxQuantile(numeric_cols, probabilities, relative_error)
+        for name, cuts in zip(numeric_cols, quantiles, strict=True):
+            features[name] = {"kind": NUMERIC, "edges": sorted({float(c) for c in cuts})}
+    for name, categories in _top_categories(frame, categorical_cols, top_n).items():
+        features[name] = {"kind": CATEGORICAL, "categories": categories}
+    features = {name: features[name] for name in numeric_cols + categorical_cols}
+    counts = _bucket_counts(frame, features)
+    rows = _rows(counts)
+    if rows == 0:
+        raise ValueError("profile: the frame has no rows; a baseline needs a training set")
+    for name, spec in features.items():
+        shares = [count / rows for count in _aligned(counts[name], spec)]
+        if spec["kind"] == NUMERIC:
+            spec.update(shares=shares[:-1], null_share=shares[-1])
+        else:
+            spec.update(shares=shares[:-2], other_share=shares[-2], null_share=shares[-1])
+    return {"format": PROFILE_FORMAT, "rows": rows, "bins": bins, "top_n": top_n,
+            "features": features}
+
+
+def psi(
+    baseline: dict[str, Any], frame: DataFrame, *, features: Sequence[str] | None = None,
+    epsilon: float = EPSILON,
+) -> list[FeatureDrift]:
+    """The PSI of each feature of ``baseline`` between the training set and ``frame``.
+
+    One pass over ``frame`` for all features: one ``select`` of bucket ids, one aggregation
+    of counts per feature and bucket.
+
+    Args:
+        baseline: A profile from :func:`profile` (or its JSON round trip).
+        frame: The current data, e.g. the feature frame of a scoring day.
+        features: Compare only these features of the baseline (all by default).
+        epsilon: Floor of a share, so that an empty bucket counts but stays finite.
+
+    Returns:
+        One :class:`FeatureDrift` per feature, in the baseline's order.
+    """
+    specs = _specs(baseline, features)
+    missing = [name for name in specs if name not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"psi: the frame lacks feature(s) {missing} of the baseline "
+            f"(frame columns: {frame.columns}); select them into the frame or pass features="
+        )
+    counts = _bucket_counts(frame, specs)
+    rows = _rows(counts)
+    if rows == 0:
+        raise ValueError("psi: the current frame has no rows; there is nothing to compare")
+    result = []
+    for name, spec in specs.items():
+        actual = [count / rows for count in _aligned(counts[name], spec)]
+        expected = _baseline_shares(spec)
+        result.append(FeatureDrift(
+            feature=name, kind=spec["kind"], psi=population_stability(expected, actual,
+                                                                       epsilon=epsilon),
+            bins=len(expected), rows=rows, baseline_rows=int(baseline["rows"]),
+        ))
+    return result
+
+
+def population_stability(
+    expected: Sequence[float], actual: Sequence[float], *, epsilon: float = EPSILON,
+) -> float:
+    """``sum((a - e) * ln(a / e))`` over aligned shares, each floored at ``epsilon``."""
+    if len(expected) != len(actual):
+        raise ValueError(f"population_stability: {len(expected)} expected shares "
+                         f"but {len(actual)} actual ones")
+    total = 0.0
+    for e, a in zip(expected, actual, strict=True):
+        e, a = max(e, epsilon), max(a, epsilon)
+        total += (a - e) * math.log(a / e)
+    return total
+
+
+def drifted_features(
+    rows: Iterable[FeatureDrift], threshold: float = DEFAULT_THRESHOLD,
+) -> list[str]:
+    """Features whose PSI exceeds ``threshold``, most drifted first."""
+    drifted = [row for row in rows if row.is_drifted(threshold)]
+    return [row.feature for row in sorted(drifted, key=lambda row: (-row.psi, row.feature))]
+
+
+def ensure_table(spark: SparkSession) -> str:
+    """Create ``ops.feature_drift`` (partitioned by ``score_date``) if needed; return where."""
+    if not spark.catalog.tableExists(DRIFT_TABLE):
+        spark.sql("create database if not exists ops")
+        spark.sql(
+            f"create table if not exists {DRIFT_TABLE} ({DRIFT_DDL}) using delta "
+            "partitioned by (score_date)"
+        )
+    return spark.sql(f"describe detail {DRIFT_TABLE}").first()["location"]
+
+
+def write_drift(
+    spark: SparkSession, rows: Sequence[FeatureDrift], *, score_date: dt.date, model_name: str,
+    model_version: str, threshold: float = DEFAULT_THRESHOLD,
+) -> int:
+    """Replace the drift rows of ``model_name`` on ``score_date`` in ``ops.feature_drift``.
+
+    One Delta commit (``replaceWhere`` on the date and the model): a rerun of the same day
+    leaves one set of rows, whatever model version wrote the earlier ones.  An empty ``rows``
+    removes that day's rows of the model.
+
+    Returns:
+        Rows written.
+    """
+    features = [row.feature for row in rows]
+    repeated = sorted({name for name in features if features.count(name) > 1})
+    if repeated:
+        raise ValueError(f"write_drift: feature(s) {repeated} appear more than once for "
+                         f"{model_name} on {score_date}; pass one FeatureDrift per feature")
+    location = ensure_table(spark)
+    computed_at = runlog.utc_now()
+    frame = spark.createDataFrame(
+        [
+            (score_date, model_name, str(model_version), row.feature, row.kind, float(row.psi),
+             row.is_drifted(threshold), row.baseline_rows, row.rows, computed_at)
+            for row in rows
+        ],
+        DRIFT_DDL,
+    )
+    condition = (f"score_date = '{score_date.isoformat()}' "
+                 f"and model_name = {_sql_string(model_name)}")
+    # To the table's location, not saveAsTable: an overwrite through the Hive catalog would
+    # also rewrite the table's schema in the metastore on every run.
+    frame.write.format("delta").mode("overwrite").option("replaceWhere", condition) \
+        .save(location)
+    return len(rows)
+
+
+def plot_drift(
+    rows: Sequence[FeatureDrift], path: Path, *, title: str,
+    threshold: float = DEFAULT_THRESHOLD,
+) -> Path:
+    """PSI per feature as a PNG of horizontal bars, largest on top, drifted ones in red.
+
+    Returns:
+        ``path``.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    ordered = sorted(rows, key=lambda row: (-row.psi, row.feature))
+    fig = Figure(figsize=(7.5, max(2.5, 1.2 + 0.32 * len(ordered))))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    positions = list(range(len(ordered)))
+    colors = ["tab:red" if row.is_drifted(threshold) else "tab:blue" for row in ordered]
+    ax.barh(positions, [row.psi for row in ordered], color=colors)
+    ax.set_yticks(positions, [row.feature for row in ordered])
+    ax.invert_yaxis()
+    for position, row in zip(positions, ordered, strict=True):
+        ax.annotate(f"{row.psi:.3f}", (row.psi, position), xytext=(3, 0),
+                    textcoords="offset points", va="center", fontsize=8)
+    line = ax.axvline(threshold, linestyle="--", color="grey", label=f"threshold {threshold:g}")
+    top = max([threshold, *(row.psi for row in ordered)])
+    ax.set(xlabel="population stability index", title=title, xlim=(0, top * 1.15))
+    if not ordered:
+        ax.text(0.5, 0.5, "no features", transform=ax.transAxes, ha="center", va="center")
+    ax.legend(handles=[Patch(color="tab:red", label=f"drifted (PSI > {threshold:g})"),
+                       Patch(color="tab:blue", label="stable"), line], loc="lower right")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, format="png")
+    return path
+
+
+def _check_columns(frame: DataFrame, numeric: list[str], categorical: list[str]) -> None:
+    """Raise when the feature lists are empty, overlap or do not fit the frame's schema."""
+    if not numeric and not categorical:
+        raise ValueError("profile: no features given; pass numeric_cols and/or categorical_cols")
+    both = sorted(set(numeric) & set(categorical))
+    if both:
+        raise ValueError(f"profile: {both} given as both numeric and categorical; pick one")
+    types = {field.name: field.dataType for field in frame.schema.fields}
+    missing = [name for name in numeric + categorical if name not in types]
+    if missing:
+        raise ValueError(f"profile: the frame lacks column(s) {missing} "
+                         f"(frame columns: {frame.columns})")
+    for name in numeric:
+        kind = types[name]
+        if not isinstance(kind, NumericType) or isinstance(kind, BooleanType):
+            raise ValueError(f"profile: numeric feature '{name}' has type {kind.simpleString()}; "
+                             "cast it to a number or pass it in categorical_cols")
+
+
+def _numeric(name: str) -> Column:
+    """The column as double, NaN turned into null."""
+    value = F.col(name).cast("double")
+    return F.when(~F.isnan(value), value)
+
+
+def _top_categories(
+    frame: DataFrame, names: list[str], top_n: int,
+) -> dict[str, list[str]]:
+    """The ``top_n`` most frequent non-null categories of each column (ties by value)."""
+    if not names:
+        return {}
+    pairs = F.array(*[
+        F.struct(F.lit(name).alias("feature"), F.col(name).cast("string").alias("value"))
+        for name in names
+    ])
+    rank = F.row_number().over(
+        Window.partitionBy("feature").orderBy(F.desc("count"), F.asc("value"))
+    )
+    top = (
+        frame.select(F.inline(pairs))
+        .where(F.col("value").isNotNull())
+        .groupBy("feature", "value").count()
+        .withColumn("rank", rank)
+        .where(F.col("rank") <= top_n)
+        .collect()
+    )
+    found: dict[str, list[tuple[int, str]]] = {name: [] for name in names}
+    for row in top:
+        found[row["feature"]].append((row["rank"], row["value"]))
+    return {name: [value for _, value in sorted(ranked)] for name, ranked in found.items()}
+
+
+def _bucket(name: str, spec: dict[str, Any]) -> Column:
+    """The bucket id of the column under ``spec``: bin or category index, other, or null."""
+    if spec["kind"] == NUMERIC:
+        value = _numeric(name)
+        index = F.lit(0)
+        for edge in spec["edges"]:
+            index = index + (value >= F.lit(float(edge))).cast("int")
+        return F.when(value.isNull(), F.lit(_NULL)).otherwise(index)
+    value = F.col(name).cast("string")
+    categories = spec["categories"]
+    if not categories:
+        return F.when(value.isNull(), F.lit(_NULL)).otherwise(F.lit(_OTHER))
+    position = F.array_position(F.array(*[F.lit(c) for c in categories]), value)
+    return (
+        F.when(value.isNull(), F.lit(_NULL))
+        .when(position == 0, F.lit(_OTHER))
+        .otherwise((position - 1).cast("int"))
+    )
+
+
+def _bucket_counts(
+    frame: DataFrame, specs: dict[str, dict[str, Any]],
+) -> dict[str, dict[int, int]]:
+    """Rows per feature and bucket id, in one pass; only the counts reach the driver."""
+    pairs = F.array(*[
+        F.struct(F.lit(name).alias("feature"), _bucket(name, spec).alias("bucket"))
+        for name, spec in specs.items()
+    ])
+    counted = frame.select(F.inline(pairs)).groupBy("feature", "bucket").count().collect()
+    counts: dict[str, dict[int, int]] = {name: {} for name in specs}
+    for row in counted:
+        counts[row["feature"]][int(row["bucket"])] = int(row["count"])
+    return counts
+
+
+def _rows(counts: dict[str, dict[int, int]]) -> int:
+    """Rows of the frame: every feature puts each row in exactly one bucket."""
+    return sum(next(iter(counts.values())).values()) if counts else 0
+
+
+def _aligned(counts: dict[int, int], spec: dict[str, Any]) -> list[int]:
+    """Counts in profile order: bins or categories, then ``other`` (categorical), then null."""
+    if spec["kind"] == NUMERIC:
+        ids = [*range(len(spec["edges"]) + 1), _NULL]
+    else:
+        ids = [*range(len(spec["categories"])), _OTHER, _NULL]
+    return [counts.get(bucket, 0) for bucket in ids]
+
+
+def _baseline_shares(spec: dict[str, Any]) -> list[float]:
+    """The baseline's shares in the order of :func:`_aligned`."""
+    if spec["kind"] == NUMERIC:
+        return [*spec["shares"], spec["null_share"]]
+    return [*spec["shares"], spec["other_share"], spec["null_share"]]
+
+
+def _specs(
+    baseline: dict[str, Any], features: Sequence[str] | None,
+) -> dict[str, dict[str, Any]]:
+    """The feature specs of a profile, checked, optionally restricted to ``features``."""
+    if not isinstance(baseline, dict) or baseline.get("format") != PROFILE_FORMAT:
+        found = baseline.get("format") if isinstance(baseline, dict) else type(baseline).__name__
+        raise ValueError(f"psi: baseline is not a {PROFILE_FORMAT} profile (format {found!r}); "
+                         "build it with features.drift.profile")
+    specs = baseline["features"]
+    if features is None:
+        return dict(specs)
+    unknown = [name for name in features if name not in specs]
+    if unknown:
+        raise ValueError(f"psi: feature(s) {unknown} are not in the baseline "
+                         f"(profiled: {list(specs)})")
+    return {name: specs[name] for name in features}
+
+
+def _sql_string(value: str) -> str:
+    """``value`` as a Spark SQL string literal."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
