@@ -116,6 +116,30 @@ def _cmd_daily(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from models_ml.churn import jobs
+
+    spark = lakehouse.spark_session()
+    overrides = {"tuning": args.tuning}
+    if args.family:
+        overrides["family"] = args.family
+    run = jobs.train_churn_model(spark, start=args.date_from, end=args.date_to, **overrides)
+    metrics = run.result.metrics
+    print(f"model {jobs.MODEL_NAME} v{run.saved.version}: "
+          + ", ".join(f"{k}={metrics[k]:.4f}" for k in sorted(metrics)))
+    print(f"saved {run.saved.path}; report {run.report_path}; registry {run.registered.model_uri}")
+    return 0
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    from models_ml.churn import jobs
+
+    spark = lakehouse.spark_session()
+    rows = jobs.score_day(spark, args.date, version=args.version, promoted=args.promoted)
+    print(f"{jobs.PREDICTIONS_TABLE}: {rows:,} customers scored for {args.date}")
+    return 0
+
+
 def _cmd_status(args: argparse.Namespace) -> int:
     from features import runlog
 
@@ -133,7 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="features", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    setup = sub.add_parser("setup", help="cache Delta's jars, write Spark defaults, create databases")
+    setup = sub.add_parser(
+        "setup", help="cache Delta's jars, write Spark defaults, create databases")
     setup.add_argument("--no-databases", dest="databases", action="store_false")
     setup.set_defaults(func=_cmd_setup)
 
@@ -177,6 +202,24 @@ def build_parser() -> argparse.ArgumentParser:
     daily.add_argument("--retrain", choices=("auto", "always", "never"), default="auto")
     daily.add_argument("--force", action="store_true", help="rerun steps that succeeded")
     daily.set_defaults(func=_cmd_daily)
+
+    train = sub.add_parser("train", help="train the churn model through Feast and register it")
+    train.add_argument("--from", dest="date_from", type=_parse_date,
+                       help="first label snapshot date of the training window")
+    train.add_argument("--to", dest="date_to", type=_parse_date,
+                       help="last label snapshot date of the training window")
+    train.add_argument("--family", choices=("logistic", "gbt"))
+    train.add_argument("--tuning", choices=("cv", "tvs"), default="cv",
+                       help="CrossValidator, or the cheaper TrainValidationSplit")
+    train.set_defaults(func=_cmd_train)
+
+    score = sub.add_parser("score", help="score every active customer of a date")
+    score.add_argument("--date", type=_parse_date, required=True)
+    which = score.add_mutually_exclusive_group()
+    which.add_argument("--version", type=int, help="saved model version (newest by default)")
+    which.add_argument("--promoted", action="store_true",
+                       help="the registry's promoted (champion) version")
+    score.set_defaults(func=_cmd_score)
 
     status = sub.add_parser("status", help="the last runs from ops.pipeline_runs")
     status.add_argument("--pipeline")

@@ -2,9 +2,9 @@
 
 Steps, each recorded in ``ops.pipeline_runs`` under pipeline ``daily`` and the batch date:
 ingest the landing batches -> ``dbt build`` -> ``feast apply`` + materialize ->
-retrain when due -> score the date.  A step that already succeeded for the date is
-skipped, so a failed run resumes from its failed step and a rerun of a finished date
-changes nothing.
+retrain when due (weekly, or after drift) -> score the date -> monitor feature drift.
+A step that already succeeded for the date is skipped, so a failed run resumes from its
+failed step and a rerun of a finished date changes nothing.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pyspark.sql import SparkSession
 from features import feast_repo, lakehouse, runlog
 
 PIPELINE = "daily"
-STEPS: tuple[str, ...] = ("ingest", "dbt_build", "feast", "train", "score")
+STEPS: tuple[str, ...] = ("ingest", "dbt_build", "feast", "train", "score", "monitor")
 DBT_PROJECT = feast_repo.REPO_PATH.parent / "dbt_project"
 
 
@@ -71,22 +71,42 @@ def run_dbt_build(*, log: Callable[[str], None] = print) -> None:
     log(f"dbt: build succeeded ({len(list(result.result))} nodes)")
 
 
-def _model_due(spark: SparkSession, day: dt.date, options: DailyOptions) -> bool:
+def _retrain_reason(spark: SparkSession, day: dt.date, options: DailyOptions) -> str | None:
+    """Why the model must be trained on ``day`` (None: it need not be).
+
+    Due when asked to, when there is no model, when the newest is
+    ``retrain_every_days`` batch days old, or when the last monitored day before ``day``
+    found drift against the newest model's training set.
+    """
+    from features import drift
+    from models_ml.churn import jobs, persist
+
     if options.retrain == "always":
-        return True
+        return "retrain=always"
     if options.retrain == "never":
-        return False
+        return None
+    versions = persist.saved_versions(jobs.MODEL_NAME)
+    if not versions:
+        return "no model yet"
     trained = runlog.read_runs(spark, pipeline=PIPELINE).where(
         (F.col("step") == "train") & (F.col("status") == "succeeded")
         & (F.col("message") != "not due")
     ).agg(F.max("batch_date")).first()[0]
-    from models_ml.churn import persist
-
-    try:
-        persist.load_model("churn")
-    except persist.ModelNotFound:
-        return True
-    return trained is None or (day - trained).days >= options.retrain_every_days
+    if trained is None or (day - trained).days >= options.retrain_every_days:
+        return f"model older than {options.retrain_every_days} days"
+    if spark.catalog.tableExists(drift.DRIFT_TABLE):
+        last = spark.table(drift.DRIFT_TABLE).where(
+            (F.col("model_name") == jobs.MODEL_NAME)
+            & (F.col("model_version") == str(versions[-1]))
+            & (F.col("score_date") < F.lit(day))
+        )
+        latest = last.agg(F.max("score_date")).first()[0]
+        if latest is not None:
+            drifted = [r.feature for r in last.where(
+                (F.col("score_date") == F.lit(latest)) & F.col("drifted")).collect()]
+            if drifted:
+                return f"drift on {latest} in {', '.join(sorted(drifted))}"
+    return None
 
 
 def run_daily(
@@ -129,22 +149,34 @@ def run_daily(
 
     def feast_step() -> str:
         views = feast_repo.apply()
-        end = dt.datetime.combine(day, dt.time(23, 59, 59), tzinfo=dt.timezone.utc)
+        end = dt.datetime.combine(day, dt.time(23, 59, 59), tzinfo=dt.UTC)
         feast_repo.materialize_incremental(end)
         return f"applied {', '.join(views)}; materialized to {end.isoformat()}"
 
     def train_step() -> str:
-        if not _model_due(spark, day, options):
+        whole = jobs.trained_for(day)
+        if whole is not None:  # an earlier attempt trained it, then died before recording
+            return f"v{whole} (trained by an earlier attempt)"
+        reason = _retrain_reason(spark, day, options)
+        if reason is None:
             return "not due"
-        run = jobs.train_churn_model(spark, log=log)
-        return f"v{run.saved.version} auc={run.result.metrics.get('areaUnderROC', 0):.3f}"
+        log(f"[daily {day}] train: due ({reason})")
+        run = jobs.train_churn_model(spark, batch_date=day, log=log)
+        return (f"v{run.saved.version} auc={run.result.metrics.get('areaUnderROC', 0):.3f} "
+                f"({reason})")
 
     def score_step() -> str:
         rows = jobs.score_day(spark, day, log=log)
         return f"{rows} customers"
 
+    def monitor_step() -> str:
+        check = jobs.monitor_day(spark, day, log=log)
+        if check.drifted:
+            return f"drift in {', '.join(check.drifted)}"
+        return f"no drift in {check.rows} features"
+
     actions = {"ingest": ingest_step, "dbt_build": dbt_step, "feast": feast_step,
-               "train": train_step, "score": score_step}
+               "train": train_step, "score": score_step, "monitor": monitor_step}
     for step in STEPS:
         if step in done:
             log(f"[daily {day}] {step}: already succeeded, skipped")

@@ -51,5 +51,5 @@ def feature_marts(spark):
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Run the end-to-end daily job last: it rebuilds the shared lake from scratch."""
-    items.sort(key=lambda item: "tests/e2e/test_daily.py" in item.nodeid.replace("\\", "/"))
+    """Run the tests on the daily job's lake last: its fixture rebuilds the shared lake."""
+    items.sort(key=lambda item: "daily_lake" in getattr(item, "fixturenames", ()))

@@ -156,7 +156,7 @@ def time_bounded(
 def naive_utc(instant: dt.datetime) -> dt.datetime:
     """Return ``instant`` as a naive UTC datetime (naive input is taken as UTC)."""
     if instant.tzinfo is not None:
-        instant = instant.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        instant = instant.astimezone(dt.UTC).replace(tzinfo=None)
     return instant
 
 

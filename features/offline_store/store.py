@@ -296,7 +296,7 @@ def _entities_from_date_range(
     end: dt.datetime | None,
 ) -> DataFrame:
     """Without an entity frame: every key seen in [start, end], as of end."""
-    end = end or dt.datetime.now(dt.timezone.utc)
+    end = end or dt.datetime.now(dt.UTC)
     frames = []
     for view in feature_views:
         source = _spark_source(view.batch_source, view.name)

@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pyspark.sql.functions as F
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
-from features import feast_repo, lakehouse
-from models_ml.churn import persist, report
+from features import drift, feast_repo, lakehouse
+from models_ml.churn import persist
 from models_ml.churn.config import ModelConfig
 from models_ml.churn.train import TrainResult, score, train
 
@@ -110,11 +111,33 @@ def model_config(store: Any, **overrides: Any) -> ModelConfig:
     return ModelConfig(**options)
 
 
+def fit_tuning_to_snapshots(
+    config: ModelConfig, snapshots: int, *, log: Callable[[str], None] = print
+) -> ModelConfig:
+    """Fewer time folds when the labels have few snapshot instants.
+
+    The latest instant is held out and each time block of the cross-validation needs
+    one of the rest: with fewer than ``num_folds`` left, the folds shrink to what there
+    is (at least two), else tuning falls back to the forward train/validation split.
+    """
+    usable = snapshots - 1
+    if config.tuning != "cv" or usable >= config.num_folds:
+        return config
+    if usable >= 2:
+        log(f"train: {snapshots} snapshot instants: {usable} time folds "
+            f"instead of {config.num_folds}")
+        return dataclasses.replace(config, num_folds=usable)
+    log(f"train: {snapshots} snapshot instants: too few to cross-validate by time; "
+        f"tuning with a forward train/validation split")
+    return dataclasses.replace(config, tuning="tvs")
+
+
 def train_churn_model(
     spark: SparkSession,
     *,
     start: dt.date | None = None,
     end: dt.date | None = None,
+    batch_date: dt.date | None = None,
     log: Callable[[str], None] = print,
     **config_overrides: Any,
 ) -> TrainingRun:
@@ -124,32 +147,62 @@ def train_churn_model(
         spark: The lakehouse session.
         start: First snapshot date of the training window (all by default).
         end: Last snapshot date of the training window (all by default).
+        batch_date: The daily job's date that trained it (kept in the metadata).
         log: Where progress lines go.
         **config_overrides: Fields of :class:`ModelConfig` to change.
     """
     store = feast_repo.feature_store()
     entities = training_entities(spark, start=start, end=end)
     frame, versions = historical_features(store, entities)
-    config = model_config(store, **config_overrides)
+    config = fit_tuning_to_snapshots(
+        model_config(store, **config_overrides),
+        entities.select("event_timestamp").distinct().count(), log=log,
+    )
     log(f"train: {FEATURE_SERVICE} features of {LABELS_TABLE} ({len(config.feature_cols)} "
         f"features; tables at versions {versions})")
+    frame = frame.persist(StorageLevel.MEMORY_AND_DISK)  # trained on, then profiled
     result = train(frame, config)
+    baseline = drift.profile(frame, numeric_cols=result.config.numeric_cols,
+                             categorical_cols=result.config.categorical_cols)
+    frame.unpersist()
     log("train: held-out " + ", ".join(f"{k}={v:.3f}" for k, v in sorted(result.metrics.items())))
     extra = {"training_window": {"start": str(start) if start else None,
                                  "end": str(end) if end else None},
-             "filter_by_created_timestamp": True}
+             "filter_by_created_timestamp": True,
+             "batch_date": str(batch_date) if batch_date else None,
+             "drift_baseline": baseline}
     saved = persist.save_model(
         result, name=MODEL_NAME, feature_service=FEATURE_SERVICE,
         source_versions=versions, extra=extra,
     )
     report_dir = saved.path / "report"
-    report_path = report.write_report(result, report_dir, title=f"Churn model v{saved.version}")
+    report_path = report_dir / "report.md"
     registered = persist.log_to_mlflow(
         result, name=MODEL_NAME, metadata=saved.metadata, report_dir=report_dir
     )
     log(f"train: saved {saved.path}; registered {registered.model_uri} as champion")
     return TrainingRun(saved=saved, registered=registered, result=result,
                        report_path=report_path)
+
+
+def trained_for(batch_date: dt.date) -> int | None:
+    """The saved version the daily job trained on ``batch_date``, if it is whole.
+
+    Whole means saved and registered (and promoted again, in case a crash came between
+    the two).  A version saved but never registered is discarded, so that training again
+    saves it under the same number, as a run without the crash would have.
+    """
+    for version in reversed(persist.saved_versions(MODEL_NAME)):
+        metadata = persist.read_metadata(MODEL_NAME, version)
+        if metadata.get("batch_date") != str(batch_date):
+            continue
+        registered = persist.registered_version(MODEL_NAME, version)
+        if registered is None:
+            persist.discard_version(MODEL_NAME, version)
+            return None
+        persist.promote(MODEL_NAME, registered)
+        return version
+    return None
 
 
 def active_customers(spark: SparkSession, day: dt.date) -> DataFrame:
@@ -180,6 +233,7 @@ def score_day(
     day: dt.date,
     *,
     version: int | None = None,
+    promoted: bool = False,
     log: Callable[[str], None] = print,
 ) -> int:
     """Score every active customer as of the end of ``day`` into the predictions table.
@@ -188,12 +242,16 @@ def score_day(
         spark: The lakehouse session.
         day: The score date.
         version: Saved model version; the newest saved one by default.
+        promoted: Use the registry's promoted (``champion``) version instead.
         log: Where progress lines go.
 
     Returns:
         Rows written for ``day`` (that day's earlier rows are replaced atomically).
     """
-    model, metadata = persist.load_model(MODEL_NAME, version=version)
+    if promoted:
+        model, metadata = persist.load_promoted(MODEL_NAME)
+    else:
+        model, metadata = persist.load_model(MODEL_NAME, version=version)
     store = feast_repo.feature_store()
     features, _ = historical_features(store, active_customers(spark, day))
     config = model_config(store)
@@ -225,3 +283,64 @@ def score_day(
     log(f"score: {rows:,} customers scored for {day} with {MODEL_NAME} "
         f"v{metadata.get('version', version)}")
     return rows
+
+
+@dataclasses.dataclass(frozen=True)
+class DriftCheck:
+    """What monitoring found for one score date.
+
+    Attributes:
+        rows: Drift rows written to ``ops.feature_drift`` (one per feature).
+        drifted: Features whose PSI passed the threshold, most drifted first.
+        plot: The PNG of PSI per feature.
+        model_version: The model whose training set is the baseline.
+    """
+
+    rows: int
+    drifted: list[str]
+    plot: Path
+    model_version: int
+
+
+def monitor_day(
+    spark: SparkSession,
+    day: dt.date,
+    *,
+    version: int | None = None,
+    threshold: float = drift.DEFAULT_THRESHOLD,
+    log: Callable[[str], None] = print,
+) -> DriftCheck:
+    """Feature drift of ``day``'s scoring set against the model's training set.
+
+    The population stability index of every feature of the model, between the profile
+    saved with the model at training time and the features of every active customer as
+    of the end of ``day`` (through Feast, as scoring gets them), replaces ``day``'s rows
+    of ``ops.feature_drift`` for the model; a plot goes beside the model's other artifacts.
+    """
+    versions = persist.saved_versions(MODEL_NAME)
+    if not versions:
+        raise persist.ModelNotFound(f"monitor: no saved {MODEL_NAME!r} model; train one first")
+    version = version if version is not None else versions[-1]
+    metadata = persist.read_metadata(MODEL_NAME, version)
+    baseline = metadata.get("drift_baseline")
+    if not baseline:
+        raise ValueError(
+            f"monitor: model {MODEL_NAME} v{version} was saved without a drift baseline "
+            f"(trained before monitoring existed); retrain it")
+    store = feast_repo.feature_store()
+    features, _ = historical_features(store, active_customers(spark, day))
+    found = drift.psi(baseline, features)
+    rows = drift.write_drift(spark, found, score_date=day, model_name=MODEL_NAME,
+                             model_version=str(version), threshold=threshold)
+    plot = drift.plot_drift(
+        found,
+        lakehouse.settings().artifacts_dir / "monitoring" / f"feature_drift_{day}.png",
+        title=f"Feature drift on {day} vs the training set of {MODEL_NAME} v{version}",
+        threshold=threshold,
+    )
+    drifted = drift.drifted_features(found, threshold)
+    log(f"monitor: {rows} features checked for {day}; "
+        + (f"drifted (PSI > {threshold}): {', '.join(drifted)}" if drifted else "no drift")
+        + f"; plot {plot}")
+    return DriftCheck(rows=rows, drifted=drifted, plot=plot, model_version=version)
+

@@ -14,6 +14,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
+import shutil
+import tempfile
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +32,8 @@ if TYPE_CHECKING:
 
 DEFAULT_ALIAS = "champion"
 METADATA_FILE = "metadata.json"
+#: Tag of a registered version: the lake version it was logged from.
+LAKE_VERSION_TAG = "lake_version"
 
 
 class ModelNotFound(LookupError):
@@ -162,11 +167,17 @@ def save_model(
         source_versions=source_versions, extra=extra,
     )
     metadata["version"] = version
-    path.mkdir(parents=True, exist_ok=False)
-    result.model.write().save(str(path / "model"))
+    # Written aside and renamed into place: a crash leaves no half version behind
+    # (``_versions`` lists only whole numbers), and a reader never sees one.
+    base.mkdir(parents=True, exist_ok=True)
+    for stale in base.glob(".partial-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".partial-{version}-", dir=base))
+    result.model.write().save(str(staging / "model"))
     if with_report:
-        write_report(result, path / "report", title=f"{name} v{version}")
-    (path / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True))
+        write_report(result, staging / "report", title=f"{name} v{version}")
+    (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True))
+    os.rename(staging, path)
     return SavedModel(name=name, version=version, path=path, metadata=metadata)
 
 
@@ -298,6 +309,11 @@ def log_to_mlflow(
                       "feature_names": list(result.config.feature_cols)},
         )
     version = str(info.registered_model_version)
+    if meta.get("version") is not None:
+        from mlflow import MlflowClient
+
+        MlflowClient(tracking_uri=configure_mlflow(root)).set_model_version_tag(
+            name, version, LAKE_VERSION_TAG, str(meta["version"]))
     if alias:
         promote(name, version, alias=alias, root=root)
     return RegisteredModel(
@@ -324,3 +340,65 @@ def load_registered(
     configure_mlflow(root)
     uri = f"models:/{name}/{version}" if version is not None else f"models:/{name}@{alias}"
     return mlflow.spark.load_model(uri, dfs_tmpdir=_dfs_tmpdir(root))
+
+
+def load_promoted(
+    name: str, *, alias: str = DEFAULT_ALIAS, root: Path | None = None
+) -> tuple[PipelineModel, dict[str, Any]]:
+    """Load the registered version ``alias`` points at, with the metadata logged beside it.
+
+    Raises:
+        ModelNotFound: When no version of ``name`` carries ``alias``.
+    """
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(tracking_uri=configure_mlflow(root))
+    try:
+        entry = client.get_model_version_by_alias(name, alias)
+    except MlflowException as error:
+        raise ModelNotFound(
+            f"load_promoted: no registered model {name!r} with alias {alias!r}; "
+            f"train one, or promote a version with persist.promote"
+        ) from error
+    metadata = mlflow.artifacts.load_dict(f"runs:/{entry.run_id}/{METADATA_FILE}")
+    metadata["registered_version"] = str(entry.version)
+    return load_registered(name, version=entry.version, root=root), metadata
+
+
+def saved_versions(name: str, *, root: Path | None = None) -> list[int]:
+    """Versions of ``name`` saved in the lake, oldest first."""
+    return _versions(models_dir(root) / name)
+
+
+def read_metadata(name: str, version: int, *, root: Path | None = None) -> dict[str, Any]:
+    """The metadata of a saved version, without loading its model."""
+    return json.loads((models_dir(root) / name / str(version) / METADATA_FILE).read_text())
+
+
+def discard_version(name: str, version: int, *, root: Path | None = None) -> None:
+    """Remove a saved version (moved aside first, so it vanishes in one rename)."""
+    path = models_dir(root) / name / str(version)
+    if path.is_dir():
+        doomed = path.with_name(f".partial-discarded-{version}")
+        shutil.rmtree(doomed, ignore_errors=True)
+        os.rename(path, doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
+
+
+def registered_version(name: str, lake_version: int, *, root: Path | None = None) -> str | None:
+    """The registry version logged from lake version ``lake_version`` of ``name``, if any."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(tracking_uri=configure_mlflow(root))
+    try:
+        found = client.search_model_versions(f"name='{name}'")
+    except MlflowException:
+        return None
+    for entry in found:
+        if (entry.tags or {}).get(LAKE_VERSION_TAG) == str(lake_version):
+            return str(entry.version)
+    return None
+

@@ -164,6 +164,24 @@ def _seconds(config: ModelConfig) -> F.Column:
     return F.unix_micros(F.col(config.timestamp_col).cast("timestamp")) / F.lit(1e6)
 
 
+def _time_cut(frame: DataFrame, config: ModelConfig, quantile: float) -> float:
+    """Epoch seconds that cut ``frame`` by time: rows at or before go first.
+
+    The ``quantile`` of the timestamps, moved so that both sides keep rows whenever the
+    frame has two distinct instants (weekly snapshots give few: the 0.8 quantile of
+    three snapshots is the last one, which would leave nothing after the cut).
+    """
+    seconds = _seconds(config)
+    (cut,) = frame.select(seconds.alias("_s")).approxQuantile("_s", [quantile], 0.0001)
+    low, high = frame.agg(F.min(seconds), F.max(seconds)).first()
+    if high is None:
+        return cut
+    if cut >= high:
+        before_last = frame.where(seconds < F.lit(high)).agg(F.max(seconds)).first()[0]
+        return before_last if before_last is not None else cut
+    return max(cut, low)
+
+
 def split_holdout(frame: DataFrame, config: ModelConfig) -> Split:
     """Split a prepared frame into training and held-out parts.
 
@@ -187,12 +205,15 @@ def split_holdout(frame: DataFrame, config: ModelConfig) -> Split:
         train, holdout = timed.where(ts < start), timed.where(ts >= start)
         cutoff = config.holdout_start
     else:
-        seconds = timed.select(_seconds(config).alias("_s"))
-        (cut,) = seconds.approxQuantile("_s", [1.0 - config.holdout_fraction], 0.0001)
+        cut = _time_cut(timed, config, 1.0 - config.holdout_fraction)
         cutoff = datetime.fromtimestamp(cut, tz=UTC)
         train = timed.where(_seconds(config) <= F.lit(cut))
         holdout = timed.where(_seconds(config) > F.lit(cut))
     return Split(train=train, holdout=holdout, kind="time", cutoff=cutoff)
+
+
+#: Up to this many distinct timestamps, time folds are cut between exact instants.
+_EXACT_FOLD_INSTANTS = 10_000
 
 
 def add_folds(frame: DataFrame, config: ModelConfig, *, folds: int) -> DataFrame:
@@ -208,9 +229,16 @@ def add_folds(frame: DataFrame, config: ModelConfig, *, folds: int) -> DataFrame
         unit = _hash_unit(frame, config, "fold")
         return frame.withColumn(FOLD, F.floor(unit * folds).cast("int"))
     seconds = _seconds(config)
-    cuts = frame.select(seconds.alias("_s")).approxQuantile(
-        "_s", [i / folds for i in range(1, folds)], 0.0001
-    )
+    instants = frame.select(seconds.alias("_s")).distinct()
+    if instants.limit(_EXACT_FOLD_INSTANTS + 1).count() <= _EXACT_FOLD_INSTANTS:
+        # Few instants (weekly snapshots): blocks of whole instants, as even as they go.
+        found = sorted(r[0] for r in instants.collect() if r[0] is not None)
+        cuts = [found[(i * len(found)) // folds - 1] for i in range(1, folds)
+                if (i * len(found)) // folds >= 1]
+    else:
+        cuts = frame.select(seconds.alias("_s")).approxQuantile(
+            "_s", [i / folds for i in range(1, folds)], 0.0001
+        )
     fold = sum(((seconds > F.lit(c)).cast("int") for c in cuts), F.lit(0))
     out = frame.withColumn(FOLD, fold.cast("int"))
     counts = {r[FOLD]: r["n"] for r in out.groupBy(FOLD).agg(F.count("*").alias("n")).collect()}
@@ -245,9 +273,7 @@ def _forward_tvs(
     """Train/validation split by time: fit every grid point on the earliest
     ``train_ratio`` of the period (``parallelism`` at a time), validate on the rest."""
     seconds = _seconds(config)
-    (cut,) = vectors.select(seconds.alias("_s")).approxQuantile(
-        "_s", [config.train_ratio], 0.0001
-    )
+    cut = _time_cut(vectors, config, config.train_ratio)
     fit_part = vectors.where(seconds <= F.lit(cut)).cache()
     val_part = vectors.where(seconds > F.lit(cut)).cache()
     try:
@@ -368,9 +394,7 @@ def pick_threshold(
         return config.threshold
     if config.timestamp_col is not None:
         seconds = _seconds(config)
-        (cut,) = vectors.select(seconds.alias("_s")).approxQuantile(
-            "_s", [1.0 - config.validation_fraction], 0.0001
-        )
+        cut = _time_cut(vectors, config, 1.0 - config.validation_fraction)
         fit_part = vectors.where(seconds <= F.lit(cut))
         val_part = vectors.where(seconds > F.lit(cut))
     else:
@@ -397,6 +421,28 @@ def _window(frame: DataFrame, config: ModelConfig) -> dict[str, Any]:
     }
 
 
+def without_empty_features(frame: DataFrame, config: ModelConfig) -> ModelConfig:
+    """The config without the features that are null on every row of ``frame``.
+
+    Nothing can be learnt from them and no median or category can be fitted (a 90-day
+    change is null everywhere while the lake holds less than 90 days).  The saved
+    config, and so the model's metadata, lists the features it really uses.
+    """
+    columns = [*config.numeric_cols, *config.categorical_cols]
+    if not columns:
+        return config
+    counts = frame.agg(*[F.count(F.col(f"`{c}`")).alias(c) for c in columns]).first()
+    empty = {c for c in columns if not counts[c]}
+    if not empty:
+        return config
+    keep_numeric = tuple(c for c in config.numeric_cols if c not in empty)
+    keep_categorical = tuple(c for c in config.categorical_cols if c not in empty)
+    if not keep_numeric and not keep_categorical:
+        raise ConfigError(f"train: every feature is null in the training part: {sorted(empty)}")
+    return dataclasses.replace(
+        config, numeric_cols=keep_numeric, categorical_cols=keep_categorical)
+
+
 def train(frame: DataFrame, config: ModelConfig, *, split: Split | None = None) -> TrainResult:
     """Split, tune, pick the threshold, and judge on the held-out part.
 
@@ -420,6 +466,7 @@ def train(frame: DataFrame, config: ModelConfig, *, split: Split | None = None) 
             raise ConfigError(
                 f"train: empty split {windows}; check holdout_fraction / holdout_start"
             )
+        config = without_empty_features(train_part, config)
         tuned = tune(train_part, config)
         threshold = tuned.threshold
         scored = score(tuned.model, holdout, config=config, threshold=threshold).cache()

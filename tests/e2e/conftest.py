@@ -1,0 +1,37 @@
+"""The generated lake the daily job builds once, shared by the end-to-end tests.
+
+These tests run last (see tests/conftest.py): the fixture drops every database of the
+shared test lake and rebuilds it from generated landing files with the daily job.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+
+import pytest
+
+CUSTOMERS = 80
+DAYS = 75
+SEED = 11
+
+
+@pytest.fixture(scope="session")
+def daily_lake(spark, lakehouse_root):
+    from features import lakehouse
+    from features.daily import DailyOptions, run_daily
+    from features.generate import GeneratorConfig, generate
+
+    # The daily-lake tests run last (see tests/conftest.py): they own the lake from here on.
+    for database in lakehouse.DATABASES:
+        spark.sql(f"drop database if exists {database} cascade")
+    shutil.rmtree(lakehouse_root / "landing", ignore_errors=True)
+    # Only the churn model's own versions go: MLflow keeps its SQLite store open.
+    shutil.rmtree(lakehouse_root / "artifacts" / "models" / "churn", ignore_errors=True)
+    lakehouse.ensure_databases(spark)
+    config = GeneratorConfig(customers=CUSTOMERS, days=DAYS, seed=SEED)
+    summary = generate(spark, config)
+    dates = [config.start + dt.timedelta(days=i) for i in range(DAYS)]
+    backfill = run_daily(spark, dates[:-1], options=DailyOptions(retrain="always"))
+    daily = run_daily(spark, dates[-1:])
+    return spark, dates, summary, backfill, daily
