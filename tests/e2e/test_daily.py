@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 
 import pytest
 
@@ -59,10 +60,20 @@ def test_rescoring_a_date_replaces_its_rows_only(daily_lake) -> None:
     spark, dates, _, _, _ = daily_lake
     counts = dict(spark.sql("select score_date, count(*) from predictions.churn_scores "
                             "group by score_date").collect())
-    jobs.score_day(spark, dates[-1])
+    query = (f"select customer_id, churn_probability, model_version "
+             f"from predictions.churn_scores where score_date = '{dates[-1]}'")
+    before = {r.customer_id: r for r in spark.sql(query).collect()}
+    # The registry's champion is the newest model: loaded from MLflow, it scores the same.
+    jobs.score_day(spark, dates[-1], promoted=True)
     again = dict(spark.sql("select score_date, count(*) from predictions.churn_scores "
                            "group by score_date").collect())
     assert again == counts
+    after = {r.customer_id: r for r in spark.sql(query).collect()}
+    assert after.keys() == before.keys()
+    for customer, row in after.items():
+        assert row.churn_probability == pytest.approx(before[customer].churn_probability,
+                                                      abs=1e-12)
+        assert row.model_version == before[customer].model_version
 
 
 def test_model_is_judged_against_the_generator_ceiling(daily_lake) -> None:
@@ -122,3 +133,35 @@ def test_drift_makes_the_next_day_retrain(daily_lake) -> None:
             for r in current], score_date=dates[-1], model_name="churn",
             model_version=current[0].model_version)
 
+
+def test_readers_see_a_whole_day_or_none(daily_lake) -> None:
+    from models_ml.churn import jobs
+
+    spark, dates, _, _, _ = daily_lake
+    day = dates[-3]  # never scored by the fixture
+    expected = spark.sql(
+        f"select count(*) from {jobs.SPINE_TABLE} where feature_date = '{day}'").first()[0]
+    query = (f"select count(*), count(distinct customer_id) from {jobs.PREDICTIONS_TABLE} "
+             f"where score_date = '{day}'")
+    assert tuple(spark.sql(query).first()) == (0, 0)
+    versions_before = spark.sql(f"describe history {jobs.PREDICTIONS_TABLE}").count()
+    seen: list[tuple[int, int]] = []
+    stop = threading.Event()
+
+    def read() -> None:
+        while not stop.is_set():
+            seen.append(tuple(spark.sql(query).first()))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        jobs.score_day(spark, day, log=lambda _: None)  # the day appears ...
+        jobs.score_day(spark, day, log=lambda _: None)  # ... and is replaced
+    finally:
+        stop.set()
+        reader.join()
+    assert len(seen) > 2
+    assert set(seen) <= {(0, 0), (expected, expected)}, set(seen)
+    assert tuple(spark.sql(query).first()) == (expected, expected)
+    # Each scoring run is one Delta commit: there is no in-between version to read.
+    assert spark.sql(f"describe history {jobs.PREDICTIONS_TABLE}").count() == versions_before + 2

@@ -15,7 +15,13 @@ from pyspark.ml.regression import LinearRegression
 from models_ml.churn import evaluate
 from models_ml.churn.config import ConfigError, ModelConfig
 from models_ml.churn.pipeline import build_pipeline
-from models_ml.churn.train import add_folds, prepare, split_holdout, train
+from models_ml.churn.train import (
+    add_folds,
+    prepare,
+    split_holdout,
+    train,
+    without_empty_features,
+)
 
 pytestmark = pytest.mark.ml
 
@@ -115,6 +121,25 @@ def test_time_folds_are_contiguous_blocks_in_time(frame, config):
     assert [r["_fold"] for r in bounds] == [0, 1, 2]
     for earlier, later in zip(bounds, bounds[1:], strict=False):
         assert earlier["hi"] < later["lo"]
+
+
+def test_few_snapshot_instants_still_split_and_fold(frame, config):
+    # Three weekly snapshots: the 0.8 quantile is the last instant itself; the holdout
+    # must still get it, and two time folds must each get one of the other two.
+    three = prepare(frame.where(F.col("snapshot_at") < SNAPSHOTS[3]), config)
+    split = split_holdout(three, config.replace(holdout_fraction=0.2))
+    assert split.holdout.select("snapshot_at").distinct().collect()[0][0] == SNAPSHOTS[2]
+    assert split.holdout.select("snapshot_at").distinct().count() == 1
+    folded = add_folds(split.train, config, folds=2)
+    by_fold = dict(folded.groupBy("_fold").agg(F.min("snapshot_at")).collect())
+    assert by_fold == {0: SNAPSHOTS[0], 1: SNAPSHOTS[1]}
+
+
+def test_all_null_features_are_left_out(frame, config):
+    with_empty = frame.withColumn("never_known", F.lit(None).cast("double"))
+    wider = config.replace(numeric_cols=(*config.numeric_cols, "never_known"))
+    assert without_empty_features(with_empty, wider).numeric_cols == config.numeric_cols
+    assert without_empty_features(frame, config) == config
 
 
 def test_train_judges_on_later_snapshots(result):
