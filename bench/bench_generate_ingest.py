@@ -28,61 +28,10 @@ import os
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-
-class PeakMemory:
-    """Sample the RSS of this process and of its children (the JVM) in a thread."""
-
-    def __init__(self, interval: float = 0.2) -> None:
-        import psutil
-
-        self._process = psutil.Process()
-        self._interval = interval
-        self._stop = threading.Event()
-        self.python_peak = 0
-        self.jvm_peak = 0
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        import psutil
-
-        while not self._stop.is_set():
-            try:
-                self.python_peak = max(self.python_peak, self._process.memory_info().rss)
-                jvm = sum(child.memory_info().rss for child in self._process.children(True)
-                          if "java" in child.name())
-                self.jvm_peak = max(self.jvm_peak, jvm)
-            except psutil.Error:
-                pass
-            self._stop.wait(self._interval)
-
-    def __enter__(self) -> PeakMemory:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-def _floor(spark, rows: int, path: str) -> float:
-    """Seconds to write ``rows`` rows of nine cheap columns to Parquet (the I/O floor)."""
-    import pyspark.sql.functions as F
-
-    frame = spark.range(rows).select(
-        F.col("id").cast("string").alias("event_id"), (F.col("id") % 100000).alias("customer_id"),
-        F.timestamp_seconds(F.col("id") % 8640000).alias("event_at"),
-        F.when(F.col("id") % 3 == 0, "call").otherwise("data").alias("event_type"),
-        (F.col("id") % 600).cast("int").alias("duration_s"), (F.col("id") * 7).alias("bytes"),
-        (F.col("id") % 50 == 0).alias("is_dropped"), (F.col("id") % 70 == 0).alias("is_roaming"),
-        F.format_string("cell-%04d", (F.col("id") % 500).cast("int")).alias("cell_id"),
-    )
-    started = time.perf_counter()
-    frame.write.mode("overwrite").parquet(path)
-    return time.perf_counter() - started
+from benchkit import PeakMemory, io_floor_seconds
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: {cfg.customers:,} customers x {cfg.days} days (target "
               f"{args.usage_rows:,} usage rows), {spark.sparkContext.defaultParallelism} cores, "
               f"lake {root}")
-        floor_s = _floor(spark, args.usage_rows, str(root / "bench_floor"))
+        floor_s = io_floor_seconds(spark, args.usage_rows, str(root / "bench_floor"))
         floor_rate = args.usage_rows / floor_s
         print(f"bench: floor written in {floor_s:.1f}s")
         started = time.perf_counter()

@@ -24,49 +24,15 @@ import datetime as dt
 import os
 import sys
 import tempfile
-import threading
 import time
 import warnings
 from pathlib import Path
 
-import psutil
+from benchkit import PeakMemory
 
 OURS = "features.offline_store.LakehouseOfflineStore"
 DAYS = 730
 BASE = dt.datetime(2024, 1, 1)
-
-
-class PeakMemory:
-    """Peak RSS of this process and its children (the JVM, Python workers), sampled."""
-
-    def __init__(self, *, interval: float = 0.2) -> None:
-        self.interval = interval
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _sample(self) -> int:
-        me = psutil.Process()
-        total = me.memory_info().rss
-        for child in me.children(recursive=True):
-            try:
-                total += child.memory_info().rss
-            except psutil.Error:
-                pass
-        return total
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self._sample())
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> PeakMemory:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -110,24 +110,39 @@ def _cmd_daily(args: argparse.Namespace) -> int:
     dates = _batch_dates(args, command="daily")
     spark = lakehouse.spark_session()
     outcome = run_daily(
-        spark, dates, options=DailyOptions(retrain=args.retrain, force=args.force)
+        spark, dates,
+        options=DailyOptions(retrain=args.retrain, force=args.force, tuning=args.tuning),
     )
     print(f"daily {max(dates)}: " + "; ".join(f"{k}: {v}" for k, v in outcome.items()))
     return 0
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from models_ml import next_invoice
     from models_ml.churn import jobs
 
     spark = lakehouse.spark_session()
-    overrides = {"tuning": args.tuning}
-    if args.family:
-        overrides["family"] = args.family
-    run = jobs.train_churn_model(spark, start=args.date_from, end=args.date_to, **overrides)
+    window = {"start": args.date_from, "end": args.date_to}
+    if args.task == "next_invoice":
+        family = args.family or "linear"
+        if family not in next_invoice.PARAM_GRIDS:
+            raise SystemExit(f"train: --family {family} is not a regressor; the next-invoice "
+                             f"task takes {sorted(next_invoice.PARAM_GRIDS)}")
+        run = next_invoice.train_next_invoice_model(spark, family=family, tuning=args.tuning,
+                                                    **window)
+        name = next_invoice.MODEL_NAME
+    else:
+        if args.family and args.family not in ("logistic", "gbt"):
+            raise SystemExit(f"train: --family {args.family} is not a classifier; the churn "
+                             "task takes logistic or gbt")
+        overrides = {"tuning": args.tuning, **({"family": args.family} if args.family else {})}
+        run = jobs.train_churn_model(spark, **window, **overrides)
+        name = jobs.MODEL_NAME
     metrics = run.result.metrics
-    print(f"model {jobs.MODEL_NAME} v{run.saved.version}: "
+    print(f"model {name} v{run.saved.version}: "
           + ", ".join(f"{k}={metrics[k]:.4f}" for k in sorted(metrics)))
-    print(f"saved {run.saved.path}; report {run.report_path}; registry {run.registered.model_uri}")
+    registry = f"; registry {run.registered.model_uri}" if run.registered else ""
+    print(f"saved {run.saved.path}; report {run.report_path}{registry}")
     return 0
 
 
@@ -201,14 +216,18 @@ def build_parser() -> argparse.ArgumentParser:
     daily.add_argument("--to", dest="date_to", type=_parse_date)
     daily.add_argument("--retrain", choices=("auto", "always", "never"), default="auto")
     daily.add_argument("--force", action="store_true", help="rerun steps that succeeded")
+    daily.add_argument("--tuning", choices=("cv", "tvs"),
+                       help="training's tuning when it retrains (default: cross-validation)")
     daily.set_defaults(func=_cmd_daily)
 
-    train = sub.add_parser("train", help="train the churn model through Feast and register it")
+    train = sub.add_parser("train", help="train a model through Feast and register it")
+    train.add_argument("--task", choices=("churn", "next_invoice"), default="churn",
+                       help="churn classification, or the next invoice's amount (regression)")
     train.add_argument("--from", dest="date_from", type=_parse_date,
                        help="first label snapshot date of the training window")
     train.add_argument("--to", dest="date_to", type=_parse_date,
                        help="last label snapshot date of the training window")
-    train.add_argument("--family", choices=("logistic", "gbt"))
+    train.add_argument("--family", choices=("logistic", "gbt", "linear", "gbt_regressor"))
     train.add_argument("--tuning", choices=("cv", "tvs"), default="cv",
                        help="CrossValidator, or the cheaper TrainValidationSplit")
     train.set_defaults(func=_cmd_train)

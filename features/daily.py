@@ -37,11 +37,15 @@ class DailyOptions:
             old), ``always`` or ``never``.
         retrain_every_days: Age of the newest model, in batch days, that makes it due.
         force: Rerun steps that already succeeded for the date.
+        tuning: The training's tuning: ``cv`` (cross-validation over snapshot folds) or
+            ``tvs`` (one forward train/validation split, cheaper); the model's default
+            when ``None``.
     """
 
     retrain: str = "auto"
     retrain_every_days: int = 7
     force: bool = False
+    tuning: str | None = None
 
 
 def succeeded_steps(spark: SparkSession, day: dt.date) -> set[str]:
@@ -133,6 +137,7 @@ def run_daily(
     options = options or DailyOptions()
     day = max(dates)
     lakehouse.ensure_databases(spark)
+    lakehouse.remove_orphan_table_dirs(spark, log=log)
     runlog.ensure_table(spark)
     done = set() if options.force else succeeded_steps(spark, day)
     run_id = runlog.new_run_id()
@@ -161,7 +166,8 @@ def run_daily(
         if reason is None:
             return "not due"
         log(f"[daily {day}] train: due ({reason})")
-        run = jobs.train_churn_model(spark, batch_date=day, log=log)
+        overrides = {"tuning": options.tuning} if options.tuning else {}
+        run = jobs.train_churn_model(spark, batch_date=day, log=log, **overrides)
         return (f"v{run.saved.version} auc={run.result.metrics.get('areaUnderROC', 0):.3f} "
                 f"({reason})")
 

@@ -66,9 +66,12 @@ def run(*, customers: int, days: int, seed: int, reset: bool = True) -> int:
     _log(f"model {jobs.MODEL_NAME} v{metadata.get('version')} trained on {jobs.FEATURE_SERVICE}")
     for name in sorted(metrics):
         _log(f"  {name:<24}{metrics[name]:.4f}")
-    if auc is not None and ceiling:
-        _log(f"  held-out ROC AUC {auc:.3f} vs the generator's ceiling {ceiling:.3f} "
-             f"({100 * auc / ceiling:.0f}% of it)")
+    same_rows = (metadata.get("holdout_ceiling") or {}).get("auc")
+    if auc is not None and same_rows:
+        _log(f"  held-out ROC AUC {auc:.3f} vs the generator's hidden score on the same rows "
+             f"{same_rows:.3f} ({100 * auc / same_rows:.0f}% of it)")
+    if ceiling:
+        _log(f"  generator's ceiling over all its snapshots: {ceiling:.3f}")
     report_dir = persist.models_dir() / jobs.MODEL_NAME / str(metadata.get("version")) / "report"
     _log(f"report: {report_dir}")
     _log("")

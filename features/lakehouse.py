@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 from pathlib import Path
 
 from features import jars
@@ -207,3 +208,38 @@ def ensure_databases(spark, *, databases: tuple[str, ...] = DATABASES) -> list[s
     for name in databases:
         spark.sql(f"create database if not exists {name}")
     return list(databases)
+
+
+def remove_orphan_table_dirs(
+    spark, *, databases: tuple[str, ...] = DATABASES, log=print
+) -> list[str]:
+    """Delete managed-table folders that no table of the catalog owns; return their paths.
+
+    Creating a managed table is two steps that cannot be one transaction: Delta commits the
+    table's first version into ``<database>.db/<table>/`` and then the metastore registers
+    it.  A process killed between the two leaves a folder no table owns, and the next
+    ``CREATE TABLE`` of that name refuses the non-empty location.  Such a folder holds a
+    table that was never created as far as every reader is concerned, so removing it
+    restores what a clean run sees.  Only local warehouse folders are examined; call this
+    when no other process creates tables (the daily job does at its start).
+    """
+    removed: list[str] = []
+    for database in databases:
+        if not spark.catalog.databaseExists(database):
+            continue
+        location = spark.sql(f"describe database {database}") \
+            .where("info_name = 'Location'").first()
+        if location is None or not str(location["info_value"]).startswith("file:"):
+            continue
+        folder = Path(str(location["info_value"])[len("file:"):])
+        if not folder.is_dir():
+            continue
+        owned = {table.name.lower() for table in spark.catalog.listTables(database)}
+        for child in sorted(folder.iterdir()):
+            if child.is_dir() and not child.name.startswith(("_", ".")) \
+                    and child.name.lower() not in owned:
+                shutil.rmtree(child)
+                removed.append(str(child))
+                log(f"lakehouse: removed {child}: a table folder no table of {database} owns "
+                    "(left by a process killed while creating it)")
+    return removed

@@ -128,6 +128,7 @@ def generate(
     rows = landing_counts(spark, root=root, dates=dates,
                           names=[n for n in frames if not sources or n in sources])
     seconds["count"] = time.perf_counter() - started
+    risk.write_truth(cfg, state)
     snapshots = risk.risk_snapshots(spark, cfg, state).cache()
     auc = risk.ceiling_auc(snapshots)
     auc_rows, positives = snapshots.agg(F.count("*"), F.sum("label")).first()

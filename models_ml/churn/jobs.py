@@ -22,6 +22,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
 from features import drift, feast_repo, lakehouse
+from features.generate import risk
 from models_ml.churn import persist
 from models_ml.churn.config import ModelConfig
 from models_ml.churn.train import TrainResult, score, train
@@ -44,13 +45,13 @@ class TrainingRun:
 
     Attributes:
         saved: The model saved in the lake (its metadata holds versions and metrics).
-        registered: Its MLflow registry entry.
+        registered: Its MLflow registry entry (``None`` when not registered).
         result: The training result (model, metrics, curves).
         report_path: The Markdown report beside the plots.
     """
 
     saved: persist.SavedModel
-    registered: persist.RegisteredModel
+    registered: persist.RegisteredModel | None
     result: TrainResult
     report_path: Path
 
@@ -166,23 +167,76 @@ def train_churn_model(
                              categorical_cols=result.config.categorical_cols)
     frame.unpersist()
     log("train: held-out " + ", ".join(f"{k}={v:.3f}" for k, v in sorted(result.metrics.items())))
+    ceiling = holdout_ceiling(entities, result)
+    notes = []
+    if ceiling["auc"] is not None:
+        auc = result.metrics.get("areaUnderROC")
+        share = (f"; the model's {auc:.4f} is {100 * auc / ceiling['auc']:.0f}% of it"
+                 if auc is not None else "")
+        notes.append(f"generator's hidden risk score on the same {ceiling['rows']} held-out "
+                     f"rows: ROC AUC {ceiling['auc']:.4f}{share}")
+        log(f"train: {notes[-1]}")
     extra = {"training_window": {"start": str(start) if start else None,
                                  "end": str(end) if end else None},
              "filter_by_created_timestamp": True,
              "batch_date": str(batch_date) if batch_date else None,
-             "drift_baseline": baseline}
+             "drift_baseline": baseline,
+             "holdout_ceiling": ceiling}
+    return save_and_register(result, name=MODEL_NAME, versions=versions, extra=extra,
+                             notes=notes, log=log)
+
+
+def save_and_register(
+    result: TrainResult,
+    *,
+    name: str,
+    versions: dict[str, Any],
+    extra: dict[str, Any],
+    notes: list[str] | None = None,
+    register: bool = True,
+    log: Callable[[str], None] = print,
+) -> TrainingRun:
+    """Save a model trained on the feature service (with its report) and register it.
+
+    Args:
+        result: The training result.
+        name: Model name in the lake and in MLflow's registry.
+        versions: Delta version of every feature table read.
+        extra: More metadata (training window, baselines ...).
+        notes: Extra lines for the report's metrics section.
+        register: Also log it to MLflow and alias it ``champion``.
+        log: Where progress lines go.
+    """
     saved = persist.save_model(
-        result, name=MODEL_NAME, feature_service=FEATURE_SERVICE,
-        source_versions=versions, extra=extra,
+        result, name=name, feature_service=FEATURE_SERVICE,
+        source_versions=versions, extra=extra, report_notes=notes,
     )
     report_dir = saved.path / "report"
-    report_path = report_dir / "report.md"
-    registered = persist.log_to_mlflow(
-        result, name=MODEL_NAME, metadata=saved.metadata, report_dir=report_dir
-    )
-    log(f"train: saved {saved.path}; registered {registered.model_uri} as champion")
+    registered = None
+    if register:
+        registered = persist.log_to_mlflow(
+            result, name=name, metadata=saved.metadata, report_dir=report_dir
+        )
+    log(f"train: saved {saved.path}"
+        + (f"; registered {registered.model_uri} as champion" if registered else ""))
     return TrainingRun(saved=saved, registered=registered, result=result,
-                       report_path=report_path)
+                       report_path=report_dir / "report.md")
+
+
+def holdout_ceiling(entities: DataFrame, result: Any) -> dict[str, Any]:
+    """AUC of the generator's hidden risk score on the model's own held-out rows.
+
+    On generated data (``ops.generator_truth`` exists) this is the fair ceiling for the
+    model's held-out AUC: same customers, same snapshots, same labels.  Elsewhere
+    ``{"auc": None, "rows": 0}``.
+    """
+    start = result.windows.get("holdout", {}).get("start")
+    if result.split_kind != "time" or start is None:
+        return {"auc": None, "rows": 0}
+    held = entities.where(F.col("event_timestamp") >= F.lit(start).cast("timestamp"))
+    auc, rows = risk.ceiling_on(held, customer_col="customer_id",
+                                timestamp_col="event_timestamp", label_col="label")
+    return {"auc": auc, "rows": rows}
 
 
 def trained_for(batch_date: dt.date) -> int | None:

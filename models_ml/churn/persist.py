@@ -146,6 +146,7 @@ def save_model(
     source_versions: Mapping[str, int] | None = None,
     extra: Mapping[str, Any] | None = None,
     with_report: bool = True,
+    report_notes: list[str] | None = None,
     root: Path | None = None,
 ) -> SavedModel:
     """Save the fitted pipeline, its metadata and report as the next version of ``name``.
@@ -157,6 +158,7 @@ def save_model(
         source_versions: Delta version of every feature table read.
         extra: More metadata.
         with_report: Also write the report and plots into ``report/``.
+        report_notes: Extra lines for the report's metrics section.
         root: Lakehouse root; the settings' by default.
     """
     base = models_dir(root) / name
@@ -175,7 +177,8 @@ def save_model(
     staging = Path(tempfile.mkdtemp(prefix=f".partial-{version}-", dir=base))
     result.model.write().save(str(staging / "model"))
     if with_report:
-        write_report(result, staging / "report", title=f"{name} v{version}")
+        write_report(result, staging / "report", title=f"{name} v{version}",
+                     notes=report_notes)
     (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True))
     os.rename(staging, path)
     return SavedModel(name=name, version=version, path=path, metadata=metadata)

@@ -96,11 +96,15 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     return "\n".join(lines)
 
 
-def write_report(result: TrainResult, out_dir: Path | str, *, title: str = "Model report") -> Path:
+def write_report(
+    result: TrainResult, out_dir: Path | str, *, title: str = "Model report",
+    notes: list[str] | None = None,
+) -> Path:
     """Write the plots and ``report.md`` of a training result into ``out_dir``.
 
     Classifiers get ``roc.png``, ``pr.png``, ``lift.png`` and ``weights.png``; regressors
-    ``weights.png``.  Returns the path of ``report.md``.
+    ``weights.png``.  ``notes`` are extra lines under the held-out metrics.  Returns the
+    path of ``report.md``.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -125,6 +129,8 @@ def write_report(result: TrainResult, out_dir: Path | str, *, title: str = "Mode
         _table([{"metric": k, "value": float(v)} for k, v in metrics.items()],
                ["metric", "value"]),
         "",
+        *[f"- {note}" for note in notes or []],
+        *([""] if notes else []),
         f"## Tuning ({result.tuning_metric} per grid point)",
         "",
         _table(result.grid_metrics, list(result.grid_metrics[0]) if result.grid_metrics else []),

@@ -111,3 +111,30 @@ def test_missing_jars_without_maven_name_what_is_missing(monkeypatch, tmp_path: 
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(jars.DeltaJarsUnavailable, match=jars.DELTA_ARTIFACT):
         jars.ensure_delta_jars()
+
+
+def test_orphan_table_folder_of_a_killed_create_is_removed(spark, lakehouse_root: Path) -> None:
+    """A kill between Delta's first commit and the metastore's registration leaves a folder
+    that blocks the next CREATE TABLE; the clean-up removes it and nothing else."""
+    from pyspark.errors import AnalysisException
+
+    lakehouse.ensure_databases(spark, databases=("ops",))
+    spark.sql("drop table if exists ops.orphan_probe")
+    spark.sql("create table if not exists ops.kept_probe (id bigint) using delta")
+    spark.sql("insert into ops.kept_probe values (1)")
+    location = spark.sql("describe database ops").where("info_name = 'Location'").first()[1]
+    orphan = Path(location.removeprefix("file:")) / "orphan_probe"
+    # What the killed process left: the table's first Delta commit, never registered.
+    spark.range(3).write.format("delta").save(str(orphan))
+    with pytest.raises(AnalysisException, match="LOCATION_ALREADY_EXISTS|NON_EMPTY_LOCATION"):
+        spark.sql("create table ops.orphan_probe (id bigint) using delta")
+    lines: list[str] = []
+    removed = lakehouse.remove_orphan_table_dirs(spark, databases=("ops",), log=lines.append)
+    assert removed == [str(orphan)] and "orphan_probe" in lines[0]
+    assert not orphan.exists()
+    spark.sql("create table ops.orphan_probe (id bigint) using delta")
+    assert spark.table("ops.orphan_probe").count() == 0
+    assert spark.table("ops.kept_probe").count() == 1
+    assert lakehouse.remove_orphan_table_dirs(spark, databases=("ops",)) == []
+    spark.sql("drop table ops.orphan_probe")
+    spark.sql("drop table ops.kept_probe")

@@ -1,0 +1,81 @@
+"""What the benchmarks share: peak-memory sampling and the I/O floor baseline."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+
+
+class PeakMemory:
+    """Peak RSS of this process (Python) and of its children (the JVM), sampled in a thread.
+
+    ``phase`` names what runs now; :attr:`phase_peaks` keeps the peak total RSS per phase.
+    """
+
+    def __init__(self, interval: float = 0.2) -> None:
+        import psutil
+
+        self._process = psutil.Process()
+        self._interval = interval
+        self._stop = threading.Event()
+        self.python_peak = 0
+        self.jvm_peak = 0
+        self.peak = 0
+        self.phase = "start"
+        self.phase_peaks: dict[str, int] = defaultdict(int)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import psutil
+
+        while not self._stop.is_set():
+            try:
+                python = self._process.memory_info().rss
+                children = 0
+                jvm = 0
+                for child in self._process.children(recursive=True):
+                    try:
+                        rss = child.memory_info().rss
+                    except psutil.Error:
+                        continue
+                    children += rss
+                    if "java" in child.name():
+                        jvm += rss
+                self.python_peak = max(self.python_peak, python)
+                self.jvm_peak = max(self.jvm_peak, jvm)
+                total = python + children
+                self.peak = max(self.peak, total)
+                self.phase_peaks[self.phase] = max(self.phase_peaks[self.phase], total)
+            except psutil.Error:
+                pass
+            self._stop.wait(self._interval)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def io_floor_seconds(spark, rows: int, path: str) -> float:
+    """Seconds to write ``rows`` rows of nine cheap columns to Parquet: the I/O floor.
+
+    As many columns as a usage event, derived from ``spark.range``: the fastest Spark
+    writes rows at all on this machine, measured in the same run as what it is compared to.
+    """
+    import pyspark.sql.functions as F
+
+    frame = spark.range(rows).select(
+        F.col("id").cast("string").alias("event_id"), (F.col("id") % 100000).alias("customer_id"),
+        F.timestamp_seconds(F.col("id") % 8640000).alias("event_at"),
+        F.when(F.col("id") % 3 == 0, "call").otherwise("data").alias("event_type"),
+        (F.col("id") % 600).cast("int").alias("duration_s"), (F.col("id") * 7).alias("bytes"),
+        (F.col("id") % 50 == 0).alias("is_dropped"), (F.col("id") % 70 == 0).alias("is_roaming"),
+        F.format_string("cell-%04d", (F.col("id") % 500).cast("int")).alias("cell_id"),
+    )
+    started = time.perf_counter()
+    frame.write.mode("overwrite").parquet(path)
+    return time.perf_counter() - started
