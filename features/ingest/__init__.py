@@ -23,7 +23,7 @@ from pyspark.sql import DataFrame, SparkSession
 from features import runlog
 from features.ingest.classify import classify, prior_keys
 from features.ingest.files import LandingFile, list_files
-from features.ingest.readers import read_source
+from features.ingest.readers import raw_record, read_source
 from features.ingest.schema_check import SchemaMismatch, check_csv, check_json, check_parquet
 from features.lakehouse import settings
 from features.schemas import QUARANTINE_DDL, SOURCES, Source
@@ -115,6 +115,7 @@ def ingest_source(
     """Read, classify and write one source over ``dates``; return counts per batch."""
     bronze_loc, quarantine_loc = ensure_tables(spark, source)
     parsed = read_source(spark, source, files, layout)
+    raw = raw_record(parsed)
     extras = [c for c in parsed.columns if c not in source.columns and not c.startswith("_")]
     first = min(dates).isoformat()
     since = None
@@ -140,7 +141,7 @@ def ingest_source(
         )
         quarantine = classified.where(F.col("_reason").isNotNull()).select(
             F.col("_source_file").alias("source_file"), F.col("_line").alias("line_number"),
-            F.col("_reason").alias("reason"), F.col("_raw").alias("raw_record"),
+            F.col("_reason").alias("reason"), raw.alias("raw_record"),
             "_batch_date", F.lit(now).cast("timestamp").alias("_quarantined_at"),
         )
         wrote = _replace(bronze, bronze_loc, dates, merge=bool(extras))

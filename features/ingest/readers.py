@@ -1,8 +1,9 @@
 """Read a landing batch into one frame per source: typed columns plus parse status.
 
 Every reader returns the source's columns (typed), any added columns, and
-``_source_file, _line, _raw, _batch_date, _bad`` where ``_bad`` is ``malformed_record`` or
-``unparseable_timestamp`` when the record cannot be used as sent (else null).
+``_source_file, _line, _batch_date, _bad`` where ``_bad`` is ``malformed_record`` or
+``unparseable_timestamp`` when the record cannot be used as sent (else null).  Text sources
+also return the line as sent (``_raw``); :func:`raw_record` renders any source's record.
 """
 
 from __future__ import annotations
@@ -38,7 +39,12 @@ def _first(*reasons: Column) -> Column:
 
 def read_parquet(spark: SparkSession, source: Source, files: list[LandingFile],
                  schemas: dict[str, StructType]) -> DataFrame:
-    """Parquet files (typed already): one read per distinct file schema, unioned by name."""
+    """Parquet files (typed already): one read per distinct file schema, unioned by name.
+
+    No ``_raw`` column: the record's JSON is rendered from its typed columns only for the
+    rows that go to quarantine (see :func:`raw_record`), not carried through the shuffles
+    of every row.
+    """
     groups: dict[str, list[str]] = {}
     for file in files:
         groups.setdefault(schemas[file.path].json(), []).append(file.path)
@@ -50,11 +56,18 @@ def read_parquet(spark: SparkSession, source: Source, files: list[LandingFile],
             *data,
             relative_name().alias("_source_file"),
             F.col("_metadata.row_index").cast("long").alias("_line"),
-            F.to_json(F.struct(*data)).alias("_raw"),
             batch_date_of().alias("_batch_date"),
             F.lit(None).cast("string").alias("_bad"),
         ))
     return _union(frames)
+
+
+def raw_record(frame: DataFrame) -> Column:
+    """The raw record of a parsed row: its landing line, or for Parquet its columns as JSON."""
+    if "_raw" in frame.columns:
+        return F.col("_raw")
+    data = [c for c in frame.columns if not c.startswith("_")]
+    return F.to_json(F.struct(*[F.col(f"`{c}`") for c in data]))
 
 
 def _typed(raw: Column, field: StructField) -> tuple[Column, Column]:

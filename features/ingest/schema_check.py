@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pyspark.sql.functions as F
 from pyspark.sql import SparkSession
 from pyspark.sql.types import (
@@ -12,7 +14,9 @@ from pyspark.sql.types import (
     DoubleType,
     IntegerType,
     LongType,
+    MapType,
     StringType,
+    StructField,
     StructType,
     TimestampType,
 )
@@ -39,13 +43,59 @@ def _mismatch(file: LandingFile, source: Source, detail: str) -> SchemaMismatch:
     )
 
 
+SPARK_ROW_METADATA = "org.apache.spark.sql.parquet.row.metadata"
+
+
+def _nullable(data_type: DataType) -> DataType:
+    """The type with every field and element nullable, as Spark reads files."""
+    if isinstance(data_type, StructType):
+        return StructType([StructField(f.name, _nullable(f.dataType), True, f.metadata)
+                           for f in data_type.fields])
+    if isinstance(data_type, ArrayType):
+        return ArrayType(_nullable(data_type.elementType), True)
+    if isinstance(data_type, MapType):
+        return MapType(data_type.keyType, _nullable(data_type.valueType), True)
+    return data_type
+
+
+def parquet_schema(spark: SparkSession, path: str) -> StructType:
+    """The schema Spark reads a Parquet file with, from its footer alone (no Spark job).
+
+    As Spark itself does: the Spark schema a Spark writer kept in the footer, else the
+    Parquet schema converted with the session's settings.  Any failure falls back to
+    ``spark.read.parquet(path).schema`` (a job per file, which is what this saves).
+    """
+    from py4j.protocol import Py4JError
+
+    jvm = spark.sparkContext._jvm
+    try:
+        conf = spark.sparkContext._jsc.hadoopConfiguration()
+        source = jvm.org.apache.parquet.hadoop.util.HadoopInputFile.fromPath(
+            jvm.org.apache.hadoop.fs.Path(path), conf)
+        reader = jvm.org.apache.parquet.hadoop.ParquetFileReader.open(source)
+        try:
+            meta = reader.getFooter().getFileMetaData()
+            kept = meta.getKeyValueMetaData().get(SPARK_ROW_METADATA)
+            if kept:
+                text = kept
+            else:
+                converter = jvm.org.apache.spark.sql.execution.datasources.parquet \
+                    .ParquetToSparkSchemaConverter(spark._jsparkSession.sessionState().conf())
+                text = converter.convert(meta.getSchema()).json()
+        finally:
+            reader.close()
+        return _nullable(StructType.fromJson(json.loads(text)))
+    except (Py4JError, ValueError, KeyError):
+        return spark.read.parquet(path).schema
+
+
 def check_parquet(spark: SparkSession, source: Source, files: list[LandingFile]
                   ) -> dict[str, StructType]:
     """Return each file's schema; raise :class:`SchemaMismatch` on a missing or retyped column."""
     expected = contract(source)
     schemas = {}
     for file in files:
-        actual = spark.read.parquet(file.path).schema
+        actual = parquet_schema(spark, file.path)
         found = {field.name: field.dataType for field in actual.fields}
         for field in expected.fields:
             if field.name not in found:

@@ -46,6 +46,10 @@ def batch_one() -> dict[str, list[tuple]]:
             ("max", "Max", 50.0, 50, D(2025, 1, 1), _ts(1, 0)) + _lineage(1),
         ],
         "subscriptions": [
+            # A subscription is sent when it opens and again when it closes; features
+            # read the version known on their date.
+            (10, 1, "basic", "month-to-month", D(2025, 6, 1), None, _ts(1, 0)) + _lineage(1),
+            (20, 2, "basic", "month-to-month", D(2025, 12, 15), None, _ts(1, 0)) + _lineage(1),
             (10, 1, "basic", "month-to-month", D(2025, 6, 1), D(2026, 1, 4), _ts(4, 0)) + _lineage(4),
             (11, 1, "max", "one-year", D(2026, 1, 5), None, _ts(5, 0)) + _lineage(5),
             (20, 2, "basic", "month-to-month", D(2025, 12, 15), D(2026, 1, 6), _ts(6, 0)) + _lineage(6),

@@ -185,3 +185,28 @@ def test_duplicate_of_an_earlier_batch_is_quarantined(spark, ingested) -> None:
         assert "duplicate" in reasons
     finally:
         shutil.rmtree(folder)
+
+
+def test_footer_schema_is_the_schema_spark_reads(spark, tmp_path) -> None:
+    """The per-file schema check reads footers without a Spark job; it must see what a
+    Spark read sees, for files Spark wrote and for files another writer made."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from features.ingest.schema_check import parquet_schema
+
+    spark_file = tmp_path / "spark"
+    spark.range(3).select(
+        "id", F.col("id").cast("string").alias("name"),
+        F.timestamp_seconds("id").alias("at"), F.array("id").alias("ids"),
+        F.struct(F.col("id").alias("inner")).alias("nested"),
+    ).coalesce(1).write.parquet(str(spark_file))
+    arrow_file = tmp_path / "arrow.parquet"
+    pq.write_table(pa.table({
+        "id": pa.array([1, 2], pa.int64()), "amount": pa.array([1.5, None], pa.float64()),
+        "at": pa.array([dt.datetime(2026, 1, 1), None], pa.timestamp("us", tz="UTC")),
+        "flag": pa.array([True, False]), "day": pa.array([dt.date(2026, 1, 1)] * 2),
+    }), arrow_file)
+    for path in [*spark_file.glob("part-*.parquet"), arrow_file]:
+        uri = path.as_uri()
+        assert parquet_schema(spark, uri) == spark.read.parquet(uri).schema, path.name

@@ -32,7 +32,9 @@ activity as (
         0, cast(null as double), _batch_date
     from payments
     union all
-    select customer_id, start_date, 0, 0, 0, 0, 1, cast(null as double), _batch_date
+    -- a plan change is known from the batch that first brought the new subscription,
+    -- not from its latest version (which lands when it ends)
+    select customer_id, start_date, 0, 0, 0, 0, 1, cast(null as double), first_batch_date
     from ranked_subscriptions
     where subscription_number > 1
 ),

@@ -8,8 +8,8 @@ customers as (
     select * from {{ ref('stg_bronze__customers') }}
 ),
 
-subscriptions as (
-    select * from {{ ref('stg_bronze__subscriptions') }}
+subscription_versions as (
+    select * from {{ ref('stg_bronze__subscription_versions') }}
 ),
 
 plans as (
@@ -20,24 +20,48 @@ billing_daily as (
     select * from {{ ref('int_billing_events_summed_daily') }}
 ),
 
-current_subscription as (
-    select customer_id, feature_date, plan_id, contract_type, subscription_batch_date
+-- Point in time: each subscription as the lake knew it on the feature date (its latest
+-- version landed by then), never a later version such as the one a churn sends.
+known_subscriptions as (
+    select *
     from (
         select
             spine.customer_id,
             spine.feature_date,
-            subscriptions.plan_id,
-            subscriptions.contract_type,
-            subscriptions._batch_date as subscription_batch_date,
+            versions.subscription_id,
+            versions.plan_id,
+            versions.contract_type,
+            versions.start_date,
+            versions.end_date,
+            versions._batch_date,
             row_number() over (
-                partition by spine.customer_id, spine.feature_date
-                order by subscriptions.start_date desc, subscriptions.subscription_id desc
-            ) as subscription_rank
+                partition by spine.customer_id, spine.feature_date, versions.subscription_id
+                order by versions.updated_at desc, versions._batch_date desc
+            ) as version_rank
         from spine
-        inner join subscriptions
-            on spine.customer_id = subscriptions.customer_id
-            and subscriptions.start_date <= spine.feature_date
-            and (subscriptions.end_date is null or subscriptions.end_date >= spine.feature_date)
+        inner join subscription_versions as versions
+            on spine.customer_id = versions.customer_id
+            and versions._batch_date <= spine.feature_date
+            and versions.start_date <= spine.feature_date
+    )
+    where version_rank = 1
+),
+
+current_subscription as (
+    select customer_id, feature_date, plan_id, contract_type, subscription_batch_date
+    from (
+        select
+            customer_id,
+            feature_date,
+            plan_id,
+            contract_type,
+            _batch_date as subscription_batch_date,
+            row_number() over (
+                partition by customer_id, feature_date
+                order by start_date desc, subscription_id desc
+            ) as subscription_rank
+        from known_subscriptions
+        where end_date is null or end_date >= feature_date
     )
     where subscription_rank = 1
 ),

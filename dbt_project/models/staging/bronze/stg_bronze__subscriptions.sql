@@ -1,34 +1,25 @@
-with source as (
-    select * from {{ source('bronze', 'subscriptions') }}
+{#- One row per subscription: its latest version, and the batch that first brought the
+    subscription (when the lake first knew it).  Point-in-time features must not read the
+    latest version (an ended subscription lands on the churn date): they read
+    stg_bronze__subscription_versions. -#}
+with versions as (
+    select * from {{ ref('stg_bronze__subscription_versions') }}
 ),
 
-renamed as (
-    select
-        cast(subscription_id as bigint) as subscription_id,
-        cast(customer_id as bigint) as customer_id,
-        trim(plan_id) as plan_id,
-        lower(trim(contract_type)) as contract_type,
-        cast(start_date as date) as start_date,
-        cast(end_date as date) as end_date,
-        updated_at,
-        _batch_date
-    from source
-    where subscription_id is not null and customer_id is not null
-),
-
-deduplicated as (
+ranked as (
     select *,
         row_number() over (
             partition by subscription_id order by updated_at desc, _batch_date desc
-        ) as version_rank
-    from renamed
+        ) as version_rank,
+        min(_batch_date) over (partition by subscription_id) as first_batch_date
+    from versions
 ),
 
 final as (
     select
         subscription_id, customer_id, plan_id, contract_type, start_date, end_date,
-        updated_at, _batch_date
-    from deduplicated
+        updated_at, _batch_date, first_batch_date
+    from ranked
     where version_rank = 1
 )
 
