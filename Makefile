@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export LAKEHOUSE_ROOT ?= $(CURDIR)/lakehouse
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup system-packages demo test lint bench clean
 
 $(STAMP): setup.cfg pyproject.toml
 	@command -v java >/dev/null || { echo "Java is required: apt-get install -y openjdk-17-jre-headless" >&2; exit 1; }
@@ -23,7 +23,22 @@ setup: $(STAMP)
 demo: setup
 	$(VENV)/bin/features demo
 
-test: setup
+# The cluster tests start PostgreSQL and Redis servers of their own: Debian's packages.
+system-packages:
+	@missing=""; \
+	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing$$missing"; apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	  else \
+	    echo "The cluster tests need Debian's$$missing: sudo apt-get install -y$$missing" >&2; \
+	    exit 1; \
+	  fi; \
+	fi
+
+test: setup system-packages
 	$(PY) -m pytest
 
 lint: $(STAMP)

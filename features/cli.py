@@ -12,6 +12,9 @@ from features import lakehouse
 def _cmd_setup(args: argparse.Namespace) -> int:
     paths = lakehouse.jars.ensure_delta_jars()
     print(f"Delta jars cached: {', '.join(str(p) for p in paths)}")
+    # The cluster setup's shared metastore needs PostgreSQL's driver: cached now, offline later.
+    driver = lakehouse.jars.ensure_jars((lakehouse.jars.POSTGRES_JDBC,))
+    print(f"PostgreSQL JDBC driver cached: {driver[0]}")
     print(f"Spark defaults written: {lakehouse.write_spark_defaults()}")
     if args.databases:
         spark = lakehouse.spark_session()
@@ -167,6 +170,22 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_cluster(args: argparse.Namespace) -> int:
+    import shlex
+
+    from features.cluster import stack
+
+    servers = stack.stack_for(workers=args.workers)
+    if args.action == "down":
+        stack.down(servers)
+        return 0
+    env = stack.up(servers) if args.action == "up" else stack.environment(servers)
+    print("# point the lake's processes at the cluster setup:")
+    for key, value in env.items():
+        print(f"export {key}={shlex.quote(value)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``features`` command."""
     parser = argparse.ArgumentParser(prog="features", description=__doc__)
@@ -244,6 +263,13 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--pipeline")
     status.add_argument("--limit", type=int, default=30)
     status.set_defaults(func=_cmd_status)
+    cluster = sub.add_parser(
+        "cluster", help="start/stop a local Spark standalone cluster, PostgreSQL and Redis")
+    cluster.add_argument("action", choices=("up", "down", "env"),
+                         help="up: start (and print the environment); down: stop; "
+                              "env: print the environment only")
+    cluster.add_argument("--workers", type=int, default=2)
+    cluster.set_defaults(func=_cmd_cluster)
     return parser
 
 

@@ -22,6 +22,16 @@ def repo_path() -> Path:
     return Path(os.environ.get("LAKEHOUSE_FEATURE_REPO") or REPO_PATH)
 
 
+def yaml_path() -> Path:
+    """The repository's configuration: ``feature_store.yaml``, or ``LAKEHOUSE_FEAST_YAML``.
+
+    The cluster setup uses ``feature_store.cluster.yaml`` (SQL registry, Redis online store)
+    over the same declarations; a relative name is looked up in the repository.
+    """
+    chosen = Path(os.environ.get("LAKEHOUSE_FEAST_YAML") or "feature_store.yaml")
+    return chosen if chosen.is_absolute() else repo_path() / chosen
+
+
 def _prepare(cfg: lakehouse.LakehouseSettings | None = None) -> lakehouse.LakehouseSettings:
     cfg = cfg or lakehouse.settings()
     os.environ["LAKEHOUSE_ROOT"] = str(cfg.root)
@@ -35,7 +45,7 @@ def feature_store(cfg: lakehouse.LakehouseSettings | None = None):  # -> Feature
     from feast import FeatureStore
 
     _prepare(cfg)
-    return FeatureStore(repo_path=str(repo_path()))
+    return FeatureStore(repo_path=str(repo_path()), fs_yaml_file=yaml_path())
 
 
 def apply(cfg: lakehouse.LakehouseSettings | None = None) -> list[str]:
@@ -45,8 +55,9 @@ def apply(cfg: lakehouse.LakehouseSettings | None = None) -> list[str]:
 
     cfg = _prepare(cfg)
     path = repo_path()
-    config = load_repo_config(path, path / "feature_store.yaml")
-    _set_aside_unreadable_registry(Path(config.registry.path))
+    config = load_repo_config(path, yaml_path())
+    if config.registry.registry_type == "file":
+        _set_aside_unreadable_registry(Path(config.registry.path))
     # Feast imports the repository's modules by their path relative to the working
     # directory, as `feast apply` does when run inside the repository.
     if str(path) not in sys.path:

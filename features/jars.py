@@ -8,8 +8,10 @@ resolution (which would also drag in Delta's older copies of Spark's own jars).
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 # The python package delta-spark 4.4.1 is a Python-only patch release; the JVM
@@ -26,8 +28,38 @@ DELTA_COORDINATE = f"{DELTA_GROUP}:{DELTA_ARTIFACT}:{DELTA_JVM_VERSION}"
 DELTA_ARTIFACTS: tuple[str, ...] = (DELTA_ARTIFACT, "delta-storage")
 
 
-class DeltaJarsUnavailable(RuntimeError):
+class JarsUnavailable(RuntimeError):
+    """A JVM jar the lakehouse needs is neither cached locally nor downloadable."""
+
+
+class DeltaJarsUnavailable(JarsUnavailable):
     """Delta's jars are neither cached locally nor downloadable."""
+
+
+@dataclasses.dataclass(frozen=True)
+class MavenJar:
+    """One jar of Maven Central, by coordinate."""
+
+    group: str
+    artifact: str
+    version: str
+
+    @property
+    def coordinate(self) -> str:
+        """``group:artifact:version``."""
+        return f"{self.group}:{self.artifact}:{self.version}"
+
+    @property
+    def path(self) -> Path:
+        """Where the jar sits in the local Maven repository."""
+        return jar_path(self.artifact, group=self.group, version=self.version)
+
+
+DELTA_JARS: tuple[MavenJar, ...] = tuple(
+    MavenJar(DELTA_GROUP, artifact, DELTA_JVM_VERSION) for artifact in DELTA_ARTIFACTS
+)
+# The JDBC driver of a shared Hive metastore on PostgreSQL (the cluster setup).
+POSTGRES_JDBC = MavenJar("org.postgresql", "postgresql", "42.7.4")
 
 
 def m2_repository() -> Path:
@@ -44,12 +76,50 @@ def jar_path(artifact: str, *, group: str = DELTA_GROUP, version: str = DELTA_JV
 
 def delta_jar_paths() -> list[Path]:
     """Return the paths of every jar Delta needs, cached or not."""
-    return [jar_path(artifact) for artifact in DELTA_ARTIFACTS]
+    return [jar.path for jar in DELTA_JARS]
 
 
 def missing_delta_jars() -> list[Path]:
     """Return the Delta jars not yet in the local Maven repository."""
     return [path for path in delta_jar_paths() if not path.is_file()]
+
+
+def ensure_jars(
+    wanted: Sequence[MavenJar], *, quiet: bool = True,
+    error: type[JarsUnavailable] = JarsUnavailable,
+) -> list[Path]:
+    """Make sure the jars are in ``~/.m2``, fetching the missing ones with Maven.
+
+    Returns:
+        The paths of the jars, in the order given.
+
+    Raises:
+        JarsUnavailable: (or ``error``) when a jar is not cached and Maven cannot fetch it.
+    """
+    missing = [jar for jar in wanted if not jar.path.is_file()]
+    if not missing:
+        return [jar.path for jar in wanted]
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise error(
+            f"jars missing from {m2_repository()}: {', '.join(j.path.name for j in missing)}; "
+            "'mvn' is not on PATH to fetch them. Install Maven (apt-get install maven) and "
+            "run 'make setup', or copy the jars to those paths."
+        )
+    for jar in missing:
+        cmd = [mvn, "-B", "-q", "dependency:get", f"-Dartifact={jar.coordinate}",
+               "-Dtransitive=false"]
+        if not quiet:
+            cmd.remove("-q")
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if proc.returncode != 0 or not jar.path.is_file():
+            tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
+            raise error(
+                f"could not fetch {jar.coordinate} with Maven (exit {proc.returncode}). Maven "
+                "Central must be reachable once; the jars are then cached in "
+                f"{m2_repository()} and later runs need no network.\n{tail}"
+            )
+    return [jar.path for jar in wanted]
 
 
 def ensure_delta_jars(*, quiet: bool = True) -> list[Path]:
@@ -61,29 +131,4 @@ def ensure_delta_jars(*, quiet: bool = True) -> list[Path]:
     Raises:
         DeltaJarsUnavailable: when a jar is not cached and Maven cannot fetch it.
     """
-    missing = missing_delta_jars()
-    if not missing:
-        return delta_jar_paths()
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise DeltaJarsUnavailable(
-            f"Delta jars missing from {m2_repository()}: {', '.join(p.name for p in missing)}; "
-            "'mvn' is not on PATH to fetch them. Install Maven (apt-get install maven) and "
-            "run 'make setup', or copy the jars to those paths."
-        )
-    for artifact in DELTA_ARTIFACTS:
-        if jar_path(artifact).is_file():
-            continue
-        coordinate = f"{DELTA_GROUP}:{artifact}:{DELTA_JVM_VERSION}"
-        cmd = [mvn, "-B", "-q", "dependency:get", f"-Dartifact={coordinate}", "-Dtransitive=false"]
-        if not quiet:
-            cmd.remove("-q")
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if proc.returncode != 0 or not jar_path(artifact).is_file():
-            tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
-            raise DeltaJarsUnavailable(
-                f"could not fetch {coordinate} with Maven (exit {proc.returncode}). Maven "
-                "Central must be reachable once; the jars are then cached in "
-                f"{m2_repository()} and later runs need no network.\n{tail}"
-            )
-    return delta_jar_paths()
+    return ensure_jars(DELTA_JARS, quiet=quiet, error=DeltaJarsUnavailable)

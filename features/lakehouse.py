@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import sys
 from pathlib import Path
 
 from features import jars
@@ -42,7 +43,12 @@ class LakehouseSettings:
         driver_memory: JVM heap of the driver (the whole of Spark in local mode).
         shuffle_partitions: Default shuffle parallelism (AQE coalesces it further).
         ui_enabled: Whether Spark's web UI starts.
-        metastore_url: JDBC URL of the Hive metastore; embedded Derby under root by default.
+        metastore_url: JDBC URL of the Hive metastore; embedded Derby under root by default,
+            or a shared PostgreSQL database (``jdbc:postgresql://host:port/db``), whose
+            JDBC driver then joins Delta's jars.
+        metastore_user: User of a shared metastore database.
+        metastore_password: Password of that user.
+        executor_memory: Heap of each executor on a cluster (unused by ``local`` masters).
         jvm_options: Extra JVM flags of the driver (tests use C1-only JIT to warm up fast).
         ansi: Spark SQL ANSI mode.  Off: Feast's and dbt-spark's SQL are written for
             non-ANSI semantics; our models cast with ``try_cast`` and quarantine what fails.
@@ -54,6 +60,9 @@ class LakehouseSettings:
     shuffle_partitions: int = 8
     ui_enabled: bool = False
     metastore_url: str | None = None
+    metastore_user: str | None = None
+    metastore_password: str | None = None
+    executor_memory: str = "2g"
     ansi: bool = False
     jvm_options: str = ""
 
@@ -71,8 +80,16 @@ class LakehouseSettings:
             ),
             ui_enabled=env.get("LAKEHOUSE_SPARK_UI", "0") in ("1", "true", "yes"),
             metastore_url=env.get("LAKEHOUSE_METASTORE_URL") or None,
+            metastore_user=env.get("LAKEHOUSE_METASTORE_USER") or None,
+            metastore_password=env.get("LAKEHOUSE_METASTORE_PASSWORD") or None,
+            executor_memory=env.get("LAKEHOUSE_EXECUTOR_MEMORY", "2g"),
             jvm_options=env.get("LAKEHOUSE_JVM_OPTIONS", ""),
         )
+
+    @property
+    def shared_metastore(self) -> bool:
+        """Whether the metastore is a shared PostgreSQL database (else embedded Derby)."""
+        return (self.metastore_url or "").startswith("jdbc:postgresql:")
 
     @property
     def warehouse_dir(self) -> Path:
@@ -110,6 +127,12 @@ def settings() -> LakehouseSettings:
     return LakehouseSettings.from_env()
 
 
+def jvm_jars(cfg: LakehouseSettings | None = None) -> tuple[jars.MavenJar, ...]:
+    """The jars every Spark process of the lake needs: Delta's, and a metastore's driver."""
+    cfg = cfg or settings()
+    return jars.DELTA_JARS + ((jars.POSTGRES_JDBC,) if cfg.shared_metastore else ())
+
+
 def spark_conf(cfg: LakehouseSettings | None = None) -> dict[str, str]:
     """Return every Spark setting of the lakehouse, the single source of them.
 
@@ -121,10 +144,11 @@ def spark_conf(cfg: LakehouseSettings | None = None) -> dict[str, str]:
         f"jdbc:derby:;databaseName={cfg.metastore_dir};create=true"
     )
     java_opts = f"-Duser.timezone=UTC -Dderby.system.home={cfg.root} {cfg.jvm_options}".strip()
-    return {
+    jar_paths = [str(jar.path) for jar in jvm_jars(cfg)]
+    conf = {
         "spark.master": cfg.master,
         "spark.app.name": "lakehouse",
-        "spark.jars": ",".join(str(path) for path in jars.delta_jar_paths()),
+        "spark.jars": ",".join(jar_paths),
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         "spark.sql.catalogImplementation": "hive",
@@ -150,7 +174,19 @@ def spark_conf(cfg: LakehouseSettings | None = None) -> dict[str, str]:
         "spark.sql.parser.quotedRegexColumnNames": "true",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.sql.execution.arrow.pyspark.fallback.enabled": "true",
+        # Python workers (here or on a cluster's executors) run this environment's Python.
+        "spark.pyspark.python": sys.executable,
+        "spark.executor.memory": cfg.executor_memory,
     }
+    if cfg.shared_metastore:
+        # The metastore client loads its JDBC driver from the driver's own classpath.
+        conf["spark.driver.extraClassPath"] = str(jars.POSTGRES_JDBC.path)
+        conf["spark.hadoop.javax.jdo.option.ConnectionDriverName"] = "org.postgresql.Driver"
+        if cfg.metastore_user:
+            conf["spark.hadoop.javax.jdo.option.ConnectionUserName"] = cfg.metastore_user
+        if cfg.metastore_password:
+            conf["spark.hadoop.javax.jdo.option.ConnectionPassword"] = cfg.metastore_password
+    return conf
 
 
 def spark_home() -> Path:
@@ -195,6 +231,7 @@ def spark_session(cfg: LakehouseSettings | None = None):  # -> SparkSession
     cfg = cfg or settings()
     cfg.root.mkdir(parents=True, exist_ok=True)
     jars.ensure_delta_jars()
+    jars.ensure_jars(jvm_jars(cfg))
     builder = SparkSession.builder
     for key, value in spark_conf(cfg).items():
         builder = builder.config(key, value)

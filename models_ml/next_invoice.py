@@ -36,6 +36,7 @@ from models_ml.churn.jobs import (
     historical_features,
     model_config,
     save_and_register,
+    training_entities,
 )
 from models_ml.churn.train import TrainResult, prepare, split_holdout, train
 
@@ -82,14 +83,8 @@ def invoice_entities(
     Snapshots without an invoice in the 31 days after them (customers who churned or are
     not billed in that month) have no label and are left out.
     """
-    labels = spark.table(LABELS_TABLE).where(F.col(LABEL_COLUMN).isNotNull())
-    if start is not None:
-        labels = labels.where(F.col("snapshot_date") >= F.lit(start))
-    if end is not None:
-        labels = labels.where(F.col("snapshot_date") <= F.lit(end))
-    return labels.select(
-        "customer_id", "event_timestamp", F.col(LABEL_COLUMN).cast("double").alias("label")
-    )
+    entities = training_entities(spark, start=start, end=end, label=LABEL_COLUMN)
+    return entities.withColumn("label", F.col("label").cast("double"))
 
 
 def add_baseline(features: DataFrame) -> DataFrame:

@@ -66,17 +66,27 @@ def service_features(store: Any, service: str = FEATURE_SERVICE) -> tuple[list[s
 
 
 def training_entities(
-    spark: SparkSession, *, start: dt.date | None = None, end: dt.date | None = None
+    spark: SparkSession,
+    *,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    label: str = "churned_within_30d",
 ) -> DataFrame:
-    """Entity rows for training: (customer_id, event_timestamp, label) in a window."""
-    labels = spark.table(LABELS_TABLE)
+    """Entity rows for training: (customer_id, event_timestamp, label) in a window.
+
+    Args:
+        spark: The lakehouse session.
+        start: First snapshot date (all by default).
+        end: Last snapshot date (all by default).
+        label: The column of ``ml.churn_labels`` that is the label; snapshots where it is
+            null (no label known) are left out.
+    """
+    labels = spark.table(LABELS_TABLE).where(F.col(label).isNotNull())
     if start is not None:
         labels = labels.where(F.col("snapshot_date") >= F.lit(start))
     if end is not None:
         labels = labels.where(F.col("snapshot_date") <= F.lit(end))
-    return labels.select(
-        "customer_id", "event_timestamp", F.col("churned_within_30d").alias("label")
-    )
+    return labels.select("customer_id", "event_timestamp", F.col(label).alias("label"))
 
 
 def historical_features(store: Any, entities: DataFrame) -> tuple[DataFrame, dict[str, Any]]:

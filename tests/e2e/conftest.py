@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+import socket
+import tempfile
+from pathlib import Path
 
 import pytest
+
+from tests.e2e import lakes
 
 CUSTOMERS = 80
 DAYS = 75
@@ -34,4 +39,54 @@ def daily_lake(spark, lakehouse_root):
     dates = [config.start + dt.timedelta(days=i) for i in range(DAYS)]
     backfill = run_daily(spark, dates[:-1], options=DailyOptions(retrain="always"))
     daily = run_daily(spark, dates[-1:])
-    return spark, dates, summary, backfill, daily
+    # Later tests change the lake (rescoring, drift rows, more models); what the daily job
+    # itself left is kept by version, for comparing with other lakes built from this seed.
+    versions = lakes.delta_tables(spark)
+    return spark, dates, summary, backfill, daily, versions
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def cluster_stack():
+    """The cluster setup on loopback, started and stopped by the tests themselves.
+
+    A Spark standalone master with two one-core workers, PostgreSQL (Hive metastore and
+    Feast's SQL registry) and Redis (Feast's online store), on free ports, their files in a
+    folder the ``postgres`` user can reach when the tests run as root.
+    """
+    from features.cluster import postgres, redis, stack, standalone
+
+    home = Path(tempfile.mkdtemp(prefix="lakehouse-cluster-"))
+    home.chmod(0o755)
+    servers = stack.ClusterStack(
+        spark=standalone.StandaloneCluster(home=home / "spark", port=free_port(),
+                                           webui_port=free_port(), workers=2,
+                                           worker_memory="2g"),
+        postgres=postgres.PostgresServer(data_dir=home / "postgres", port=free_port()),
+        redis=redis.RedisServer(home=home / "redis", port=free_port()),
+    )
+    try:
+        stack.up(servers)
+        yield servers
+    finally:
+        stack.down(servers)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def killed_lake(daily_lake, cluster_stack, tmp_path_factory):
+    """The second lake: the daily lake's seed on the cluster setup, its runs killed at random.
+
+    Returns ``(root, attempts, log)`` (see :func:`tests.e2e.second_lake.build`).
+    """
+    from features.cluster import stack
+    from tests.e2e import second_lake
+
+    root = tmp_path_factory.mktemp("killed_lake")
+    return second_lake.build(daily_lake, root, stack.environment(cluster_stack))

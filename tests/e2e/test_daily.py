@@ -11,7 +11,7 @@ pytestmark = pytest.mark.e2e
 
 
 def test_every_step_ran_and_was_recorded(daily_lake) -> None:
-    spark, dates, _, backfill, daily = daily_lake
+    spark, dates, _, backfill, daily, _ = daily_lake
     assert list(backfill) == ["ingest", "dbt_build", "feast", "train", "score", "monitor"]
     assert backfill["train"].startswith("v1")
     # The model is a day old: the last day retrains only if the day before it drifted
@@ -30,7 +30,7 @@ def test_every_step_ran_and_was_recorded(daily_lake) -> None:
 
 
 def test_predictions_cover_every_active_customer_once(daily_lake) -> None:
-    spark, dates, _, _, _ = daily_lake
+    spark, dates, *_ = daily_lake
     day = dates[-1]
     scores = spark.sql(
         f"select * from predictions.churn_scores where score_date = '{day}'").toPandas()
@@ -47,7 +47,7 @@ def test_predictions_cover_every_active_customer_once(daily_lake) -> None:
 def test_rerun_of_a_finished_date_changes_nothing(daily_lake) -> None:
     from features.daily import run_daily
 
-    spark, dates, _, _, _ = daily_lake
+    spark, dates, *_ = daily_lake
     before = spark.sql("describe history predictions.churn_scores").count()
     outcome = run_daily(spark, dates[-1:])
     assert set(outcome.values()) == {"skipped"}
@@ -57,7 +57,7 @@ def test_rerun_of_a_finished_date_changes_nothing(daily_lake) -> None:
 def test_rescoring_a_date_replaces_its_rows_only(daily_lake) -> None:
     from models_ml.churn import jobs
 
-    spark, dates, _, _, _ = daily_lake
+    spark, dates, *_ = daily_lake
     counts = dict(spark.sql("select score_date, count(*) from predictions.churn_scores "
                             "group by score_date").collect())
     query = (f"select customer_id, churn_probability, model_version "
@@ -79,7 +79,7 @@ def test_rescoring_a_date_replaces_its_rows_only(daily_lake) -> None:
 def test_model_is_judged_against_the_generator_ceiling(daily_lake) -> None:
     from models_ml.churn import persist
 
-    _, _, summary, _, _ = daily_lake
+    _, _, summary, *_ = daily_lake
     _, metadata = persist.load_model("churn")
     assert metadata["feature_service"] == "churn_v1"
     assert set(metadata["source_versions"]) == {
@@ -100,7 +100,7 @@ def test_drift_is_monitored_against_the_training_set(daily_lake) -> None:
     from features import drift
     from models_ml.churn import persist
 
-    spark, dates, _, _, _ = daily_lake
+    spark, dates, *_ = daily_lake
     _, metadata = persist.load_model("churn")
     baseline = metadata["drift_baseline"]
     assert set(baseline["features"]) == set(metadata["feature_names"])
@@ -118,7 +118,7 @@ def test_drift_makes_the_next_day_retrain(daily_lake) -> None:
     from features import drift
     from features.daily import DailyOptions, _retrain_reason
 
-    spark, dates, _, _, _ = daily_lake
+    spark, dates, *_ = daily_lake
     day_after = dates[-1] + dt.timedelta(days=1)
     current = spark.table(drift.DRIFT_TABLE).where(f"score_date = '{dates[-1]}'").collect()
     # The model is a day old: only drift on the last day can make the next one retrain.
@@ -144,7 +144,7 @@ def test_drift_makes_the_next_day_retrain(daily_lake) -> None:
 def test_readers_see_a_whole_day_or_none(daily_lake) -> None:
     from models_ml.churn import jobs
 
-    spark, dates, _, _, _ = daily_lake
+    spark, dates, *_ = daily_lake
     day = dates[-3]  # never scored by the fixture
     expected = spark.sql(
         f"select count(*) from {jobs.SPINE_TABLE} where feature_date = '{day}'").first()[0]
