@@ -15,7 +15,6 @@ import dataclasses
 import datetime as dt
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 
 import pyspark.sql.functions as F
 from pyspark import StorageLevel
@@ -171,7 +170,6 @@ def ingest_batches(
     dates: Iterable[dt.date],
     *,
     sources: Iterable[str] | None = None,
-    threads: int = 4,
     log: Callable[[str], None] = print,
 ) -> dict[str, dict[dt.date, BatchCounts]]:
     """Ingest the landing batches of ``dates`` into bronze and quarantine.
@@ -180,7 +178,6 @@ def ingest_batches(
         spark: The lakehouse session.
         dates: Batch dates; all of a source's dates are read in one job, one commit per table.
         sources: Source names (all of :data:`features.schemas.SOURCES` by default).
-        threads: How many sources (after ``customers``) are ingested at once.
         log: Where progress lines go.
 
     Returns:
@@ -209,18 +206,17 @@ def ingest_batches(
             for d in all_dates
         ])
         raise
+    results: dict[str, dict[dt.date, BatchCounts]] = {}
+    runs: list[runlog.StepRun] = []
     customers_known = any(s.name == "customers" for s, _, _ in plan) or \
         spark.catalog.tableExists("bronze.customers")
-
-    def ingest_one(item: tuple[Source, list[LandingFile], object]) -> list[runlog.StepRun]:
-        source, files, layout = item
+    for source, files, layout in plan:
         clock = time.perf_counter()
         step_started = runlog.utc_now()
         dates_here = sorted({file.batch_date for file in files})
         counts = ingest_source(spark, source, files, layout, dates_here,
                                check_customers=customers_known, log=log)
         results[source.name] = counts
-        runs = []
         for date, batch in counts.items():
             run = runlog.StepRun(
                 pipeline=PIPELINE, step=f"bronze.{source.table}", batch_date=date, run_id=run_id,
@@ -235,19 +231,6 @@ def ingest_batches(
         log(f"ingest: bronze.{source.table}: {len(dates_here)} batch(es), read {total[0]:,}, "
             f"ingested {total[1]:,}, quarantined {total[2]:,} "
             f"in {time.perf_counter() - clock:.1f}s")
-        return runs
-
-    results: dict[str, dict[dt.date, BatchCounts]] = {}
-    # customers first (the others check their ids against it), then the rest side by side:
-    # independent tables, and most of a small source's time is driver-side latency (Delta
-    # log reads, metastore calls, job scheduling) that overlaps well.
-    first = [item for item in plan if item[0].name == "customers"]
-    rest = [item for item in plan if item[0].name != "customers"]
-    runs: list[runlog.StepRun] = [run for item in first for run in ingest_one(item)]
-    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        for source_runs in pool.map(ingest_one, rest):
-            runs.extend(source_runs)
-    results = {name: results[name] for name in ORDER if name in results}
     runlog.append_runs(spark, runs)
     failed = [run for run in runs if run.status == "failed"]
     if failed:

@@ -164,11 +164,16 @@ def train_churn_model(
     """
     store = feast_repo.feature_store()
     entities = training_entities(spark, start=start, end=end)
+    snapshots = entities.select("event_timestamp").distinct().count()
+    if snapshots == 0:
+        raise ValueError(
+            f"train: {LABELS_TABLE} has no labelled snapshot"
+            + (f" between {start} and {end}" if start or end else "")
+            + ": a snapshot is labelled once its 30-day horizon has passed; the lake needs "
+            "more days of data (or a wider training window)")
     frame, versions = historical_features(store, entities)
-    config = fit_tuning_to_snapshots(
-        model_config(store, **config_overrides),
-        entities.select("event_timestamp").distinct().count(), log=log,
-    )
+    config = fit_tuning_to_snapshots(model_config(store, **config_overrides), snapshots,
+                                     log=log)
     log(f"train: {FEATURE_SERVICE} features of {LABELS_TABLE} ({len(config.feature_cols)} "
         f"features; tables at versions {versions})")
     frame = frame.persist(StorageLevel.MEMORY_AND_DISK)  # trained on, then profiled
