@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql.types import DoubleType, FloatType, StringType
+from pyspark.sql.types import DoubleType, FloatType, MapType, StringType
 
 from features import lakehouse
 
@@ -75,6 +75,8 @@ def fingerprint(frame: DataFrame, *, root: Path) -> tuple[int, int]:
             column = F.replace(column, F.lit(str(root)), F.lit("<root>"))
         elif isinstance(field.dataType, DoubleType | FloatType):
             column = F.round(column, DECIMALS)
+        elif isinstance(field.dataType, MapType):  # maps cannot be hashed; their entries can
+            column = F.array_sort(F.map_entries(column))
         columns.append(column.alias(field.name))
     hashed = frame.select(F.xxhash64(*columns).alias("h"))
     row = hashed.agg(F.count(F.lit(1)).alias("n"), F.sum("h").alias("s")).first()
