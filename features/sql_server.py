@@ -32,9 +32,13 @@ def thrift_command(
     conf["spark.app.name"] = "lakehouse-thrift-server"
     # The server's sessions load the catalog class from the driver's own classpath,
     # which spark.jars alone does not extend in client mode.
-    command += ["--jars", conf["spark.jars"], "--driver-class-path", conf["spark.jars"].replace(",", ":")]
+    # (All of spark.jars, a shared metastore's JDBC driver among them: that is the whole of
+    # spark.driver.extraClassPath, which --driver-class-path sets.)
+    command += ["--jars", conf["spark.jars"],
+                "--driver-class-path", conf["spark.jars"].replace(",", ":")]
     for key, value in conf.items():
-        command += ["--conf", f"{key}={value}"]
+        if key != "spark.driver.extraClassPath":
+            command += ["--conf", f"{key}={value}"]
     command += [
         "--hiveconf", f"hive.server2.thrift.port={port}",
         "--hiveconf", f"hive.server2.thrift.bind.host={host}",

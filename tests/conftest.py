@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,6 +51,40 @@ def feature_marts(spark):
     result = dbt("build", "--full-refresh")
     assert result.success, failures(result)
     return spark
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def cluster_stack():
+    """The cluster setup on loopback, started and stopped by the tests themselves.
+
+    A Spark standalone master with two one-core workers, PostgreSQL (Hive metastore and
+    Feast's SQL registry) and Redis (Feast's online store), on free ports, their files in a
+    folder the ``postgres`` user can reach when the tests run as root.
+    """
+    from features.cluster import postgres, redis, stack, standalone
+
+    home = Path(tempfile.mkdtemp(prefix="lakehouse-cluster-"))
+    home.chmod(0o755)
+    servers = stack.ClusterStack(
+        spark=standalone.StandaloneCluster(home=home / "spark", port=free_port(),
+                                           webui_port=free_port(), workers=2,
+                                           worker_memory="2g"),
+        postgres=postgres.PostgresServer(data_dir=home / "postgres", port=free_port()),
+        redis=redis.RedisServer(home=home / "redis", port=free_port()),
+    )
+    try:
+        stack.up(servers)
+        yield servers
+    finally:
+        stack.down(servers)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

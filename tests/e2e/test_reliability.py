@@ -18,7 +18,7 @@ from features.daily import STEPS
 from tests.e2e import lakes
 from tests.e2e.second_lake import KILL_SEED
 
-pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
+pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.second_lake]
 
 
 def test_killed_runs_were_really_killed(killed_lake) -> None:

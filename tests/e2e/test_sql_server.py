@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from features import lakehouse, sql_server
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -30,12 +29,6 @@ spark.createDataFrame(rows, "customer_id bigint, score_date date, churn_probabil
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     # Derby admits one JVM per metastore: the server gets a lake of its own.
@@ -47,7 +40,7 @@ def server(tmp_path_factory):
     assert proc.returncode == 0, proc.stderr[-3000:]
     cfg = lakehouse.LakehouseSettings(root=root, master="local[1]", driver_memory="1g",
                                       shuffle_partitions=2)
-    port = _free_port()
+    port = free_port()
     process = sql_server.start(cfg, port=port)
     yield root, port
     sql_server.stop(process)
