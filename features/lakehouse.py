@@ -167,6 +167,14 @@ def spark_conf(cfg: LakehouseSettings | None = None) -> dict[str, str]:
         "spark.sql.ansi.enabled": str(cfg.ansi).lower(),
         "spark.sql.sources.partitionOverwriteMode": "dynamic",
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
+        # Delta rebuilds a table's state (its log replayed into the list of live files) in
+        # this many tasks at each first read and each checkpoint; its default of 50 costs
+        # seconds per table on a laptop's few cores whatever the table's size.
+        "spark.databricks.delta.snapshotPartitions": str(cfg.shuffle_partitions),
+        # A checkpoint rebuilds and rewrites the whole state (~5 s even for a tiny table);
+        # the daily job commits a few times a day per table, so every 100 commits rather
+        # than Delta's 10 (a cold read then replays at most 100 small JSON commits).
+        "spark.databricks.delta.properties.defaults.checkpointInterval": "100",
         "spark.ui.enabled": str(cfg.ui_enabled).lower(),
         "spark.ui.showConsoleProgress": "false",
         # Feast's Spark code switches this on in whatever session it finds; it is set
