@@ -79,11 +79,6 @@ def delta_jar_paths() -> list[Path]:
     return [jar.path for jar in DELTA_JARS]
 
 
-def missing_delta_jars() -> list[Path]:
-    """Return the Delta jars not yet in the local Maven repository."""
-    return [path for path in delta_jar_paths() if not path.is_file()]
-
-
 def ensure_jars(
     wanted: Sequence[MavenJar], *, quiet: bool = True,
     error: type[JarsUnavailable] = JarsUnavailable,

@@ -133,6 +133,18 @@ def jvm_jars(cfg: LakehouseSettings | None = None) -> tuple[jars.MavenJar, ...]:
     return jars.DELTA_JARS + ((jars.POSTGRES_JDBC,) if cfg.shared_metastore else ())
 
 
+def ensure_jvm_jars(cfg: LakehouseSettings | None = None) -> list[Path]:
+    """Cache every jar of :func:`jvm_jars`, fetching the missing ones with Maven.
+
+    Raises:
+        features.jars.DeltaJarsUnavailable: when one of Delta's jars cannot be had.
+        features.jars.JarsUnavailable: when another (the metastore's driver) cannot.
+    """
+    wanted = jvm_jars(cfg)
+    others = wanted[len(jars.DELTA_JARS):]
+    return jars.ensure_delta_jars() + (jars.ensure_jars(others) if others else [])
+
+
 def spark_conf(cfg: LakehouseSettings | None = None) -> dict[str, str]:
     """Return every Spark setting of the lakehouse, the single source of them.
 
@@ -238,8 +250,7 @@ def spark_session(cfg: LakehouseSettings | None = None):  # -> SparkSession
         return active
     cfg = cfg or settings()
     cfg.root.mkdir(parents=True, exist_ok=True)
-    jars.ensure_delta_jars()
-    jars.ensure_jars(jvm_jars(cfg))
+    ensure_jvm_jars(cfg)
     builder = SparkSession.builder
     for key, value in spark_conf(cfg).items():
         builder = builder.config(key, value)

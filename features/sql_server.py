@@ -13,7 +13,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from features import jars, lakehouse
+from features import lakehouse
 
 THRIFT_CLASS = "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2"
 
@@ -77,8 +77,7 @@ def start(
     """
     cfg = cfg or lakehouse.settings()
     cfg.root.mkdir(parents=True, exist_ok=True)
-    jars.ensure_delta_jars()
-    jars.ensure_jars(lakehouse.jvm_jars(cfg))
+    lakehouse.ensure_jvm_jars(cfg)
     log_path = log_path or cfg.root / "thrift-server.log"
     log = open(log_path, "ab")  # noqa: SIM115 - handed to the child process
     process = subprocess.Popen(

@@ -68,17 +68,13 @@ def cluster_stack():
     Feast's SQL registry) and Redis (Feast's online store), on free ports, their files in a
     folder the ``postgres`` user can reach when the tests run as root.
     """
-    from features.cluster import postgres, redis, stack, standalone
+    from features.cluster import stack
 
     home = Path(tempfile.mkdtemp(prefix="lakehouse-cluster-"))
     home.chmod(0o755)
-    servers = stack.ClusterStack(
-        spark=standalone.StandaloneCluster(home=home / "spark", port=free_port(),
-                                           webui_port=free_port(), workers=2,
-                                           worker_memory="2g"),
-        postgres=postgres.PostgresServer(data_dir=home / "postgres", port=free_port()),
-        redis=redis.RedisServer(home=home / "redis", port=free_port()),
-    )
+    ports = {name: free_port() for name in ("spark", "spark_webui", "postgres", "redis")}
+    servers = stack.stack_for(home, postgres_dir=home / "postgres", workers=2,
+                              worker_memory="2g", ports=ports)
     try:
         stack.up(servers)
         yield servers

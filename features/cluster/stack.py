@@ -39,7 +39,8 @@ class ClusterStack:
 
 
 def stack_for(home: Path | None = None, *, postgres_dir: Path | None = None,
-              workers: int = 2, worker_memory: str = "3g") -> ClusterStack:
+              workers: int = 2, worker_memory: str = "3g",
+              ports: dict[str, int] | None = None) -> ClusterStack:
     """The cluster setup with its files under ``home``.
 
     Args:
@@ -50,16 +51,29 @@ def stack_for(home: Path | None = None, *, postgres_dir: Path | None = None,
             to reach it).
         workers: Number of Spark workers.
         worker_memory: Memory each worker offers.
+        ports: Ports other than the servers' defaults, by name: ``spark`` (the master),
+            ``spark_webui`` (the master's web UI), ``postgres``, ``redis``.
     """
     home = Path(home or os.environ.get("LAKEHOUSE_CLUSTER_DIR")
                 or lakehouse.settings().root / "cluster")
     postgres_dir = Path(postgres_dir or os.environ.get("LAKEHOUSE_POSTGRES_DIR")
                         or home / "postgres")
+    ports = dict(ports or {})
+    unknown = set(ports) - {"spark", "spark_webui", "postgres", "redis"}
+    if unknown:
+        raise ValueError(f"unknown ports {sorted(unknown)}: spark, spark_webui, postgres, redis")
+
+    def port(name: str) -> dict[str, int]:
+        return {"port": ports[name]} if name in ports else {}
+
+    spark_ports = port("spark")
+    if "spark_webui" in ports:
+        spark_ports["webui_port"] = ports["spark_webui"]
     return ClusterStack(
         spark=standalone.StandaloneCluster(home=home / "spark", workers=workers,
-                                           worker_memory=worker_memory),
-        postgres=postgres.PostgresServer(data_dir=postgres_dir),
-        redis=redis.RedisServer(home=home / "redis"),
+                                           worker_memory=worker_memory, **spark_ports),
+        postgres=postgres.PostgresServer(data_dir=postgres_dir, **port("postgres")),
+        redis=redis.RedisServer(home=home / "redis", **port("redis")),
     )
 
 
