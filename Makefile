@@ -41,8 +41,8 @@ system-packages:
 test: setup system-packages
 	$(PY) -m pytest
 
-# The daily job killed at random and rerun on the cluster setup, compared table by table
-# with the embedded clean run (about half an hour; not part of `make test`).
+# Only the second lake's tests (part of `make test`): the daily job killed at random and
+# rerun on the cluster setup, compared table by table with the embedded clean run.
 test-second-lake: setup system-packages
 	$(PY) -m pytest -m second_lake tests/e2e
 

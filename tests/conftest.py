@@ -84,5 +84,13 @@ def cluster_stack():
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Run the tests on the daily job's lake last: its fixture rebuilds the shared lake."""
-    items.sort(key=lambda item: "daily_lake" in getattr(item, "fixturenames", ()))
+    """Run the tests on the daily job's lake last: its fixture rebuilds the shared lake.
+
+    Among them, those on the second lake first: they compare it with what the daily job
+    left (model versions included), before other tests retrain or rescore.
+    """
+    def order(item: pytest.Item) -> tuple[bool, bool]:
+        names = getattr(item, "fixturenames", ())
+        return "daily_lake" in names, "killed_lake" not in names
+
+    items.sort(key=order)

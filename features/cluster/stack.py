@@ -92,13 +92,32 @@ def environment(stack: ClusterStack) -> dict[str, str]:
     }
 
 
-def up(stack: ClusterStack, *, log=print) -> dict[str, str]:
-    """Start every server that is not running; return :func:`environment`."""
-    postgres.start(stack.postgres, databases=(stack.metastore_db, stack.registry_db))
-    log(f"cluster: PostgreSQL on {stack.postgres.host}:{stack.postgres.port} "
-        f"({stack.postgres.data_dir})")
+def ensure_catalog(stack: ClusterStack, *, log=print) -> None:
+    """Create the stack's metastore (with its schema) and registry databases if missing."""
+    postgres.ensure_database(stack.postgres, stack.registry_db)
     if metastore.init_schema(stack.postgres, stack.metastore_db):
         log(f"cluster: Hive metastore schema created in database {stack.metastore_db}")
+
+
+def with_catalog(stack: ClusterStack, name: str, *, log=print) -> ClusterStack:
+    """The same running servers with a catalog of their own, made if missing.
+
+    The metastore is database ``<name>_metastore`` and Feast's registry
+    ``<name>_registry``, so that a second lake (a test's, a staging copy) shares the
+    servers without seeing the first one's databases, tables or feature views.
+    """
+    other = dataclasses.replace(stack, metastore_db=f"{name}_metastore",
+                                registry_db=f"{name}_registry")
+    ensure_catalog(other, log=log)
+    return other
+
+
+def up(stack: ClusterStack, *, log=print) -> dict[str, str]:
+    """Start every server that is not running; return :func:`environment`."""
+    postgres.start(stack.postgres)
+    log(f"cluster: PostgreSQL on {stack.postgres.host}:{stack.postgres.port} "
+        f"({stack.postgres.data_dir})")
+    ensure_catalog(stack, log=log)
     redis.start(stack.redis)
     log(f"cluster: Redis on {stack.redis.connection_string}")
     standalone.start(stack.spark)

@@ -27,7 +27,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 PinValue = int | str | dt.datetime
 
 _PINS: contextvars.ContextVar[Mapping[str, PinValue | None]] = contextvars.ContextVar(
-    "lakehouse_offline_store_pins", default={}
+    "lakehouse_offline_store_pins"
 )
 
 
@@ -44,7 +44,7 @@ def pinned_versions(pins: Mapping[str, PinValue | None]) -> Iterator[None]:
             instant (datetime or ISO string); e.g. the ``source_versions`` recorded by
             an earlier retrieval.  None values (non-Delta sources) are ignored.
     """
-    merged = {**_PINS.get(), **{k: v for k, v in pins.items() if v is not None}}
+    merged = {**_PINS.get({}), **{k: v for k, v in pins.items() if v is not None}}
     token = _PINS.set(merged)
     try:
         yield
@@ -67,7 +67,7 @@ def read_source(spark: SparkSession, source: SparkSource) -> tuple[DataFrame, in
     Returns:
         The rows, and the Delta version read (None for other formats, views and queries).
     """
-    pin = _PINS.get().get(source_id(source))
+    pin = _PINS.get({}).get(source_id(source))
     if source.table:
         if not _is_delta_table(spark, source.table):
             return spark.table(source.table), None

@@ -50,9 +50,11 @@ def batch_one() -> dict[str, list[tuple]]:
             # read the version known on their date.
             (10, 1, "basic", "month-to-month", D(2025, 6, 1), None, _ts(1, 0)) + _lineage(1),
             (20, 2, "basic", "month-to-month", D(2025, 12, 15), None, _ts(1, 0)) + _lineage(1),
-            (10, 1, "basic", "month-to-month", D(2025, 6, 1), D(2026, 1, 4), _ts(4, 0)) + _lineage(4),
+            (10, 1, "basic", "month-to-month", D(2025, 6, 1), D(2026, 1, 4), _ts(4, 0))
+            + _lineage(4),
             (11, 1, "max", "one-year", D(2026, 1, 5), None, _ts(5, 0)) + _lineage(5),
-            (20, 2, "basic", "month-to-month", D(2025, 12, 15), D(2026, 1, 6), _ts(6, 0)) + _lineage(6),
+            (20, 2, "basic", "month-to-month", D(2025, 12, 15), D(2026, 1, 6), _ts(6, 0))
+            + _lineage(6),
             (30, 3, "max", "two-year", D(2026, 1, 3), None, _ts(3, 0)) + _lineage(3),
         ],
         "invoices": [

@@ -43,7 +43,16 @@ def daily_lake(spark, lakehouse_root):
 
 
 @pytest.fixture(scope="session")
-def killed_lake(daily_lake, cluster_stack, tmp_path_factory):
+def second_lake_stack(cluster_stack):
+    """The cluster setup with a metastore and a Feast registry of the second lake's own
+    (``tests/cluster`` left a table and an entity in the first ones)."""
+    from features.cluster import stack
+
+    return stack.with_catalog(cluster_stack, "second_lake")
+
+
+@pytest.fixture(scope="session")
+def killed_lake(daily_lake, second_lake_stack, tmp_path_factory):
     """The second lake: the daily lake's seed on the cluster setup, its runs killed at random.
 
     Returns ``(root, attempts, log)`` (see :func:`tests.e2e.second_lake.build`).
@@ -52,4 +61,4 @@ def killed_lake(daily_lake, cluster_stack, tmp_path_factory):
     from tests.e2e import second_lake
 
     root = tmp_path_factory.mktemp("killed_lake")
-    return second_lake.build(daily_lake, root, stack.environment(cluster_stack))
+    return second_lake.build(daily_lake, root, stack.environment(second_lake_stack))

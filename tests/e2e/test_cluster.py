@@ -35,11 +35,13 @@ def test_predictions_equal_the_embedded_default(daily_lake, killed_lake) -> None
                                                         clean[key].model_version)
 
 
-def test_the_registry_and_the_online_store_are_the_servers(cluster_stack, killed_lake) -> None:
+def test_the_registry_and_the_online_store_are_the_servers(second_lake_stack,
+                                                           killed_lake) -> None:
     import redis as redis_client
 
-    views = postgres.psql(cluster_stack.postgres, "select feature_view_name from feature_views",
-                          database=cluster_stack.registry_db).split()
+    servers = second_lake_stack
+    views = postgres.psql(servers.postgres, "select feature_view_name from feature_views",
+                          database=servers.registry_db).split()
     assert sorted(views) == ["customer_billing", "customer_support", "customer_usage"]
-    online = redis_client.Redis(host=cluster_stack.redis.host, port=cluster_stack.redis.port)
+    online = redis_client.Redis(host=servers.redis.host, port=servers.redis.port)
     assert online.dbsize() > 0  # materialized customers

@@ -149,7 +149,7 @@ def oracle(entities: pd.DataFrame, views: list[ViewSpec], *, filter_created: boo
                 match = match[match.created_timestamp <= ts]
             order = ["event_timestamp"] + (["created_timestamp"] if view.has_created else [])
             best = match.sort_values(order).tail(1)
-            for feature, name in zip(view.features, names):
+            for feature, name in zip(view.features, names, strict=True):
                 values[name].append(best[feature].iloc[0] if len(best) else None)
         for name in names:
             out[name] = values[name]
@@ -347,8 +347,10 @@ def test_skew_buckets_give_the_same_answer(spark, lake) -> None:
 
 
 def test_versions_are_recorded_and_pinned(spark, ours, lake) -> None:
-    entities = pd.DataFrame({"customer_id": [1, 1, 2], "label": [0, 1, 0],
-                             "event_timestamp": [BASE + pd.Timedelta(days=d) for d in (5, 11.5, 9)]})
+    entities = pd.DataFrame({
+        "customer_id": [1, 1, 2], "label": [0, 1, 0],
+        "event_timestamp": [BASE + pd.Timedelta(days=d) for d in (5, 11.5, 9)],
+    })
     features = ["customer_usage:minutes", "customer_usage:plan"]
     before = ours.get_historical_features(entity_df=entities, features=features)
     versions = dict(before.source_versions)
