@@ -72,14 +72,14 @@ def child(args: argparse.Namespace) -> None:
         started = time.perf_counter()
         for table in range(args.tables):
             path = str(root / "tables" / f"t{table}")
+            if args.child == "read":
+                rows = spark.read.format("delta").load(path).count()
+                assert rows == 5 * args.commits, (path, rows)
+                continue
             for commit in range(args.commits):
-                if args.child == "write":
-                    spark.range(commit * 5, commit * 5 + 5).selectExpr(
-                        "id", "cast(id as string) as label").write.format("delta") \
-                        .mode("append").save(path)
-                elif commit == 0:
-                    rows = spark.read.format("delta").load(path).count()
-                    assert rows == 5 * args.commits, (path, rows)
+                spark.range(commit * 5, commit * 5 + 5).selectExpr(
+                    "id", "cast(id as string) as label").write.format("delta") \
+                    .mode("append").save(path)
         seconds = time.perf_counter() - started
         spark.stop()
     print(json.dumps({"seconds": seconds, "peak_mib": memory.peak / 2**20}))

@@ -140,8 +140,7 @@ def ensure_jvm_jars(cfg: LakehouseSettings | None = None) -> list[Path]:
         features.jars.DeltaJarsUnavailable: when one of Delta's jars cannot be had.
         features.jars.JarsUnavailable: when another (the metastore's driver) cannot.
     """
-    wanted = jvm_jars(cfg)
-    others = wanted[len(jars.DELTA_JARS):]
+    others = [jar for jar in jvm_jars(cfg) if jar not in jars.DELTA_JARS]
     return jars.ensure_delta_jars() + (jars.ensure_jars(others) if others else [])
 
 

@@ -58,22 +58,21 @@ def stack_for(home: Path | None = None, *, postgres_dir: Path | None = None,
                 or lakehouse.settings().root / "cluster")
     postgres_dir = Path(postgres_dir or os.environ.get("LAKEHOUSE_POSTGRES_DIR")
                         or home / "postgres")
-    ports = dict(ports or {})
+    ports = ports or {}
     unknown = set(ports) - {"spark", "spark_webui", "postgres", "redis"}
     if unknown:
         raise ValueError(f"unknown ports {sorted(unknown)}: spark, spark_webui, postgres, redis")
 
-    def port(name: str) -> dict[str, int]:
-        return {"port": ports[name]} if name in ports else {}
+    def given(**fields: str) -> dict[str, int]:
+        """The server's port fields for the names given a port (others keep defaults)."""
+        return {field: ports[name] for field, name in fields.items() if name in ports}
 
-    spark_ports = port("spark")
-    if "spark_webui" in ports:
-        spark_ports["webui_port"] = ports["spark_webui"]
     return ClusterStack(
         spark=standalone.StandaloneCluster(home=home / "spark", workers=workers,
-                                           worker_memory=worker_memory, **spark_ports),
-        postgres=postgres.PostgresServer(data_dir=postgres_dir, **port("postgres")),
-        redis=redis.RedisServer(home=home / "redis", **port("redis")),
+                                           worker_memory=worker_memory,
+                                           **given(port="spark", webui_port="spark_webui")),
+        postgres=postgres.PostgresServer(data_dir=postgres_dir, **given(port="postgres")),
+        redis=redis.RedisServer(home=home / "redis", **given(port="redis")),
     )
 
 
