@@ -142,6 +142,12 @@ def ingest_source(
                 F.count(F.when(F.col("_reason").isNull(), 1)).alias("ok"),
             ).collect()
         }
+        result = {}
+        for date in dates:
+            read, ok = counts.get(date, (0, 0))
+            result[date] = BatchCounts(read=read, ingested=ok, quarantined=read - ok)
+        expected = (sum(c.ingested for c in result.values()),
+                    sum(c.quarantined for c in result.values()))
         bronze = classified.where(F.col("_reason").isNull()).select(
             *source.columns, "_source_file", "_batch_date",
             F.lit(now).cast("timestamp").alias("_ingested_at"), *extras,
@@ -153,21 +159,12 @@ def ingest_source(
         )
         # Quarantine first: ``classified`` reads bronze (the prior keys), so the bronze commit
         # invalidates its cache and anything written after it would classify every row again.
-        ok = sum(good for _, good in counts.values())
-        held = _replace(quarantine, quarantine_loc, dates,
-                        rows=sum(read for read, _ in counts.values()) - ok, merge=False)
-        wrote = _replace(bronze, bronze_loc, dates, rows=ok, merge=bool(extras))
+        held = _replace(quarantine, quarantine_loc, dates, rows=expected[1], merge=False)
+        wrote = _replace(bronze, bronze_loc, dates, rows=expected[0], merge=bool(extras))
         if extras:
             log(f"ingest: bronze.{source.table} evolved with added column(s) {', '.join(extras)}")
     finally:
         classified.unpersist()
-    result = {
-        date: BatchCounts(read=counts.get(date, (0, 0))[0], ingested=counts.get(date, (0, 0))[1],
-                          quarantined=counts.get(date, (0, 0))[0] - counts.get(date, (0, 0))[1])
-        for date in dates
-    }
-    expected = (sum(c.ingested for c in result.values()),
-                sum(c.quarantined for c in result.values()))
     if (wrote, held) != expected:
         raise CountsMismatch(
             f"bronze.{source.table}: Delta committed {wrote} rows to bronze and {held} to "

@@ -75,6 +75,15 @@ def test_every_kind_of_dirt_lands_in_quarantine_with_its_reason(spark, ingested)
     assert sample["raw_record"].startswith("{") and sample["line_number"] >= 0
 
 
+def test_small_batches_are_written_one_file_per_date(spark, ingested) -> None:
+    # TINY's batches are far under ROWS_PER_FILE rows: one writer task per batch date.
+    for table in ("bronze.usage_events", "quarantine.usage_events"):
+        files = spark.table(table).select("_batch_date", F.input_file_name().alias("file")) \
+            .distinct().groupBy("_batch_date").count()
+        assert files.count() == TINY.days, table
+        assert files.where("count != 1").count() == 0, table
+
+
 def test_late_events_are_ingested_with_their_true_time(spark, ingested) -> None:
     late = spark.table("bronze.usage_events").where(F.to_date("event_at") < F.col("_batch_date"))
     assert late.count() > 0
