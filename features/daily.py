@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import time
 from collections.abc import Callable, Sequence
 
@@ -56,14 +57,23 @@ def succeeded_steps(spark: SparkSession, day: dt.date) -> set[str]:
     return {row.step for row in runs.select("step").distinct().collect()}
 
 
-def run_dbt_build(*, log: Callable[[str], None] = print) -> None:
-    """``dbt build`` of the project on the session target, in this process."""
+def run_dbt_build(*, tests_since: dt.date | None = None,
+                  log: Callable[[str], None] = print) -> None:
+    """``dbt build`` of the project on the session target, in this process.
+
+    Args:
+        tests_since: The first batch date of the run: the tests of the tables that grow
+            every day check only what batches since then made or changed (the var
+            ``tests_since``, see ``dbt_project/macros/tests_since.sql``).  None: every row.
+        log: Where progress lines go.
+    """
     from dbt.cli.main import dbtRunner
 
-    result = dbtRunner().invoke([
-        "build", "--project-dir", str(DBT_PROJECT), "--profiles-dir", str(DBT_PROJECT),
-        "--target", "session",
-    ])
+    args = ["build", "--project-dir", str(DBT_PROJECT), "--profiles-dir", str(DBT_PROJECT),
+            "--target", "session"]
+    if tests_since is not None:
+        args += ["--vars", json.dumps({"tests_since": tests_since.isoformat()})]
+    result = dbtRunner().invoke(args)
     if not result.success:
         failed = []
         try:
@@ -149,7 +159,7 @@ def run_daily(
         return f"{total} records read"
 
     def dbt_step() -> str:
-        run_dbt_build(log=log)
+        run_dbt_build(tests_since=min(dates), log=log)
         return "ok"
 
     def feast_step() -> str:

@@ -191,6 +191,10 @@ def spark_conf(cfg: LakehouseSettings | None = None) -> dict[str, str]:
         # Feast's Spark code switches this on in whatever session it finds; it is set
         # here from the start so that dbt, Feast and training see one behaviour.
         "spark.sql.parser.quotedRegexColumnNames": "true",
+        # Delta answers min/max/count of a whole table from its file statistics, but the
+        # plan it writes names columns in backquotes, which the setting above reads as
+        # regular expressions: `min(_batch_date)` of a table then fails to analyse.
+        "spark.databricks.delta.optimizeMetadataQuery.enabled": "false",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.sql.execution.arrow.pyspark.fallback.enabled": "true",
         # Python workers (here or on a cluster's executors) run this environment's Python.

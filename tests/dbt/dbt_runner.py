@@ -9,13 +9,13 @@ PROJECT = REPO_ROOT / "dbt_project"
 VARS = f"{{bronze_schema: {BRONZE_SCHEMA}}}"
 
 
-def dbt(*args: str):
+def dbt(*args: str, vars: str = VARS):
     """Invoke dbt in-process on the session target; return the result."""
     from dbt.cli.main import dbtRunner
 
     return dbtRunner().invoke(
         [*args, "--project-dir", str(PROJECT), "--profiles-dir", str(PROJECT),
-         "--target", "session", "--vars", VARS]
+         "--target", "session", "--vars", vars]
     )
 
 

@@ -68,27 +68,85 @@ def test_support_scores_chats_with_the_lexicon(built) -> None:
     assert support[(1, 4)].days_since_last_chat is None
 
 
+def _resent(event_id: str, *, duration_s: int, batch_day: int) -> tuple:
+    """A later copy of a landed call, with other content (the first copy must win)."""
+    from tests.dbt.bronze_fixture import _lineage, _ts
+
+    return (event_id, 1, _ts(1, 9), "call", duration_s, None, False, False, "cell0") + _lineage(
+        batch_day)
+
+
+INCREMENTAL_USAGE = ("stg_bronze__usage_events", "int_usage_events_summed_daily",
+                     "customer_usage_daily")
+
+
 def test_incremental_run_corrects_late_days_and_equals_full_refresh(built) -> None:
     spark = built
-    write_bronze(spark, BRONZE_SCHEMA, batch_two(), mode="append")
-    result = dbt("run", "--select", "customer_usage_daily+")
+    batch = batch_two()
+    batch["usage"].append(_resent("c1-1", duration_s=9999, batch_day=10))
+    write_bronze(spark, BRONZE_SCHEMA, batch, mode="append")
+    result = dbt("run", "--select", "stg_bronze__usage_events+")
     assert result.success, _failures(result)
-    incremental = spark.table("features.customer_usage_daily").toPandas()
+    tables = {name: spark.table(name) for name in (
+        "staging.stg_bronze__usage_events", "staging.int_usage_events_summed_daily",
+        "features.customer_usage_daily")}
+    incremental = {name: frame.toPandas() for name, frame in tables.items()}
 
-    day3 = incremental[(incremental.customer_id == 1)
-                       & (incremental.feature_date.astype(str) == "2026-01-03")].iloc[0]
+    staged = incremental["staging.stg_bronze__usage_events"]
+    first_call = staged[staged.event_id == "c1-1"]
+    assert len(first_call) == 1 and first_call.iloc[0].duration_s == 60
+    assert str(first_call.iloc[0]._batch_date) == "2026-01-01"
+    usage = incremental["features.customer_usage_daily"]
+    day3 = usage[(usage.customer_id == 1)
+                 & (usage.feature_date.astype(str) == "2026-01-03")].iloc[0]
     # 180 s on day 3 plus the 600 s call that landed late, on 2026-01-10.
     assert day3.call_minutes_7d == pytest.approx((60 + 120 + 180 + 600) / 60)
     assert str(day3.created_timestamp) == "2026-01-10 23:59:59"
-    assert incremental.feature_date.astype(str).max() == "2026-01-10"
+    assert usage.feature_date.astype(str).max() == "2026-01-10"
 
-    result = dbt("run", "--select", "customer_usage_daily", "--full-refresh")
+    # A rerun with nothing new landed changes nothing.
+    result = dbt("run", "--select", *INCREMENTAL_USAGE)
     assert result.success, _failures(result)
-    full = spark.table("features.customer_usage_daily")
-    assertDataFrameEqual(spark.createDataFrame(incremental, schema=full.schema), full)
+    for name, frame in incremental.items():
+        assertDataFrameEqual(spark.table(name), spark.createDataFrame(frame, schema=tables[
+            name].schema))
 
-    result = dbt("test", "--select", "customer_usage_daily")
+    result = dbt("run", "--select", *INCREMENTAL_USAGE, "--full-refresh")
     assert result.success, _failures(result)
+    for name, frame in incremental.items():
+        full = spark.table(name)
+        assertDataFrameEqual(spark.createDataFrame(frame, schema=full.schema), full)
+
+    result = dbt("test", "--select", *INCREMENTAL_USAGE)
+    assert result.success, _failures(result)
+
+
+def test_tests_since_checks_only_rows_of_later_batches(built) -> None:
+    """An old bad row fails the staging tests, but not with tests_since after its batch."""
+    from tests.dbt.bronze_fixture import D, _ts
+
+    spark = built
+    # batch 2026-01-02, ingested after everything else
+    lineage = ("landing/test/2026-01-02", D(2026, 1, 2), _ts(20, 23))
+    bad = ("bad-1", 1, _ts(2, 8), "fax", 5, None, False, False, "cell0") + lineage
+    write_bronze(spark, BRONZE_SCHEMA, {"usage": [bad]}, mode="append")
+    try:
+        result = dbt("run", "--select", "stg_bronze__usage_events")
+        assert result.success, _failures(result)
+        result = dbt("test", "--select", "stg_bronze__usage_events")
+        assert not result.success
+        assert any("accepted_values" in failure for failure in _failures(result))
+
+        scoped = VARS[:-1] + ", tests_since: '2026-01-03'}"
+        result = dbt("test", "--select", "stg_bronze__usage_events", vars=scoped)
+        assert result.success, _failures(result)
+        result = dbt("test", "--select", "stg_bronze__usage_events",
+                     vars=VARS[:-1] + ", tests_since: 'last week'}")
+        assert not result.success
+        assert "tests_since must be a date" in " ".join(_failures(result))
+    finally:
+        for table in (f"{BRONZE_SCHEMA}.usage_events", "staging.stg_bronze__usage_events"):
+            spark.sql(f"delete from {table} where event_id = 'bad-1'")
 
 
 def test_docs_generate_works(built) -> None:

@@ -1,5 +1,8 @@
+{{ config(materialized='table') }}
+
 {#- One row per customer and day, from signup (or the start of the lake's data) to
-    churn (inclusive) or the last landed batch: the spine every daily mart fills. -#}
+    churn (inclusive) or the last landed batch: the spine every daily mart fills.  A
+    table: three marts and their tests read it. -#}
 with customers as (
     select * from {{ ref('stg_bronze__customers') }}
 ),

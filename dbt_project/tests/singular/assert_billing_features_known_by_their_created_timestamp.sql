@@ -3,10 +3,11 @@
     subscription versions.  A row whose created_timestamp is later read a record from
     the future; the ended subscription a churn sends, for one, lands on the churn date and
     once made every earlier row of a churner invisible until then, which told a model who
-    was about to churn. -#}
+    was about to churn.  With the var tests_since, only the rows created since then. -#}
 with billing as (
     select customer_id, feature_date, created_timestamp
     from {{ ref('customer_billing') }}
+    where true{{ and_since('created_timestamp') }}
 ),
 
 landings as (

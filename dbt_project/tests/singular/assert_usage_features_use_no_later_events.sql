@@ -3,9 +3,10 @@
     every row whose stored value is larger: durations are never negative in staging, so a
     value that used an event later than its event_timestamp shows up here.  (A stored
     value may be smaller: events before a customer's first day in the lake are not
-    features.) -#}
+    features.)  With the var tests_since, only the rows created since then. -#}
 with features as (
     select * from {{ ref('customer_usage_daily') }}
+    where true{{ and_since('created_timestamp') }}
 ),
 
 events as (
