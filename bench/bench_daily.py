@@ -66,6 +66,15 @@ def step_seconds(spark, run_dates: list[dt.date]) -> dict[tuple[dt.date, str], f
     return {(r.batch_date, r.step): float(r.seconds) for r in rows if r.batch_date in wanted}
 
 
+def slowest_dbt_nodes(target: Path, top: int = 10) -> list[tuple[str, float]]:
+    """The ``top`` slowest nodes of the last dbt invocation (``target/run_results.json``)."""
+    import json
+
+    results = json.loads((target / "run_results.json").read_text())["results"]
+    timed = [(r["unique_id"].split(".", 2)[-1], float(r["execution_time"])) for r in results]
+    return sorted(timed, key=lambda pair: -pair[1])[:top]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print its table."""
     args = parse_args(argv)
@@ -75,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["LAKEHOUSE_ROOT"] = str(root)
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from features import lakehouse
-    from features.daily import STEPS, DailyOptions, run_daily
+    from features.daily import DBT_PROJECT, STEPS, DailyOptions, run_daily
     from features.generate import config_for_usage_rows, generate
 
     def log(line: str) -> None:
@@ -85,6 +94,11 @@ def main(argv: list[str] | None = None) -> int:
                 memory.phase = f"{'daily' if line.startswith(f'[daily {last}]') else 'backfill'}" \
                                f":{step}"
         print(f"  {line}", flush=True)
+        # "[daily D] step: ... (Ns)" closes it: its peak now, in case the run ends early.
+        if line.startswith("[daily ") and memory.phase.endswith(line.split("] ", 1)[-1]
+                                                               .split(":", 1)[0]):
+            print(f"  bench: {memory.phase} peak RSS "
+                  f"{memory.phase_peaks[memory.phase] / 2**30:.2f} GiB", flush=True)
 
     with PeakMemory() as memory:
         spark = lakehouse.spark_session()
@@ -107,10 +121,12 @@ def main(argv: list[str] | None = None) -> int:
         run_daily(spark, dates[:-1], options=DailyOptions(retrain="always", tuning=args.tuning),
                   log=log)
         backfill_s = time.perf_counter() - started
+        slowest = {"backfill": slowest_dbt_nodes(DBT_PROJECT / "target")}
         started = time.perf_counter()
         run_daily(spark, [last], options=DailyOptions(retrain="always", tuning=args.tuning),
                   log=log)
         daily_s = time.perf_counter() - started
+        slowest["daily"] = slowest_dbt_nodes(DBT_PROJECT / "target")
         seconds = step_seconds(spark, [dates[-2], last])
 
     print()
@@ -127,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{run:<10}{step:<12}{secs:>10.1f}{secs / total:>8.0%}"
                   f"{secs / floor_s:>9.1f}{peak:>14.2f}")
         print(f"{run:<10}{'total':<12}{total:>10.1f}{'':>8}{total / floor_s:>9.1f}")
+    for run, nodes in slowest.items():
+        print(f"{run}: slowest dbt nodes: " + ", ".join(f"{name} {secs:.0f}s"
+                                                     for name, secs in nodes))
     print(f"baseline: I/O floor {floor_s:.1f}s for {args.usage_rows:,} rows; peak RSS overall "
           f"{memory.peak / 2**30:.2f} GiB (JVM {memory.jvm_peak / 2**30:.2f} GiB)")
     from models_ml.churn import persist
