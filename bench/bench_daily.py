@@ -95,8 +95,8 @@ def main(argv: list[str] | None = None) -> int:
                                f":{step}"
         print(f"  {line}", flush=True)
         # "[daily D] step: ... (Ns)" closes it: its peak now, in case the run ends early.
-        if line.startswith("[daily ") and memory.phase.endswith(line.split("] ", 1)[-1]
-                                                               .split(":", 1)[0]):
+        closed = line.split("] ", 1)[-1].split(":", 1)[0]
+        if line.startswith("[daily ") and line.endswith("s)") and memory.phase.endswith(closed):
             print(f"  bench: {memory.phase} peak RSS "
                   f"{memory.phase_peaks[memory.phase] / 2**30:.2f} GiB", flush=True)
 
