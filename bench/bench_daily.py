@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import shutil
 import sys
@@ -68,8 +69,6 @@ def step_seconds(spark, run_dates: list[dt.date]) -> dict[tuple[dt.date, str], f
 
 def slowest_dbt_nodes(target: Path, top: int = 10) -> list[tuple[str, float]]:
     """The ``top`` slowest nodes of the last dbt invocation (``target/run_results.json``)."""
-    import json
-
     results = json.loads((target / "run_results.json").read_text())["results"]
     timed = [(r["unique_id"].split(".", 2)[-1], float(r["execution_time"])) for r in results]
     return sorted(timed, key=lambda pair: -pair[1])[:top]
