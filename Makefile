@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export LAKEHOUSE_ROOT ?= $(CURDIR)/lakehouse
 
-.PHONY: setup system-packages demo test test-second-lake lint bench clean
+.PHONY: setup system-packages demo test test-fast test-unit test-second-lake lint bench clean
 
 $(STAMP): setup.cfg pyproject.toml
 	@command -v java >/dev/null || { echo "Java is required: apt-get install -y openjdk-17-jre-headless" >&2; exit 1; }
@@ -40,6 +40,16 @@ system-packages:
 
 test: setup system-packages
 	$(PY) -m pytest
+
+# The tiers for development (`make test` runs them all, and is what CI runs):
+# test-unit: no JVM (the console, the settings, configs, plots), seconds;
+# test-fast: every module on tiny hand-written data with one SparkSession, no generated lake
+# and no cluster setup (the e2e and cluster tests are left out).
+test-unit: $(STAMP)
+	$(PY) -m pytest tests/unit
+
+test-fast: setup
+	$(PY) -m pytest -m "not e2e and not cluster"
 
 # Only the second lake's tests (part of `make test`): the daily job killed at random and
 # rerun on the cluster setup, compared table by table with the embedded clean run.

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from features import lakehouse
+from features import console, lakehouse
 
 
 def _cmd_setup(args: argparse.Namespace) -> int:
@@ -74,7 +74,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     config = GeneratorConfig(
         customers=args.customers, days=args.days, start=args.start, seed=args.seed, dirt=dirt
     )
-    summary = generate(spark, config)
+    summary = generate(spark, config, log=console.detail)
     for name, count in summary.rows.items():
         print(f"  {name:<14}{count:>14,}")
     return 0
@@ -98,7 +98,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     dates = _batch_dates(args, command="ingest")
     spark = lakehouse.spark_session()
     lakehouse.ensure_databases(spark)
-    results = ingest_batches(spark, dates, sources=args.source or None)
+    results = ingest_batches(spark, dates, sources=args.source or None, log=console.detail)
     for name, counts in results.items():
         read = sum(c.read for c in counts.values())
         ingested = sum(c.ingested for c in counts.values())
@@ -115,6 +115,7 @@ def _cmd_daily(args: argparse.Namespace) -> int:
     outcome = run_daily(
         spark, dates,
         options=DailyOptions(retrain=args.retrain, force=args.force, tuning=args.tuning),
+        detail=console.detail,
     )
     print(f"daily {max(dates)}: " + "; ".join(f"{k}: {v}" for k, v in outcome.items()))
     return 0
@@ -132,14 +133,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
             raise SystemExit(f"train: --family {family} is not a regressor; the next-invoice "
                              f"task takes {sorted(next_invoice.PARAM_GRIDS)}")
         run = next_invoice.train_next_invoice_model(spark, family=family, tuning=args.tuning,
-                                                    **window)
+                                                    log=console.detail, **window)
         name = next_invoice.MODEL_NAME
     else:
         if args.family and args.family not in ("logistic", "gbt"):
             raise SystemExit(f"train: --family {args.family} is not a classifier; the churn "
                              "task takes logistic or gbt")
         overrides = {"tuning": args.tuning, **({"family": args.family} if args.family else {})}
-        run = jobs.train_churn_model(spark, **window, **overrides)
+        with console.libraries_to_log():
+            run = jobs.train_churn_model(spark, **window, log=console.detail, **overrides)
         name = jobs.MODEL_NAME
     metrics = run.result.metrics
     print(f"model {name} v{run.saved.version}: "
@@ -153,7 +155,9 @@ def _cmd_score(args: argparse.Namespace) -> int:
     from models_ml.churn import jobs
 
     spark = lakehouse.spark_session()
-    rows = jobs.score_day(spark, args.date, version=args.version, promoted=args.promoted)
+    with console.libraries_to_log():
+        rows = jobs.score_day(spark, args.date, version=args.version, promoted=args.promoted,
+                              log=console.detail)
     print(f"{jobs.PREDICTIONS_TABLE}: {rows:,} customers scored for {args.date}")
     return 0
 
@@ -188,7 +192,12 @@ def _cmd_cluster(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``features`` command."""
-    parser = argparse.ArgumentParser(prog="features", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="features", description=__doc__,
+        epilog="Details, library warnings and the full trace of a failure go to "
+               "<LAKEHOUSE_ROOT>/logs/features.log; the JVM's log to logs/spark.log.")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="also print the steps' detail lines and dbt's per-node lines")
     sub = parser.add_subparsers(dest="command", required=True)
 
     setup = sub.add_parser(
@@ -276,7 +285,21 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``features`` command line."""
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    root = lakehouse.settings().root
+    log_path = None
+    try:
+        log_path = console.configure(root, verbose=args.verbose)
+    except OSError as error:  # an unwritable root: the command says so itself
+        print(f"features: cannot write logs under {root}: {error}", file=sys.stderr)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print(f"features {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # one line for a person, the whole trace in the log
+        console.LOGGER.exception("features %s failed", args.command)
+        print(console.failure_message(args.command, error, log_path), file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

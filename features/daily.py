@@ -12,13 +12,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import sys
 import time
 from collections.abc import Callable, Sequence
 
 import pyspark.sql.functions as F
 from pyspark.sql import SparkSession
 
-from features import feast_repo, lakehouse, runlog
+from features import console, feast_repo, lakehouse, runlog
 
 PIPELINE = "daily"
 STEPS: tuple[str, ...] = ("ingest", "dbt_build", "feast", "train", "score", "monitor")
@@ -58,22 +59,34 @@ def succeeded_steps(spark: SparkSession, day: dt.date) -> set[str]:
 
 
 def run_dbt_build(*, tests_since: dt.date | None = None,
-                  log: Callable[[str], None] = print) -> None:
+                  log: Callable[[str], None] = print) -> int:
     """``dbt build`` of the project on the session target, in this process.
+
+    dbt's per-node lines go to ``<root>/logs/dbt.log`` (and to the console only when
+    :func:`features.console.configure` was asked to be verbose); a terminal sees one
+    progress line instead.
 
     Args:
         tests_since: The first batch date of the run: the tests of the tables that grow
             every day check only what batches since then made or changed (the var
             ``tests_since``, see ``dbt_project/macros/tests_since.sql``).  None: every row.
-        log: Where progress lines go.
+        log: Where the closing line goes.
+
+    Returns:
+        The number of nodes built and tested.
     """
     from dbt.cli.main import dbtRunner
 
+    root = lakehouse.settings().root
     args = ["build", "--project-dir", str(DBT_PROJECT), "--profiles-dir", str(DBT_PROJECT),
-            "--target", "session"]
+            "--target", "session", "--log-path", str(console.log_dir(root))]
+    if not console.is_verbose():
+        args += ["--log-level", "none", "--log-level-file", "debug"]
     if tests_since is not None:
         args += ["--vars", json.dumps({"tests_since": tests_since.isoformat()})]
-    result = dbtRunner().invoke(args)
+    progress = _DbtProgress(enabled=sys.stdout.isatty() and not console.is_verbose())
+    result = dbtRunner(callbacks=[progress]).invoke(args)
+    progress.close()
     if not result.success:
         failed = []
         try:
@@ -81,8 +94,35 @@ def run_dbt_build(*, tests_since: dt.date | None = None,
                       if str(r.status) not in ("success", "pass")]
         except TypeError:
             failed = [str(result.exception)]
-        raise StepFailed("dbt build failed: " + "; ".join(failed[:5]))
-    log(f"dbt: build succeeded ({len(list(result.result))} nodes)")
+        raise StepFailed("dbt build failed: " + "; ".join(failed[:5])
+                         + f" (dbt's log: {console.log_dir(root) / 'dbt.log'})")
+    nodes = len(list(result.result))
+    log(f"dbt: build succeeded ({nodes} nodes)")
+    return nodes
+
+
+class _DbtProgress:
+    """A dbt callback that keeps one ``dbt: N/M nodes`` line up to date on a terminal."""
+
+    def __init__(self, *, enabled: bool) -> None:
+        self.enabled = enabled
+        self.done = 0
+        self.shown = False
+
+    def __call__(self, event) -> None:
+        if not self.enabled:
+            return
+        if event.info.name != "NodeFinished":
+            return
+        self.done += 1
+        sys.stdout.write(f"\r  dbt build: {self.done} nodes done")
+        sys.stdout.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            sys.stdout.write("\r\033[K")
+            sys.stdout.flush()
 
 
 def _retrain_reason(spark: SparkSession, day: dt.date, options: DailyOptions) -> str | None:
@@ -119,7 +159,9 @@ def _retrain_reason(spark: SparkSession, day: dt.date, options: DailyOptions) ->
             drifted = [r.feature for r in last.where(
                 (F.col("score_date") == F.lit(latest)) & F.col("drifted")).collect()]
             if drifted:
-                return f"drift on {latest} in {', '.join(sorted(drifted))}"
+                named = sorted(drifted)
+                listed = ", ".join(named[:4]) + (", ..." if len(named) > 4 else "")
+                return f"drift on {latest} in {len(named)} features ({listed})"
     return None
 
 
@@ -129,6 +171,7 @@ def run_daily(
     *,
     options: DailyOptions | None = None,
     log: Callable[[str], None] = print,
+    detail: Callable[[str], None] | None = None,
 ) -> dict[str, str]:
     """Run the daily job for the batches of ``dates``; score the last of them.
 
@@ -136,7 +179,10 @@ def run_daily(
         spark: The lakehouse session.
         dates: Batch dates to ingest (one for a daily run, many for a backfill).
         options: Retraining and rerun options.
-        log: Where progress lines go.
+        log: Where the step lines go (one as a step starts, one as it ends: on a terminal
+            the second replaces the first).
+        detail: Where the steps' own detail lines go (``log`` by default; the command line
+            sends them to the log file, see :func:`features.console.detail`).
 
     Returns:
         Step name to what happened (``ran``, ``skipped``, ``not due``).
@@ -145,7 +191,11 @@ def run_daily(
     from models_ml.churn import jobs
 
     options = options or DailyOptions()
+    if not dates:
+        raise ValueError("run_daily: no batch date given")
     day = max(dates)
+    detail = detail or log
+    on_terminal = log is print and sys.stdout.isatty()
     lakehouse.ensure_databases(spark)
     lakehouse.remove_orphan_table_dirs(spark, log=log)
     runlog.ensure_table(spark)
@@ -154,18 +204,20 @@ def run_daily(
     outcome: dict[str, str] = {}
 
     def ingest_step() -> str:
-        counts = ingest.ingest_batches(spark, list(dates), log=log)
-        total = sum(c.read for per_day in counts.values() for c in per_day.values())
-        return f"{total} records read"
+        counts = ingest.ingest_batches(spark, list(dates), log=detail)
+        every = [c for per_day in counts.values() for c in per_day.values()]
+        return (f"{sum(c.read for c in every):,} records read, "
+                f"{sum(c.quarantined for c in every):,} quarantined")
 
     def dbt_step() -> str:
-        run_dbt_build(tests_since=min(dates), log=log)
-        return "ok"
+        nodes = run_dbt_build(tests_since=min(dates), log=detail)
+        return f"{nodes} models, seeds and tests ok"
 
     def feast_step() -> str:
-        views = feast_repo.apply()
         end = dt.datetime.combine(day, dt.time(23, 59, 59), tzinfo=dt.UTC)
-        feast_repo.materialize_incremental(end)
+        with console.libraries_to_log():
+            views = feast_repo.apply()
+            feast_repo.materialize_incremental(end)
         return f"applied {', '.join(views)}; materialized to {end.isoformat()}"
 
     def train_step() -> str:
@@ -175,20 +227,24 @@ def run_daily(
         reason = _retrain_reason(spark, day, options)
         if reason is None:
             return "not due"
-        log(f"[daily {day}] train: due ({reason})")
+        detail(f"[daily {day}] train: due ({reason})")
         overrides = {"tuning": options.tuning} if options.tuning else {}
-        run = jobs.train_churn_model(spark, batch_date=day, log=log, **overrides)
+        with console.libraries_to_log():
+            run = jobs.train_churn_model(spark, batch_date=day, log=detail, **overrides)
         return (f"v{run.saved.version} auc={run.result.metrics.get('areaUnderROC', 0):.3f} "
                 f"({reason})")
 
     def score_step() -> str:
-        rows = jobs.score_day(spark, day, log=log)
-        return f"{rows} customers"
+        with console.libraries_to_log():
+            rows = jobs.score_day(spark, day, log=detail)
+        return f"{rows:,} customers scored"
 
     def monitor_step() -> str:
-        check = jobs.monitor_day(spark, day, log=log)
+        with console.libraries_to_log():
+            check = jobs.monitor_day(spark, day, log=detail)
         if check.drifted:
-            return f"drift in {', '.join(check.drifted)}"
+            named = ", ".join(check.drifted[:4]) + (", ..." if len(check.drifted) > 4 else "")
+            return f"drift in {len(check.drifted)} of {check.rows} features ({named})"
         return f"no drift in {check.rows} features"
 
     actions = {"ingest": ingest_step, "dbt_build": dbt_step, "feast": feast_step,
@@ -198,12 +254,17 @@ def run_daily(
             log(f"[daily {day}] {step}: already succeeded, skipped")
             outcome[step] = "skipped"
             continue
-        log(f"[daily {day}] {step} ...")
+        if on_terminal:  # the closing line overwrites this one
+            sys.stdout.write(f"[daily {day}] {step} ...\r")
+            sys.stdout.flush()
+        else:
+            log(f"[daily {day}] {step} ...")
         started = time.perf_counter()
         with runlog.record_step(spark, pipeline=PIPELINE, step=step, batch_date=day,
                                 run_id=run_id) as record:
             message = actions[step]()
             record.finish(status="succeeded", message=message)
         outcome[step] = message
-        log(f"[daily {day}] {step}: {message} ({time.perf_counter() - started:.0f}s)")
+        line = f"[daily {day}] {step}: {message} ({time.perf_counter() - started:.0f}s)"
+        log(f"\033[K{line}" if on_terminal else line)
     return outcome

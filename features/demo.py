@@ -12,7 +12,7 @@ import datetime as dt
 import shutil
 import time
 
-from features import lakehouse
+from features import console, lakehouse
 
 
 def _log(message: str) -> None:
@@ -49,13 +49,17 @@ def run(*, customers: int, days: int, seed: int, reset: bool = True) -> int:
     _log(f"[demo] lakehouse at {cfg.root}")
 
     config = GeneratorConfig(customers=customers, days=days, seed=seed)
-    summary = generate(spark, config, log=_log)
+    started = time.perf_counter()
+    summary = generate(spark, config, log=console.detail)
+    _log(f"[demo] generated {sum(summary.rows.values()):,} records over {days} days for "
+         f"{customers:,} customers ({time.perf_counter() - started:.0f}s)")
     dates = [config.start + dt.timedelta(days=i) for i in range(days)]
 
     _log(f"[demo] backfill {dates[0]} .. {dates[-2]} with the daily job")
-    run_daily(spark, dates[:-1], options=DailyOptions(retrain="always"), log=_log)
+    run_daily(spark, dates[:-1], options=DailyOptions(retrain="always"), log=_log,
+              detail=console.detail)
     _log(f"[demo] daily run of {dates[-1]}")
-    run_daily(spark, dates[-1:], log=_log)
+    run_daily(spark, dates[-1:], log=_log, detail=console.detail)
 
     _, metadata = persist.load_model(jobs.MODEL_NAME)
     metrics = metadata.get("metrics", {})

@@ -15,7 +15,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from features import jars
+from features import console, jars
 
 DATABASES: tuple[str, ...] = (
     "bronze",
@@ -154,7 +154,11 @@ def spark_conf(cfg: LakehouseSettings | None = None) -> dict[str, str]:
     metastore_url = cfg.metastore_url or (
         f"jdbc:derby:;databaseName={cfg.metastore_dir};create=true"
     )
-    java_opts = f"-Duser.timezone=UTC -Dderby.system.home={cfg.root} {cfg.jvm_options}".strip()
+    # The JVM logs to <root>/logs/spark.log (features.console.write_log4j_config writes the
+    # configuration wherever a JVM of the lake starts: spark_session, make setup, serve-sql).
+    log4j = console.log4j_config_path(cfg.root)
+    java_opts = (f"-Duser.timezone=UTC -Dderby.system.home={cfg.root} "
+                 f"-Dlog4j2.configurationFile=file:{log4j} {cfg.jvm_options}").strip()
     jar_paths = [str(jar.path) for jar in jvm_jars(cfg)]
     conf = {
         "spark.master": cfg.master,
@@ -201,6 +205,10 @@ def spark_conf(cfg: LakehouseSettings | None = None) -> dict[str, str]:
         "spark.pyspark.python": sys.executable,
         "spark.executor.memory": cfg.executor_memory,
     }
+    if cfg.master.startswith("local"):
+        # Nothing outside this machine talks to a local driver: listen on loopback only.
+        conf["spark.driver.host"] = "127.0.0.1"
+        conf["spark.driver.bindAddress"] = "127.0.0.1"
     if cfg.shared_metastore:
         # The metastore client loads its JDBC driver from the driver's own classpath.
         conf["spark.driver.extraClassPath"] = str(jars.POSTGRES_JDBC.path)
@@ -229,6 +237,7 @@ def write_spark_defaults(cfg: LakehouseSettings | None = None) -> Path:
         The path written.
     """
     cfg = cfg or settings()
+    console.write_log4j_config(cfg.root)
     conf_dir = Path(os.environ.get("SPARK_CONF_DIR") or spark_home() / "conf")
     conf_dir.mkdir(parents=True, exist_ok=True)
     target = conf_dir / "spark-defaults.conf"
@@ -254,12 +263,22 @@ def spark_session(cfg: LakehouseSettings | None = None):  # -> SparkSession
     cfg = cfg or settings()
     cfg.root.mkdir(parents=True, exist_ok=True)
     ensure_jvm_jars(cfg)
+    console.write_log4j_config(cfg.root)
     builder = SparkSession.builder
     for key, value in spark_conf(cfg).items():
         builder = builder.config(key, value)
-    spark = builder.enableHiveSupport().getOrCreate()
-    spark.sparkContext.setLogLevel("WARN")
+    # The JVM's own output (the JDK's notes, anything Spark prints) goes to its log file.
+    with console.jvm_output_to_log(cfg.root) as log_file:
+        try:
+            spark = builder.enableHiveSupport().getOrCreate()
+        except Exception as error:
+            raise SparkStartFailed(
+                f"Spark did not start ({console.first_line(error)}); see {log_file}") from error
     return spark
+
+
+class SparkStartFailed(RuntimeError):
+    """The lake's SparkSession could not be created (its JVM's output says why)."""
 
 
 def ensure_databases(spark, *, databases: tuple[str, ...] = DATABASES) -> list[str]:

@@ -13,7 +13,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from features import lakehouse
+from features import console, lakehouse
 
 THRIFT_CLASS = "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2"
 
@@ -78,6 +78,7 @@ def start(
     cfg = cfg or lakehouse.settings()
     cfg.root.mkdir(parents=True, exist_ok=True)
     lakehouse.ensure_jvm_jars(cfg)
+    console.write_log4j_config(cfg.root)
     log_path = log_path or cfg.root / "thrift-server.log"
     log = open(log_path, "ab")  # noqa: SIM115 - handed to the child process
     process = subprocess.Popen(

@@ -64,7 +64,8 @@ class ModelConfig:
         tuning: ``cv`` (CrossValidator) or ``tvs`` (one train/validation cut, cheaper).
         num_folds: Folds of ``cv``.
         train_ratio: Share of the tuning data fitted on in ``tvs``.
-        parallelism: Models fitted at once while tuning.
+        parallelism: Models fitted at once while tuning (threads: small fits wait on Spark's
+            scheduling more than on the cores, so more than the cores pays).
         holdout_fraction: Share of rows (the latest ones, with a timestamp) held out.
         holdout_start: With a timestamp: hold out rows at or after this instant instead.
         threshold: Fixed decision threshold; ``None`` picks the one maximising F1 on a
@@ -87,7 +88,7 @@ class ModelConfig:
     tuning: Tuning = "cv"
     num_folds: int = 3
     train_ratio: float = 0.75
-    parallelism: int = 2
+    parallelism: int = 4
     holdout_fraction: float = 0.2
     holdout_start: datetime | None = None
     threshold: float | None = None
