@@ -284,7 +284,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``features`` command line."""
+    from pyspark import SparkContext
+
     args = build_parser().parse_args(argv)
+    already = SparkContext._active_spark_context  # a caller's own session stays up
     root = lakehouse.settings().root
     log_path = None
     try:
@@ -300,6 +303,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         console.LOGGER.exception("features %s failed", args.command)
         print(console.failure_message(args.command, error, log_path), file=sys.stderr)
         return 1
+    finally:
+        if SparkContext._active_spark_context is not already:
+            _stop_spark()
+
+
+def _stop_spark(timeout_s: float = 60) -> None:
+    """Stop the SparkSession this command started and wait for its JVM to exit.
+
+    The JVM no longer shares the console's streams (it logs to its file), so without this
+    the command would return while its JVM still shuts down, holding the embedded
+    metastore that the next command needs.
+    """
+    from pyspark import SparkContext
+
+    context = SparkContext._active_spark_context
+    if context is None:
+        return
+    process = getattr(context._gateway, "proc", None)
+    try:
+        context.stop()
+    except Exception:  # noqa: BLE001 - the command's own outcome is what matters now
+        console.LOGGER.exception("stopping Spark failed")
+    if process is not None:
+        try:
+            process.stdin.close()  # the gateway exits when its parent's pipe closes
+            process.wait(timeout=timeout_s)
+        except Exception:  # noqa: BLE001
+            console.LOGGER.exception("waiting for Spark's JVM failed")
 
 
 if __name__ == "__main__":

@@ -183,9 +183,12 @@ def spark_conf(cfg: LakehouseSettings | None = None) -> dict[str, str]:
         "spark.sql.sources.partitionOverwriteMode": "dynamic",
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
         # Delta rebuilds a table's state (its log replayed into the list of live files) in
-        # this many tasks at each first read and each checkpoint; its default of 50 costs
-        # seconds per table on a laptop's few cores whatever the table's size.
-        "spark.databricks.delta.snapshotPartitions": str(cfg.shuffle_partitions),
+        # this many tasks at each first read, each checkpoint and each write's file
+        # pruning; its default of 50 costs seconds per table on a laptop's few cores
+        # whatever the table's size.  A lake table's state is a few thousand file actions
+        # at most: one task per local core is plenty (ingesting one demo day: 22 s with 8
+        # tasks, 19 s with one).
+        "spark.databricks.delta.snapshotPartitions": str(_state_partitions(cfg)),
         # A checkpoint rebuilds and rewrites the whole state (~5 s even for a tiny table);
         # the daily job commits a few times a day per table, so every 100 commits rather
         # than Delta's 10 (a cold read then replays at most 100 small JSON commits).
@@ -218,6 +221,16 @@ def spark_conf(cfg: LakehouseSettings | None = None) -> dict[str, str]:
         if cfg.metastore_password:
             conf["spark.hadoop.javax.jdo.option.ConnectionPassword"] = cfg.metastore_password
     return conf
+
+
+def _state_partitions(cfg: LakehouseSettings) -> int:
+    """Tasks that rebuild a Delta table's state: the local cores, or the shuffle's
+    partitions on a cluster."""
+    if not cfg.master.startswith("local"):
+        return cfg.shuffle_partitions
+    inside = cfg.master[len("local"):].strip("[]").split(",")[0]
+    cores = int(inside) if inside.isdigit() else (os.cpu_count() or 2)
+    return max(1, min(cfg.shuffle_partitions, cores))
 
 
 def spark_home() -> Path:

@@ -15,6 +15,7 @@ import dataclasses
 import datetime as dt
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 
 import pyspark.sql.functions as F
 from pyspark import StorageLevel
@@ -37,6 +38,11 @@ ORDER = ("customers", "plans", "subscriptions", "invoices", "payments", "churn",
 # would make 720 files, each costing ~20 ms of Parquet and Delta overhead to write and again to
 # every later scan.  Batches averaging fewer rows than this are written one task per date.
 ROWS_PER_FILE = 1_000_000
+# A small source's ingestion is mostly fixed latency (Delta commits and log reads, metastore
+# calls, scheduling tiny tasks), which overlaps across independent tables; a large one is
+# CPU-bound, and side by side on a few cores they only contend.
+SMALL_BATCH_BYTES = 256 * 2**20
+SMALL_BATCH_THREADS = 4
 
 
 class CountsMismatch(Exception):
@@ -70,16 +76,22 @@ def _validate(spark: SparkSession, source: Source, files: list[LandingFile]) -> 
 
 
 def _table_location(spark: SparkSession, name: str) -> str:
-    return spark.sql(f"describe detail {name}").first()["location"]
+    """Where the catalog keeps table ``database.table`` (the metastore alone answers: no
+    Delta state is read, unlike ``describe detail``)."""
+    database, table = name.split(".")
+    jvm = spark.sparkContext._jvm
+    ident = jvm.org.apache.spark.sql.catalyst.TableIdentifier(table, jvm.scala.Some(database))
+    meta = spark._jsparkSession.sessionState().catalog().getTableMetadata(ident)
+    return str(meta.location().toString())
 
 
 def ensure_tables(spark: SparkSession, source: Source) -> tuple[str, str]:
     """Create ``bronze.<table>`` and ``quarantine.<table>`` if needed; return their locations."""
     partition = f" partitioned by ({', '.join(source.partition_by)})" if source.partition_by else ""
-    spark.sql(f"create table if not exists bronze.{source.table} ({source.bronze_ddl}) "
-              f"using delta{partition}")
-    spark.sql(f"create table if not exists quarantine.{source.table} ({QUARANTINE_DDL}) "
-              f"using delta{partition}")
+    for name, ddl in ((f"bronze.{source.table}", source.bronze_ddl),
+                      (f"quarantine.{source.table}", QUARANTINE_DDL)):
+        if not spark.catalog.tableExists(name):
+            spark.sql(f"create table if not exists {name} ({ddl}) using delta{partition}")
     return (_table_location(spark, f"bronze.{source.table}"),
             _table_location(spark, f"quarantine.{source.table}"))
 
@@ -178,6 +190,7 @@ def ingest_batches(
     dates: Iterable[dt.date],
     *,
     sources: Iterable[str] | None = None,
+    threads: int | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, dict[dt.date, BatchCounts]]:
     """Ingest the landing batches of ``dates`` into bronze and quarantine.
@@ -186,6 +199,9 @@ def ingest_batches(
         spark: The lakehouse session.
         dates: Batch dates; all of a source's dates are read in one job, one commit per table.
         sources: Source names (all of :data:`features.schemas.SOURCES` by default).
+        threads: Sources ingested at once after ``customers``; by default
+            :data:`SMALL_BATCH_THREADS` when the landing files total at most
+            :data:`SMALL_BATCH_BYTES`, else one.
         log: Where progress lines go.
 
     Returns:
@@ -214,24 +230,25 @@ def ingest_batches(
             for d in all_dates
         ])
         raise
-    results: dict[str, dict[dt.date, BatchCounts]] = {}
-    runs: list[runlog.StepRun] = []
     customers_known = any(s.name == "customers" for s, _, _ in plan) or \
         spark.catalog.tableExists("bronze.customers")
-    for source, files, layout in plan:
+
+    def ingest_one(item: tuple[Source, list[LandingFile], object]
+                   ) -> tuple[dict[dt.date, BatchCounts], list[runlog.StepRun]]:
+        source, files, layout = item
         clock = time.perf_counter()
         step_started = runlog.utc_now()
         dates_here = sorted({file.batch_date for file in files})
         counts = ingest_source(spark, source, files, layout, dates_here,
                                check_customers=customers_known, log=log)
-        results[source.name] = counts
+        source_runs = []
         for date, batch in counts.items():
             run = runlog.StepRun(
                 pipeline=PIPELINE, step=f"bronze.{source.table}", batch_date=date, run_id=run_id,
                 started_at=step_started, rows_read=batch.read, rows_written=batch.ingested,
                 rows_quarantined=batch.quarantined,
             )
-            runs.append(run.finish(status="succeeded") if batch.balanced else run.finish(
+            source_runs.append(run.finish(status="succeeded") if batch.balanced else run.finish(
                 status="failed", message=f"read {batch.read} != ingested {batch.ingested} + "
                 f"quarantined {batch.quarantined}"))
         total = [sum(getattr(c, f) for c in counts.values())
@@ -239,6 +256,20 @@ def ingest_batches(
         log(f"ingest: bronze.{source.table}: {len(dates_here)} batch(es), read {total[0]:,}, "
             f"ingested {total[1]:,}, quarantined {total[2]:,} "
             f"in {time.perf_counter() - clock:.1f}s")
+        return counts, source_runs
+
+    landed = sum(file.size for _, files, _ in plan for file in files)
+    workers = threads if threads is not None else (
+        SMALL_BATCH_THREADS if landed <= SMALL_BATCH_BYTES else 1)
+    # customers first (the others check their ids against it), then the rest, side by side
+    # when the batch is small (see SMALL_BATCH_BYTES).
+    first = [item for item in plan if item[0].name == "customers"]
+    rest = [item for item in plan if item[0].name != "customers"]
+    done = [ingest_one(item) for item in first]
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        done += list(pool.map(ingest_one, rest))
+    results = {item[0].name: counts for item, (counts, _) in zip(first + rest, done, strict=True)}
+    runs = [run for _, source_runs in done for run in source_runs]
     runlog.append_runs(spark, runs)
     failed = [run for run in runs if run.status == "failed"]
     if failed:

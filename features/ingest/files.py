@@ -20,11 +20,13 @@ class LandingFile:
         name: Path relative to the lakehouse root,
             e.g. ``landing/usage/2026-03-01/part-00000.parquet``.
         batch_date: The batch (folder) date.
+        size: Bytes.
     """
 
     path: str
     name: str
     batch_date: dt.date
+    size: int = 0
 
 
 def _fs(spark: SparkSession, path: str):
@@ -49,6 +51,7 @@ def list_files(spark: SparkSession, *, landing_dir: str, source: Source,
                 path=status.getPath().toString(),
                 name=f"landing/{source.name}/{date.isoformat()}/{name}",
                 batch_date=date,
+                size=int(status.getLen()),
             ))
     return sorted(files, key=lambda f: f.name)
 

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -60,8 +61,16 @@ def test_a_program_runs_on_the_workers(cluster_stack, cluster_lake) -> None:
     # Python tasks ran in the executors' own Python workers, not in the driver.
     workers = int(out.split("WORKER_PROCESSES ")[1].split()[0])
     assert workers >= 2
-    apps = standalone.status(cluster_stack.spark)
-    assert any(app["name"] == "lakehouse" for app in apps.get("completedapps", []))
+    # The program's JVM logs to its lake's file, not to the pipe this test read: Python can
+    # be gone while the JVM still shuts down, so the master may list the app a moment later.
+    deadline = time.monotonic() + 60
+    while True:
+        apps = standalone.status(cluster_stack.spark)
+        done = [app["name"] for app in apps.get("completedapps", [])]
+        if "lakehouse" in done or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert "lakehouse" in done, apps
 
 
 def test_the_table_is_in_the_shared_metastore(cluster_stack, cluster_lake) -> None:

@@ -10,6 +10,26 @@ import pytest
 
 from features import cli, console, lakehouse
 
+
+@pytest.fixture(autouse=True)
+def _process_logging_restored():
+    """Each test leaves this process's logging as it found it (later tests run pipelines)."""
+    import logging
+
+    handlers = list(logging.getLogger().handlers)
+    level = logging.getLogger().level
+    configured = dict(console._configured)
+    yield
+    for handler in logging.getLogger().handlers:
+        if handler not in handlers:
+            logging.getLogger().removeHandler(handler)
+            handler.close()
+    logging.getLogger().setLevel(level)
+    console.LOGGER.handlers = []
+    console._configured.clear()
+    console._configured.update(configured)
+
+
 JAVA_ERROR = (
     "An error occurred while calling o123.sql.\n"
     ": org.apache.spark.sql.AnalysisException: [TABLE_OR_VIEW_NOT_FOUND] The table or view "
