@@ -111,17 +111,17 @@ def main(argv: list[str] | None = None) -> int:
     jvm_s, io_s = floors(root, records or 1_000_000)
 
     print()
-    print(f"{'run':<22}{'step':<12}{'seconds':>9}{'x floor':>9}")
+    print(f"{'run':<26}{'step':<12}{'seconds':>9}{'x floor':>9}")
     if generated:
         secs = int(generated[2])
-        print(f"{'demo':<22}{'generate':<12}{secs:>9}{secs / io_s:>9.1f}")
+        print(f"{'demo':<26}{'generate':<12}{secs:>9}{secs / io_s:>9.1f}")
     runs = (("demo", demo_steps), ("one more daily run", daily_steps))
     for label, found in runs:
         for day, step, secs in found:
-            print(f"{label + ' ' + day[5:]:<22}{step:<12}{secs:>9}{secs / io_s:>9.1f}")
-    print(f"{'demo':<22}{'total':<12}{demo_s:>9.0f}{demo_s / io_s:>9.1f}   peak RSS "
+            print(f"{label + ' ' + day[5:]:<26}{step:<12}{secs:>9}{secs / io_s:>9.1f}")
+    print(f"{'demo':<26}{'total':<12}{demo_s:>9.0f}{demo_s / io_s:>9.1f}   peak RSS "
           f"{demo_peak:.2f} GiB")
-    print(f"{'one more daily run':<22}{'total':<12}{daily_s:>9.0f}{daily_s / io_s:>9.1f}   "
+    print(f"{'one more daily run':<26}{'total':<12}{daily_s:>9.0f}{daily_s / io_s:>9.1f}   "
           f"peak RSS {daily_peak:.2f} GiB")
     print(f"baselines: I/O floor {io_s:.1f}s ({records:,} rows -> parquet); JVM floor "
           f"{jvm_s:.1f}s (SparkSession + one Delta read in a fresh process)")

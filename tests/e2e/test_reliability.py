@@ -73,3 +73,23 @@ def test_each_training_saved_one_model_version(daily_lake, lakehouse_root,
         assert ours["batch_date"] == theirs["batch_date"]
         assert ours["metrics"]["areaUnderROC"] == pytest.approx(
             theirs["metrics"]["areaUnderROC"], abs=1e-9)
+
+
+def test_the_console_shows_steps_not_java(killed_lake) -> None:
+    """Every line the ``features`` commands printed (stdout and stderr) is for a person:
+    step lines, the generator's counts, the closing summary; no JVM or library noise."""
+    import re
+
+    _, attempts, log = killed_lake
+    allowed = re.compile(
+        r"^(\$ features .*|exit -?\d+"  # the test's own markers around each command
+        r"|\[daily \d{4}-\d\d-\d\d\] \w+ \.\.\."  # a step starts
+        r"|\[daily \d{4}-\d\d-\d\d\] \w+: .*"  # a step ends (what it did, seconds)
+        r"|daily \d{4}-\d\d-\d\d: .*"  # the command's summary
+        r"|  \w+ +[\d,]+"  # generate: records per source
+        r"|lakehouse: removed .*)$")  # an orphan folder of a killed create, cleaned up
+    lines = log.read_text().splitlines()
+    noisy = [line for line in lines if not allowed.match(line)]
+    assert not noisy, f"{len(noisy)} lines for no one, e.g. {noisy[:5]}; see {log}"
+    step_lines = [line for line in lines if re.match(r"^\[daily .*\((\d+)s\)$", line)]
+    assert len(step_lines) >= len(attempts)  # and each closing step line says how long
