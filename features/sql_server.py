@@ -90,7 +90,8 @@ def start(
     except ThriftServerError as err:
         stop(process)
         tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-20:])
-        raise ThriftServerError(f"{err}; log {log_path}:\n{tail}") from err
+        raise ThriftServerError(f"{err}; its output {log_path}:\n{tail}\n"
+                                f"its JVM's log: {console.jvm_log(cfg.root)}") from err
     return process
 
 
