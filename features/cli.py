@@ -288,6 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     already = SparkContext._active_spark_context  # a caller's own session stays up
+    had_jvm = SparkContext._gateway is not None
     root = lakehouse.settings().root
     log_path = None
     try:
@@ -305,10 +306,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     finally:
         if SparkContext._active_spark_context is not already:
-            _stop_spark()
+            _stop_spark(stop_jvm=not had_jvm)
 
 
-def _stop_spark(timeout_s: float = 60) -> None:
+def _stop_spark(*, stop_jvm: bool, timeout_s: float = 60) -> None:
     """Stop the SparkSession this command started and wait for its JVM to exit.
 
     The JVM no longer shares the console's streams (it logs to its file), so without this
@@ -325,12 +326,15 @@ def _stop_spark(timeout_s: float = 60) -> None:
         context.stop()
     except Exception:  # noqa: BLE001 - the command's own outcome is what matters now
         console.LOGGER.exception("stopping Spark failed")
-    if process is not None:
+    if stop_jvm and process is not None:
         try:
             process.stdin.close()  # the gateway exits when its parent's pipe closes
             process.wait(timeout=timeout_s)
         except Exception:  # noqa: BLE001
             console.LOGGER.exception("waiting for Spark's JVM failed")
+        # A later session in this process starts a JVM of its own.
+        SparkContext._gateway = None
+        SparkContext._jvm = None
 
 
 if __name__ == "__main__":

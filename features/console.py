@@ -21,6 +21,7 @@ import logging
 import os
 import re
 import sys
+import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -95,9 +96,10 @@ def write_log4j_config(root: Path, *, log_file: Path | None = None,
         body += f"logger.q{index}.name = {name}\nlogger.q{index}.level = {level}\n"
     target.parent.mkdir(parents=True, exist_ok=True)
     if not target.exists() or target.read_text() != body:
-        tmp = target.with_suffix(".tmp")
-        tmp.write_text(body)
-        tmp.replace(target)
+        handle, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+        with os.fdopen(handle, "w") as out:  # a name of its own: processes may race here
+            out.write(body)
+        os.replace(tmp, target)
     return target
 
 

@@ -85,8 +85,10 @@ def run_dbt_build(*, tests_since: dt.date | None = None,
     if tests_since is not None:
         args += ["--vars", json.dumps({"tests_since": tests_since.isoformat()})]
     progress = _DbtProgress(enabled=sys.stdout.isatty() and not console.is_verbose())
-    result = dbtRunner(callbacks=[progress]).invoke(args)
-    progress.close()
+    try:
+        result = dbtRunner(callbacks=[progress]).invoke(args)
+    finally:
+        progress.close()
     if not result.success:
         failed = []
         try:
@@ -195,7 +197,7 @@ def run_daily(
         raise ValueError("run_daily: no batch date given")
     day = max(dates)
     detail = detail or log
-    on_terminal = log is print and sys.stdout.isatty()
+    on_terminal = log is print and sys.stdout.isatty() and not console.is_verbose()
     lakehouse.ensure_databases(spark)
     lakehouse.remove_orphan_table_dirs(spark, log=log)
     runlog.ensure_table(spark)
@@ -260,10 +262,16 @@ def run_daily(
         else:
             log(f"[daily {day}] {step} ...")
         started = time.perf_counter()
-        with runlog.record_step(spark, pipeline=PIPELINE, step=step, batch_date=day,
-                                run_id=run_id) as record:
-            message = actions[step]()
-            record.finish(status="succeeded", message=message)
+        try:
+            with runlog.record_step(spark, pipeline=PIPELINE, step=step, batch_date=day,
+                                    run_id=run_id) as record:
+                message = actions[step]()
+                record.finish(status="succeeded", message=message)
+        except BaseException:
+            if on_terminal:  # the failure's message must not land on the step's line
+                sys.stdout.write(f"\033[K[daily {day}] {step}: failed\n")
+                sys.stdout.flush()
+            raise
         outcome[step] = message
         line = f"[daily {day}] {step}: {message} ({time.perf_counter() - started:.0f}s)"
         log(f"\033[K{line}" if on_terminal else line)

@@ -9,6 +9,7 @@ settings from :func:`spark_conf`.  Tools started from a shell (``dbt``,
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -281,7 +282,14 @@ def spark_session(cfg: LakehouseSettings | None = None):  # -> SparkSession
     for key, value in spark_conf(cfg).items():
         builder = builder.config(key, value)
     # The JVM's own output (the JDK's notes, anything Spark prints) goes to its log file.
-    with console.jvm_output_to_log(cfg.root) as log_file:
+    # (Only when a JVM starts: another thread's call finds no active session of its own
+    # but the running context, and must not take the console away meanwhile.)
+    from pyspark import SparkContext
+
+    starting = SparkContext._active_spark_context is None
+    redirect = console.jvm_output_to_log(cfg.root) if starting else contextlib.nullcontext(
+        console.jvm_log(cfg.root))
+    with redirect as log_file:
         try:
             spark = builder.enableHiveSupport().getOrCreate()
         except Exception as error:

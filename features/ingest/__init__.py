@@ -82,7 +82,9 @@ def _table_location(spark: SparkSession, name: str) -> str:
     jvm = spark.sparkContext._jvm
     ident = jvm.org.apache.spark.sql.catalyst.TableIdentifier(table, jvm.scala.Some(database))
     meta = spark._jsparkSession.sessionState().catalog().getTableMetadata(ident)
-    return str(meta.location().toString())
+    # The catalog's URI as a Hadoop path (a space stays a space, not %20).
+    return str(jvm.org.apache.spark.sql.catalyst.catalog.CatalogUtils.URIToString(
+        meta.location()))
 
 
 def ensure_tables(spark: SparkSession, source: Source) -> tuple[str, str]:
@@ -265,12 +267,36 @@ def ingest_batches(
     # when the batch is small (see SMALL_BATCH_BYTES).
     first = [item for item in plan if item[0].name == "customers"]
     rest = [item for item in plan if item[0].name != "customers"]
-    done = [ingest_one(item) for item in first]
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        done += list(pool.map(ingest_one, rest))
-    results = {item[0].name: counts for item, (counts, _) in zip(first + rest, done, strict=True)}
-    runs = [run for _, source_runs in done for run in source_runs]
+    results: dict[str, dict[dt.date, BatchCounts]] = {}
+    runs: list[runlog.StepRun] = []
+    errors: list[BaseException] = []
+
+    def collect(item: tuple[Source, list[LandingFile], object], outcome) -> None:
+        try:
+            counts, source_runs = outcome()
+        except Exception as error:  # recorded below; the others' rows are kept
+            errors.append(error)
+            message = (str(error).strip().splitlines() or [type(error).__name__])[0][:500]
+            runs.extend(
+                runlog.StepRun(pipeline=PIPELINE, step=f"bronze.{item[0].table}", batch_date=d,
+                               run_id=run_id, started_at=started).finish(
+                    status="failed", message=f"{type(error).__name__}: {message}")
+                for d in sorted({file.batch_date for file in item[1]}))
+            return
+        results[item[0].name] = counts
+        runs.extend(source_runs)
+
+    for item in first:
+        collect(item, lambda item=item: ingest_one(item))
+    if not errors:
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            futures = [(item, pool.submit(ingest_one, item)) for item in rest]
+            for item, future in futures:
+                collect(item, future.result)
+    results = {name: results[name] for name in ORDER if name in results}
     runlog.append_runs(spark, runs)
+    if errors:
+        raise errors[0]
     failed = [run for run in runs if run.status == "failed"]
     if failed:
         raise CountsMismatch("; ".join(f"{r.step} {r.batch_date}: {r.message}" for r in failed))

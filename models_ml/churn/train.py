@@ -338,7 +338,11 @@ def _vectors(features: PipelineModel, frame: DataFrame, config: ModelConfig,
     vectors = features.transform(frame).select(*keep)
     spark = vectors.sparkSession
     rows = frame.count() if rows is None else rows
-    wanted = tuning_partitions(rows, spark.sparkContext.defaultParallelism)
+    # Capped by the configured shuffle partitions, not the cores found: the same settings
+    # give the same partitioning, and so the same model, on any machine.
+    cap = min(spark.sparkContext.defaultParallelism,
+              int(spark.conf.get("spark.sql.shuffle.partitions")))
+    wanted = tuning_partitions(rows, cap)
     if wanted < vectors.rdd.getNumPartitions():
         vectors = vectors.coalesce(wanted)
     return vectors.cache()

@@ -104,6 +104,30 @@ def test_reingest_changes_nothing(spark, ingested) -> None:
         before[table].unpersist()
 
 
+def test_a_failing_source_is_recorded_beside_the_others(spark, ingested, monkeypatch) -> None:
+    """Sources after customers run side by side: one that fails must not lose the others'
+    run-log rows, and gets a failed row of its own."""
+    import features.ingest as ingest
+
+    real = ingest.ingest_source
+
+    def failing(spark_, source, *args, **kwargs):
+        if source.name == "usage":
+            raise RuntimeError("usage: disk full\n\tat some.java.Frame")
+        return real(spark_, source, *args, **kwargs)
+
+    monkeypatch.setattr(ingest, "ingest_source", failing)
+    day = TINY.dates[3]
+    before = spark.table("ops.pipeline_runs").count()
+    with pytest.raises(RuntimeError, match="disk full"):
+        ingest_batches(spark, [day], sources=["subscriptions", "usage"], threads=2)
+    rows = spark.table("ops.pipeline_runs").where("pipeline = 'ingest'").orderBy(
+        F.col("started_at").desc()).limit(spark.table("ops.pipeline_runs").count() - before)
+    found = {(r.step, r.status): r.message for r in rows.collect()}
+    assert found[("bronze.usage_events", "failed")] == "RuntimeError: usage: disk full"
+    assert ("bronze.subscriptions", "succeeded") in found  # a source beside it kept its row
+
+
 def _landing(name: str, day: dt.date):
     return settings().landing_dir / name / day.isoformat()
 
