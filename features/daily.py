@@ -104,7 +104,8 @@ def run_dbt_build(*, tests_since: dt.date | None = None,
 
 
 class _DbtProgress:
-    """A dbt callback that keeps one ``dbt: N/M nodes`` line up to date on a terminal."""
+    """A dbt callback that keeps one ``dbt build: N nodes done`` line up to date on a
+    terminal."""
 
     def __init__(self, *, enabled: bool) -> None:
         self.enabled = enabled
@@ -125,6 +126,12 @@ class _DbtProgress:
         if self.shown:
             sys.stdout.write("\r\033[K")
             sys.stdout.flush()
+
+
+def _first_names(names: Sequence[str], shown: int = 4) -> str:
+    """The first ``shown`` names, then ``...`` when there are more (a step line stays one
+    line; ``ops.feature_drift`` has them all)."""
+    return ", ".join(names[:shown]) + (", ..." if len(names) > shown else "")
 
 
 def _retrain_reason(spark: SparkSession, day: dt.date, options: DailyOptions) -> str | None:
@@ -161,9 +168,8 @@ def _retrain_reason(spark: SparkSession, day: dt.date, options: DailyOptions) ->
             drifted = [r.feature for r in last.where(
                 (F.col("score_date") == F.lit(latest)) & F.col("drifted")).collect()]
             if drifted:
-                named = sorted(drifted)
-                listed = ", ".join(named[:4]) + (", ..." if len(named) > 4 else "")
-                return f"drift on {latest} in {len(named)} features ({listed})"
+                return (f"drift on {latest} in {len(drifted)} features "
+                        f"({_first_names(sorted(drifted))})")
     return None
 
 
@@ -245,8 +251,8 @@ def run_daily(
         with console.libraries_to_log():
             check = jobs.monitor_day(spark, day, log=detail)
         if check.drifted:
-            named = ", ".join(check.drifted[:4]) + (", ..." if len(check.drifted) > 4 else "")
-            return f"drift in {len(check.drifted)} of {check.rows} features ({named})"
+            return (f"drift in {len(check.drifted)} of {check.rows} features "
+                    f"({_first_names(check.drifted)})")
         return f"no drift in {check.rows} features"
 
     actions = {"ingest": ingest_step, "dbt_build": dbt_step, "feast": feast_step,

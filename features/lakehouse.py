@@ -277,7 +277,6 @@ def spark_session(cfg: LakehouseSettings | None = None):  # -> SparkSession
     cfg = cfg or settings()
     cfg.root.mkdir(parents=True, exist_ok=True)
     ensure_jvm_jars(cfg)
-    console.write_log4j_config(cfg.root)
     builder = SparkSession.builder
     for key, value in spark_conf(cfg).items():
         builder = builder.config(key, value)
@@ -287,6 +286,8 @@ def spark_session(cfg: LakehouseSettings | None = None):  # -> SparkSession
     from pyspark import SparkContext
 
     starting = SparkContext._active_spark_context is None
+    if starting:  # the configuration its -Dlog4j2.configurationFile names
+        console.write_log4j_config(cfg.root)
     redirect = console.jvm_output_to_log(cfg.root) if starting else contextlib.nullcontext(
         console.jvm_log(cfg.root))
     with redirect as log_file:

@@ -21,7 +21,7 @@ import pyspark.sql.functions as F
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
-from features import runlog
+from features import console, runlog
 from features.ingest.classify import classify, prior_keys
 from features.ingest.files import LandingFile, list_files
 from features.ingest.readers import raw_record, read_source
@@ -276,11 +276,10 @@ def ingest_batches(
             counts, source_runs = outcome()
         except Exception as error:  # recorded below; the others' rows are kept
             errors.append(error)
-            message = (str(error).strip().splitlines() or [type(error).__name__])[0][:500]
             runs.extend(
                 runlog.StepRun(pipeline=PIPELINE, step=f"bronze.{item[0].table}", batch_date=d,
                                run_id=run_id, started_at=started).finish(
-                    status="failed", message=f"{type(error).__name__}: {message}")
+                    status="failed", message=console.first_line(error))
                 for d in sorted({file.batch_date for file in item[1]}))
             return
         results[item[0].name] = counts
