@@ -28,12 +28,13 @@ system-packages:
 	@missing=""; \
 	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing$$missing"; apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	  else \
-	    echo "The cluster tests need Debian's$$missing: sudo apt-get install -y$$missing" >&2; \
+	    echo "The cluster and report tests need Debian's$$missing: sudo apt-get install -y$$missing" >&2; \
 	    exit 1; \
 	  fi; \
 	fi

@@ -64,6 +64,15 @@ def _parse_date(text: str):
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from error
 
 
+def _parse_change(text: str):
+    from features.generate.config import Change
+
+    try:
+        return Change.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
 def _cmd_generate(args: argparse.Namespace) -> int:
     from features.generate import DirtRates, GeneratorConfig, generate
 
@@ -72,7 +81,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     rate = args.dirt_rate
     dirt = DirtRates.none() if rate == 0 else DirtRates(*(rate,) * 7)
     config = GeneratorConfig(
-        customers=args.customers, days=args.days, start=args.start, seed=args.seed, dirt=dirt
+        customers=args.customers, days=args.days, start=args.start, seed=args.seed, dirt=dirt,
+        changes=tuple(args.change),
     )
     summary = generate(spark, config, log=console.detail)
     for name, count in summary.rows.items():
@@ -114,7 +124,8 @@ def _cmd_daily(args: argparse.Namespace) -> int:
     spark = lakehouse.spark_session()
     outcome = run_daily(
         spark, dates,
-        options=DailyOptions(retrain=args.retrain, force=args.force, tuning=args.tuning),
+        options=DailyOptions(retrain=args.retrain, force=args.force, tuning=args.tuning,
+                             min_realized_auc=args.min_realized_auc),
         detail=console.detail,
     )
     print(f"daily {max(dates)}: " + "; ".join(f"{k}: {v}" for k, v in outcome.items()))
@@ -141,8 +152,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
                              "task takes logistic or gbt")
         overrides = {"tuning": args.tuning, **({"family": args.family} if args.family else {})}
         with console.libraries_to_log():
-            run = jobs.train_churn_model(spark, **window, log=console.detail, **overrides)
+            run = jobs.train_churn_model(spark, **window, promote=args.promote,
+                                         log=console.detail, **overrides)
         name = jobs.MODEL_NAME
+        promotion = run.saved.metadata.get("promotion") or {}
+        role = "champion" if promotion.get("promoted", True) else "challenger"
+        print(f"model {name} v{run.saved.version} is the {role}: {promotion.get('reason')}")
     metrics = run.result.metrics
     print(f"model {name} v{run.saved.version}: "
           + ", ".join(f"{k}={metrics[k]:.4f}" for k in sorted(metrics)))
@@ -229,6 +244,11 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=7)
     gen.add_argument("--dirt-rate", type=float, default=0.01,
                      help="share of records of each kind of dirt (0 for clean data)")
+    gen.add_argument("--change", type=_parse_change, action="append", default=[],
+                     metavar="kind=K,day=N,target=T,factor=F",
+                     help="inject a change from day index N on, recorded in "
+                          "ops.generator_truth: kind=data_drop (target: a region, or all) "
+                          "or kind=price_rise (target: a plan id); repeatable")
     gen.set_defaults(func=_cmd_generate)
 
     ingest = sub.add_parser("ingest", help="ingest landing batches into bronze and quarantine")
@@ -246,6 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
     daily.add_argument("--force", action="store_true", help="rerun steps that succeeded")
     daily.add_argument("--tuning", choices=("cv", "tvs"),
                        help="training's tuning when it retrains (default: cross-validation)")
+    daily.add_argument("--min-realized-auc", type=float, default=0.6,
+                       help="retrain when the realized ROC AUC of the latest matured score "
+                            "date falls below this (default 0.6)")
     daily.set_defaults(func=_cmd_daily)
 
     train = sub.add_parser("train", help="train a model through Feast and register it")
@@ -256,6 +279,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--to", dest="date_to", type=_parse_date,
                        help="last label snapshot date of the training window")
     train.add_argument("--family", choices=("logistic", "gbt", "linear", "gbt_regressor"))
+    train.add_argument("--promote", action="store_true",
+                       help="make the new churn model the champion without comparing it "
+                            "with the current one (by default it must beat it by 0.005 AUC "
+                            "on the held-out rows neither was trained on)")
     train.add_argument("--tuning", choices=("cv", "tvs"), default="cv",
                        help="CrossValidator, or the cheaper TrainValidationSplit")
     train.set_defaults(func=_cmd_train)

@@ -24,6 +24,10 @@ from features import console, feast_repo, lakehouse, runlog
 PIPELINE = "daily"
 STEPS: tuple[str, ...] = ("ingest", "dbt_build", "feast", "train", "score", "monitor")
 DBT_PROJECT = feast_repo.REPO_PATH.parent / "dbt_project"
+# Days before a snapshot's churn label is known (ml.churn_labels' horizon).
+LABEL_HORIZON_DAYS = 30
+# Churners a matured score date needs before its realized AUC can make retraining due.
+MIN_POSITIVES = 10
 
 
 class StepFailed(RuntimeError):
@@ -42,12 +46,15 @@ class DailyOptions:
         tuning: The training's tuning: ``cv`` (cross-validation over snapshot folds) or
             ``tvs`` (one forward train/validation split, cheaper); the model's default
             when ``None``.
+        min_realized_auc: Realized ROC AUC of a matured score date below which the model
+            is retrained (``ops.model_performance``).
     """
 
     retrain: str = "auto"
     retrain_every_days: int = 7
     force: bool = False
     tuning: str | None = None
+    min_realized_auc: float = 0.6
 
 
 def succeeded_steps(spark: SparkSession, day: dt.date) -> set[str]:
@@ -134,43 +141,80 @@ def _first_names(names: Sequence[str], shown: int = 4) -> str:
     return ", ".join(names[:shown]) + (", ..." if len(names) > shown else "")
 
 
-def _retrain_reason(spark: SparkSession, day: dt.date, options: DailyOptions) -> str | None:
+def _retrain_reason(spark: SparkSession, day: dt.date, options: DailyOptions,
+                    notes: list[str] | None = None) -> str | None:
     """Why the model must be trained on ``day`` (None: it need not be).
 
-    Due when asked to, when there is no model, when the newest is
-    ``retrain_every_days`` batch days old, or when the last monitored day before ``day``
-    found drift against the newest model's training set.
+    Due when asked to, when there is no model, when the newest is ``retrain_every_days``
+    batch days old, when the realized ROC AUC of its latest matured score date fell below
+    ``min_realized_auc`` (with at least ``MIN_POSITIVES`` churners to judge by), or when the
+    last monitored day before ``day`` flagged drift on features the model leans on (see
+    :func:`models_ml.churn.monitoring.leaned_on`); but not for drift again within
+    :data:`LABEL_HORIZON_DAYS` of a retraining for drift: the newest labels a model can
+    learn from are that old, so a second model would not know the change any better.
+    Why drift or performance did not make it due goes to ``notes``.
     """
     from features import drift
-    from models_ml.churn import jobs, persist
+    from models_ml.churn import jobs, monitoring, persist
 
+    notes = notes if notes is not None else []
     if options.retrain == "always":
         return "retrain=always"
     if options.retrain == "never":
         return None
-    versions = persist.saved_versions(jobs.MODEL_NAME)
-    if not versions:
+    serving = jobs.serving_version()
+    if serving is None:
         return "no model yet"
-    trained = runlog.read_runs(spark, pipeline=PIPELINE).where(
+    trainings = runlog.read_runs(spark, pipeline=PIPELINE).where(
         (F.col("step") == "train") & (F.col("status") == "succeeded")
-        & (F.col("message") != "not due")
-    ).agg(F.max("batch_date")).first()[0]
+        & ~F.col("message").startswith("not due")
+    )
+    trained, for_drift = trainings.agg(
+        F.max("batch_date"),
+        F.max(F.when(F.col("message").contains("(drift on "), F.col("batch_date"))),
+    ).first()
     if trained is None or (day - trained).days >= options.retrain_every_days:
         return f"model older than {options.retrain_every_days} days"
-    if spark.catalog.tableExists(drift.DRIFT_TABLE):
-        last = spark.table(drift.DRIFT_TABLE).where(
-            (F.col("model_name") == jobs.MODEL_NAME)
-            & (F.col("model_version") == str(versions[-1]))
-            & (F.col("score_date") < F.lit(day))
-        )
-        latest = last.agg(F.max("score_date")).first()[0]
-        if latest is not None:
-            drifted = [r.feature for r in last.where(
-                (F.col("score_date") == F.lit(latest)) & F.col("drifted")).collect()]
-            if drifted:
-                return (f"drift on {latest} in {len(drifted)} features "
-                        f"({_first_names(sorted(drifted))})")
-    return None
+    newest = str(serving)
+    if spark.catalog.tableExists(monitoring.PERFORMANCE_TABLE):
+        realized = spark.table(monitoring.PERFORMANCE_TABLE).where(
+            (F.col("model_name") == jobs.MODEL_NAME) & (F.col("model_version") == newest)
+            & (F.col("labels_known_on") < F.lit(day)) & F.col("auc").isNotNull()
+        ).orderBy(F.desc("score_date")).limit(1).collect()
+        if realized:
+            row = realized[0]
+            if row.auc < options.min_realized_auc:
+                if row.positives >= MIN_POSITIVES:
+                    return (f"realized AUC {row.auc:.3f} on {row.score_date} below "
+                            f"{options.min_realized_auc}")
+                notes.append(f"realized AUC {row.auc:.3f} on {row.score_date}, but only "
+                             f"{row.positives} churners to judge by")
+    if not spark.catalog.tableExists(drift.DRIFT_TABLE):
+        return None
+    last = spark.table(drift.DRIFT_TABLE).where(
+        (F.col("model_name") == jobs.MODEL_NAME) & (F.col("model_version") == newest)
+        & (F.col("score_date") < F.lit(day)) & (F.col("kind") != monitoring.PREDICTION)
+    )
+    latest = last.agg(F.max("score_date")).first()[0]
+    if latest is None:
+        return None
+    drifted = sorted(r.feature for r in last.where(
+        (F.col("score_date") == F.lit(latest)) & F.col("drifted")).collect())
+    if not drifted:
+        return None
+    leaned = monitoring.leaned_on(persist.read_metadata(jobs.MODEL_NAME, serving))
+    used = [name for name in drifted if leaned is None or name in leaned]
+    if not used:
+        notes.append(f"drift on {latest} in {_first_names(drifted)}, features the model "
+                     "barely uses")
+        return None
+    found = f"drift on {latest} in {len(used)} features ({_first_names(used)})"
+    if for_drift is not None and (day - for_drift).days < LABEL_HORIZON_DAYS:
+        ripe = for_drift + dt.timedelta(days=LABEL_HORIZON_DAYS)
+        notes.append(f"{found}, but retrained for drift on {for_drift}: "
+                     f"no newer labels to learn it from until {ripe}")
+        return None
+    return found
 
 
 def run_daily(
@@ -196,7 +240,7 @@ def run_daily(
         Step name to what happened (``ran``, ``skipped``, ``not due``).
     """
     from features import ingest
-    from models_ml.churn import jobs
+    from models_ml.churn import jobs, monitoring
 
     options = options or DailyOptions()
     if not dates:
@@ -232,15 +276,18 @@ def run_daily(
         whole = jobs.trained_for(day)
         if whole is not None:  # an earlier attempt trained it, then died before recording
             return f"v{whole} (trained by an earlier attempt)"
-        reason = _retrain_reason(spark, day, options)
+        notes: list[str] = []
+        reason = _retrain_reason(spark, day, options, notes)
         if reason is None:
-            return "not due"
+            return "; ".join(["not due", *notes])
         detail(f"[daily {day}] train: due ({reason})")
         overrides = {"tuning": options.tuning} if options.tuning else {}
         with console.libraries_to_log():
             run = jobs.train_churn_model(spark, batch_date=day, log=detail, **overrides)
+        promotion = run.saved.metadata.get("promotion") or {}
+        role = "champion" if promotion.get("promoted", True) else "challenger"
         return (f"v{run.saved.version} auc={run.result.metrics.get('areaUnderROC', 0):.3f} "
-                f"({reason})")
+                f"{role}: {promotion.get('reason', '')} ({reason})")
 
     def score_step() -> str:
         with console.libraries_to_log():
@@ -249,11 +296,16 @@ def run_daily(
 
     def monitor_step() -> str:
         with console.libraries_to_log():
-            check = jobs.monitor_day(spark, day, log=detail)
-        if check.drifted:
-            return (f"drift in {len(check.drifted)} of {check.rows} features "
-                    f"({_first_names(check.drifted)})")
-        return f"no drift in {check.rows} features"
+            check = monitoring.monitor_day(spark, day, log=detail)
+        parts = [f"drift in {len(check.drifted)} of {check.rows} features "
+                 f"({_first_names(check.drifted)})" if check.drifted
+                 else f"no drift in {check.rows} features"]
+        if check.scores is not None:
+            parts.append("scores drifted" if check.scores.drifted else "scores stable")
+        for row in check.performance[-1:]:
+            parts.append(f"realized AUC on {row['score_date']}: "
+                         + (f"{row['auc']:.3f}" if row["auc"] is not None else "n/a"))
+        return "; ".join(parts)
 
     actions = {"ingest": ingest_step, "dbt_build": dbt_step, "feast": feast_step,
                "train": train_step, "score": score_step, "monitor": monitor_step}

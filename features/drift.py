@@ -18,6 +18,19 @@ its ``top_n`` most frequent training categories, one ``other`` bucket for everyt
 floored at a small epsilon.  Rule of thumb: below 0.1 stable, 0.1 to 0.2 moderate, above 0.2
 drifted.
 
+PSI alone cannot tell a shift from sampling noise: between two samples of one distribution its
+expected value is about ``(buckets - 1) * (1/n_baseline + 1/n_current)``, 0.09 for ten bins and
+two hundred rows each.  So a feature is *drifted* only when both hold (:class:`DriftRule`):
+
+- the shift is large enough to matter: PSI above ``min_psi`` (0.1, the rule of thumb's
+  "moderate"), which keeps a large lake from flagging shifts too small to act on;
+- it is unlikely to be noise: a chi-square test of homogeneity between the baseline's and the
+  day's bucket counts gives a p-value below ``alpha / features`` (Bonferroni: ``alpha`` = 0.01
+  is the chance that a day with no change flags any feature at all).  Adjacent buckets are
+  pooled until each expects at least ``min_expected`` rows in both samples, where the
+  chi-square approximation holds.  A baseline whose rows repeat entities (a customer in many
+  training snapshots) counts as ``effective_rows`` independent rows, not as its row count.
+
 Every feature is bucketed in one ``select`` and counted in one aggregation, so a profile or a
 comparison costs one pass over the data however many features there are; only the counts per
 bucket reach the driver.
@@ -35,6 +48,7 @@ from typing import Any
 import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql.types import BooleanType, NumericType
+from scipy.stats import chi2
 
 from features import runlog
 
@@ -42,20 +56,49 @@ DRIFT_TABLE = "ops.feature_drift"
 DRIFT_DDL = (
     "score_date date, model_name string, model_version string, feature string, kind string, "
     "psi double, drifted boolean, baseline_rows bigint, current_rows bigint, "
-    "computed_at timestamp"
+    "computed_at timestamp, p_value double"
 )
 PROFILE_FORMAT = "feature-profile/1"
 NUMERIC = "numeric"
 CATEGORICAL = "categorical"
 DEFAULT_BINS = 10
 DEFAULT_TOP_N = 50
-DEFAULT_THRESHOLD = 0.2
 EPSILON = 1e-4
 RELATIVE_ERROR = 1e-3
 
 # Bucket ids shared by the profile and the comparison: bins and categories count from 0.
 _NULL = -1
 _OTHER = -2
+
+
+@dataclasses.dataclass(frozen=True)
+class DriftRule:
+    """When a feature counts as drifted: a shift that is both large and not noise.
+
+    Attributes:
+        min_psi: PSI the shift must exceed (0.1: "moderate" by the rule of thumb).
+        alpha: Chance that a day without change flags any feature; each of ``k`` features
+            compared at once is tested at ``alpha / k`` (Bonferroni).
+        min_expected: Rows each pooled bucket must expect in both samples.
+    """
+
+    min_psi: float = 0.1
+    alpha: float = 0.01
+    min_expected: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.alpha < 1:
+            raise ValueError(f"DriftRule: alpha must be in (0, 1), got {self.alpha}")
+        if self.min_psi < 0 or self.min_expected <= 0:
+            raise ValueError("DriftRule: min_psi must be >= 0 and min_expected > 0, got "
+                             f"{self.min_psi} and {self.min_expected}")
+
+    def level(self, features: int) -> float:
+        """The p-value below which one of ``features`` features compared at once drifts."""
+        return self.alpha / max(1, features)
+
+
+DEFAULT_RULE = DriftRule()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +112,8 @@ class FeatureDrift:
         bins: Buckets compared (bins or categories, plus the ``other`` and null buckets).
         rows: Rows of the current frame.
         baseline_rows: Rows of the training set the profile was taken from.
+        p_value: Chi-square test of homogeneity of the two samples' bucket counts.
+        drifted: PSI above the rule's ``min_psi`` and ``p_value`` below its level.
     """
 
     feature: str
@@ -77,16 +122,19 @@ class FeatureDrift:
     bins: int
     rows: int
     baseline_rows: int
+    p_value: float = 1.0
+    drifted: bool = False
 
-    def is_drifted(self, threshold: float = DEFAULT_THRESHOLD) -> bool:
-        """Whether the PSI exceeds ``threshold``."""
-        return self.psi > threshold
+    def is_drifted(self) -> bool:
+        """Whether the comparison flagged the feature (see :class:`DriftRule`)."""
+        return self.drifted
 
 
 def profile(
     frame: DataFrame, *, numeric_cols: Sequence[str] = (), categorical_cols: Sequence[str] = (),
     bins: int = DEFAULT_BINS, top_n: int = DEFAULT_TOP_N,
-    relative_error: float = RELATIVE_ERROR,
+    relative_error: float = RELATIVE_ERROR, effective_rows: int | None = None,
+    reference: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The baseline distribution of each feature of a training set.
 
@@ -101,12 +149,16 @@ def profile(
         bins: Quantile bins per numeric feature before deduplicating equal edges.
         top_n: Categories kept per categorical feature; the rest share an ``other`` bucket.
         relative_error: Relative error of ``approxQuantile``.
+        effective_rows: Independent rows the frame is worth, when its rows repeat entities
+            (e.g. the distinct customers of many training snapshots); its rows by default.
+        reference: What the frame is (kept as is in the profile, e.g. which snapshots).
 
     Returns:
         ``{"format", "rows", "bins", "top_n", "features": {name: {...}}}``; each numeric feature
         holds ``edges`` (inner edges), ``shares`` (one more than edges) and ``null_share``;
         each categorical one ``categories``, ``shares``, ``other_share`` and ``null_share``.
         Plain lists, floats and ints: it survives ``json.dumps(..., allow_nan=False)``.
+        ``effective_rows`` and ``reference`` say what sample the shares come from.
     """
     if bins < 2:
         raise ValueError(f"profile: bins must be at least 2, got {bins}")
@@ -134,15 +186,18 @@ def profile(
             spec.update(shares=shares[:-1], null_share=shares[-1])
         else:
             spec.update(shares=shares[:-2], other_share=shares[-2], null_share=shares[-1])
-    return {"format": PROFILE_FORMAT, "rows": rows, "bins": bins, "top_n": top_n,
-            "features": features}
+    if effective_rows is not None and not 0 < effective_rows <= rows:
+        raise ValueError(f"profile: effective_rows must be in 1..{rows}, got {effective_rows}")
+    return {"format": PROFILE_FORMAT, "rows": rows,
+            "effective_rows": int(effective_rows or rows), "bins": bins, "top_n": top_n,
+            "reference": dict(reference or {}), "features": features}
 
 
 def psi(
     baseline: dict[str, Any], frame: DataFrame, *, features: Sequence[str] | None = None,
-    epsilon: float = EPSILON,
+    epsilon: float = EPSILON, rule: DriftRule = DEFAULT_RULE,
 ) -> list[FeatureDrift]:
-    """The PSI of each feature of ``baseline`` between the training set and ``frame``.
+    """The PSI and p-value of each feature of ``baseline`` between it and ``frame``.
 
     One pass over ``frame`` for all features: one ``select`` of bucket ids, one aggregation
     of counts per feature and bucket.
@@ -152,6 +207,8 @@ def psi(
         frame: The current data, e.g. the feature frame of a scoring day.
         features: Compare only these features of the baseline (all by default).
         epsilon: Floor of a share, so that an empty bucket counts but stays finite.
+        rule: When a feature counts as drifted; its significance level is split over the
+            features compared.
 
     Returns:
         One :class:`FeatureDrift` per feature, in the baseline's order.
@@ -168,15 +225,68 @@ def psi(
     if rows == 0:
         raise ValueError("psi: the current frame has no rows; there is nothing to compare")
     result = []
+    level = rule.level(len(specs))
+    effective = float(baseline.get("effective_rows") or baseline["rows"])
     for name, spec in specs.items():
-        actual = [count / rows for count in _aligned(counts[name], spec)]
+        current = _aligned(counts[name], spec)
+        actual = [count / rows for count in current]
         expected = _baseline_shares(spec)
+        index = population_stability(expected, actual, epsilon=epsilon)
+        p_value = homogeneity_p_value([share * effective for share in expected], current,
+                                      min_expected=rule.min_expected)
         result.append(FeatureDrift(
-            feature=name, kind=spec["kind"], psi=population_stability(expected, actual,
-                                                                       epsilon=epsilon),
-            bins=len(expected), rows=rows, baseline_rows=int(baseline["rows"]),
+            feature=name, kind=spec["kind"], psi=index, bins=len(expected), rows=rows,
+            baseline_rows=int(baseline["rows"]), p_value=p_value,
+            drifted=index > rule.min_psi and p_value < level,
         ))
     return result
+
+
+def homogeneity_p_value(
+    baseline: Sequence[float], current: Sequence[float], *, min_expected: float = 5.0,
+) -> float:
+    """p-value of a chi-square test that two samples' bucket counts share one distribution.
+
+    Adjacent buckets (bins are ordered; the null bucket comes last) are pooled until each
+    pooled bucket expects at least ``min_expected`` rows in both samples under the hypothesis
+    of one distribution; what is left at the end joins the last pooled bucket.  With one
+    pooled bucket there is nothing to test: 1.0.
+
+    Args:
+        baseline: The baseline's counts per bucket (may be fractional: shares times its
+            effective rows).
+        current: The current sample's counts, aligned with ``baseline``.
+        min_expected: Expected rows per pooled bucket and sample.
+    """
+    if len(baseline) != len(current):
+        raise ValueError(f"homogeneity_p_value: {len(baseline)} baseline buckets but "
+                         f"{len(current)} current ones")
+    n_base, n_cur = float(sum(baseline)), float(sum(current))
+    total = n_base + n_cur
+    if n_base <= 0 or n_cur <= 0:
+        return 1.0
+    need = min_expected * total / min(n_base, n_cur)  # pooled rows so both expect enough
+    groups: list[list[float]] = []
+    pending = [0.0, 0.0]
+    for b, c in zip(baseline, current, strict=True):
+        pending = [pending[0] + b, pending[1] + c]
+        if pending[0] + pending[1] >= need:
+            groups.append(pending)
+            pending = [0.0, 0.0]
+    if pending[0] + pending[1] > 0:
+        if groups:
+            groups[-1] = [groups[-1][0] + pending[0], groups[-1][1] + pending[1]]
+        else:
+            groups.append(pending)
+    if len(groups) < 2:
+        return 1.0
+    statistic = 0.0
+    for b, c in groups:
+        pooled = (b + c) / total
+        for observed, n in ((b, n_base), (c, n_cur)):
+            expected = pooled * n
+            statistic += (observed - expected) ** 2 / expected
+    return float(chi2.sf(statistic, len(groups) - 1))
 
 
 def population_stability(
@@ -193,11 +303,9 @@ def population_stability(
     return total
 
 
-def drifted_features(
-    rows: Iterable[FeatureDrift], threshold: float = DEFAULT_THRESHOLD,
-) -> list[str]:
-    """Features whose PSI exceeds ``threshold``, most drifted first."""
-    drifted = [row for row in rows if row.is_drifted(threshold)]
+def drifted_features(rows: Iterable[FeatureDrift]) -> list[str]:
+    """Features flagged as drifted, largest PSI first."""
+    drifted = [row for row in rows if row.drifted]
     return [row.feature for row in sorted(drifted, key=lambda row: (-row.psi, row.feature))]
 
 
@@ -214,7 +322,7 @@ def ensure_table(spark: SparkSession) -> str:
 
 def write_drift(
     spark: SparkSession, rows: Sequence[FeatureDrift], *, score_date: dt.date, model_name: str,
-    model_version: str, threshold: float = DEFAULT_THRESHOLD,
+    model_version: str,
 ) -> int:
     """Replace the drift rows of ``model_name`` on ``score_date`` in ``ops.feature_drift``.
 
@@ -235,7 +343,7 @@ def write_drift(
     frame = spark.createDataFrame(
         [
             (score_date, model_name, str(model_version), row.feature, row.kind, float(row.psi),
-             row.is_drifted(threshold), row.baseline_rows, row.rows, computed_at)
+             row.drifted, row.baseline_rows, row.rows, computed_at, float(row.p_value))
             for row in rows
         ],
         DRIFT_DDL,
@@ -244,16 +352,19 @@ def write_drift(
                  f"and model_name = {_sql_string(model_name)}")
     # To the table's location, not saveAsTable: an overwrite through the Hive catalog would
     # also rewrite the table's schema in the metastore on every run.
+    # mergeSchema: a table from before p_value existed gains the column (null in old rows).
     frame.write.format("delta").mode("overwrite").option("replaceWhere", condition) \
-        .save(location)
+        .option("mergeSchema", "true").save(location)
     return len(rows)
 
 
 def plot_drift(
-    rows: Sequence[FeatureDrift], path: Path, *, title: str,
-    threshold: float = DEFAULT_THRESHOLD,
+    rows: Sequence[FeatureDrift], path: Path, *, title: str, rule: DriftRule = DEFAULT_RULE,
 ) -> Path:
     """PSI per feature as a PNG of horizontal bars, largest on top, drifted ones in red.
+
+    The dashed line is the rule's ``min_psi``; a bar past it stays blue when its p-value
+    says the shift may be noise.
 
     Returns:
         ``path``.
@@ -267,20 +378,23 @@ def plot_drift(
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     positions = list(range(len(ordered)))
-    colors = ["tab:red" if row.is_drifted(threshold) else "tab:blue" for row in ordered]
+    colors = ["tab:red" if row.drifted else "tab:blue" for row in ordered]
     ax.barh(positions, [row.psi for row in ordered], color=colors)
     ax.set_yticks(positions, [row.feature for row in ordered])
     ax.invert_yaxis()
     for position, row in zip(positions, ordered, strict=True):
         ax.annotate(f"{row.psi:.3f}", (row.psi, position), xytext=(3, 0),
                     textcoords="offset points", va="center", fontsize=8)
-    line = ax.axvline(threshold, linestyle="--", color="grey", label=f"threshold {threshold:g}")
+    threshold = rule.min_psi
+    line = ax.axvline(threshold, linestyle="--", color="grey", label=f"PSI {threshold:g}")
     top = max([threshold, *(row.psi for row in ordered)])
     ax.set(xlabel="population stability index", title=title, xlim=(0, top * 1.15))
     if not ordered:
         ax.text(0.5, 0.5, "no features", transform=ax.transAxes, ha="center", va="center")
-    ax.legend(handles=[Patch(color="tab:red", label=f"drifted (PSI > {threshold:g})"),
-                       Patch(color="tab:blue", label="stable"), line], loc="lower right")
+    ax.legend(handles=[Patch(color="tab:red", label=f"drifted (PSI > {threshold:g}, "
+                                                   "not noise by chi-square)"),
+                       Patch(color="tab:blue", label="stable or noise"), line],
+              loc="lower right")
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=100, format="png")

@@ -87,10 +87,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Run the tests on the daily job's lake last: its fixture rebuilds the shared lake.
 
     Among them, those on the second lake first: they compare it with what the daily job
-    left (model versions included), before other tests retrain or rescore.
+    left (model versions included), before other tests retrain or rescore.  The drift
+    monitor's lake comes after them all: its fixture drops the shared lake for its own.
     """
-    def order(item: pytest.Item) -> tuple[bool, bool]:
+    def order(item: pytest.Item) -> tuple[bool, bool, bool]:
         names = getattr(item, "fixturenames", ())
-        return "daily_lake" in names, "killed_lake" not in names
+        return "drift_lake" in names, "daily_lake" in names, "killed_lake" not in names
 
     items.sort(key=order)

@@ -18,11 +18,12 @@ import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, SparkSession
 
 from features.generate import activity, billing, customers, landing, risk
-from features.generate.config import DirtRates, GeneratorConfig, config_for_usage_rows
+from features.generate.config import Change, DirtRates, GeneratorConfig, config_for_usage_rows
 from features.lakehouse import settings
 from features.schemas import SOURCES
 
 __all__ = [
+    "Change",
     "DirtRates",
     "GenerationSummary",
     "GeneratorConfig",

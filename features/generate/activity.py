@@ -14,8 +14,21 @@ LATE_MAX_DAYS = 5
 
 _GRID_COLUMNS = [
     "customer_id", "active_day", "churn_day", "onset_day", "episode_end", "usage_mult",
-    "drop_base", "roam_p", "home_cell", "late_p",
+    "drop_base", "roam_p", "home_cell", "late_p", "region",
 ]
+
+
+def data_factor(cfg: GeneratorConfig, day: Column) -> Column:
+    """Multiplier of a data session's bytes: 1, or the injected ``data_drop`` changes'."""
+    factor = F.lit(1.0)
+    for change in cfg.changes:
+        if change.kind != "data_drop":
+            continue
+        hit = day >= change.day
+        if change.target != "all":
+            hit = hit & (F.col("region") == change.target)
+        factor = factor * F.when(hit, F.lit(change.factor)).otherwise(F.lit(1.0))
+    return factor
 
 
 def customer_days(
@@ -90,7 +103,8 @@ def usage_events(cfg: GeneratorConfig, grid: DataFrame) -> DataFrame:
         day_time(cfg, day, F.floor(u("time") * 86400)).alias("event_at"),
         etype.alias("event_type"),
         duration.alias("duration_s"),
-        F.when(etype == "data", F.floor(-20e6 * F.log(1.0 - u("bytes"))).cast("long"))
+        F.when(etype == "data", F.floor(-20e6 * F.log(1.0 - u("bytes"))
+                                        * data_factor(cfg, day)).cast("long"))
         .alias("bytes"),
         F.when(etype == "call", u("drop") < drop_p).otherwise(F.lit(False)).alias("is_dropped"),
         (u("roam") < F.col("roam_p")).alias("is_roaming"),

@@ -6,17 +6,17 @@ import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame, SparkSession
 
 from features.generate.config import GeneratorConfig
-from features.generate.customers import PLANS, RAISED_PLANS, day_date, day_time
+from features.generate.customers import day_date, day_time, price_steps
 from features.generate.hashing import dirt_kind, uniform
 
 
 def _price(cfg: GeneratorConfig, plan: Column, day: Column) -> Column:
-    """Monthly price of ``plan`` on ``day`` (with the price rise)."""
+    """Monthly price of ``plan`` on ``day`` (with the price rise and injected changes)."""
     expr = None
-    for pid, _, price, _ in PLANS:
-        raised = round(price * RAISED_PLANS.get(pid, 1.0), 2)
-        value = F.when(day >= cfg.rise_day, raised).otherwise(price) if pid in RAISED_PLANS \
-            else F.lit(price)
+    for pid, timeline in price_steps(cfg).items():
+        value = F.lit(timeline[0][1])
+        for start, price in timeline[1:]:
+            value = F.when(day >= start, F.lit(price)).otherwise(value)
         expr = F.when(plan == pid, value) if expr is None else expr.when(plan == pid, value)
     return expr
 

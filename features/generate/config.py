@@ -34,6 +34,65 @@ class DirtRates:
         return cls(**{field.name: 0.0 for field in dataclasses.fields(cls)})
 
 
+CHANGE_KINDS: dict[str, tuple[str, ...]] = {
+    # kind: the churn_v1 features it moves (the windows dilute it: a 90-day sum moves by a
+    # 90th of the change per day, a 7-day one by a 7th)
+    "data_drop": ("data_mb_7d", "data_mb_30d", "data_mb_90d"),
+    "price_rise": ("monthly_charge", "monthly_charge_change_90d", "last_invoice_amount",
+                   "open_balance"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Change:
+    """A change of behaviour the generator injects from a day on (the drift monitor's test).
+
+    Nothing before ``day`` differs from the same seed without the change, and the churn
+    model of the customers is left as it is: only the features the change moves move.
+
+    Attributes:
+        kind: ``data_drop``: data sessions of the customers of region ``target`` carry
+            ``factor`` times the bytes; ``price_rise``: plan ``target`` costs ``factor``
+            times its price (invoices and the plan catalogue).
+        day: Day index from which it holds.
+        target: A region (``data_drop``; ``all`` for every region) or a plan id.
+        factor: Multiplier of the bytes or of the price.
+    """
+
+    kind: str
+    day: int
+    target: str = "all"
+    factor: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.kind not in CHANGE_KINDS:
+            raise ValueError(f"change: unknown kind {self.kind!r}; one of {sorted(CHANGE_KINDS)}")
+        if self.day < 0 or self.factor <= 0:
+            raise ValueError(f"change: day must be >= 0 and factor > 0, got day={self.day} "
+                             f"factor={self.factor}")
+
+    @property
+    def moves(self) -> tuple[str, ...]:
+        """The features of the churn service this change moves."""
+        return CHANGE_KINDS[self.kind]
+
+    @classmethod
+    def parse(cls, text: str) -> Change:
+        """``kind=data_drop,day=60,target=north,factor=0.3`` (the command line's form)."""
+        fields = {field.name: field for field in dataclasses.fields(cls)}
+        values: dict[str, object] = {}
+        for part in filter(None, (piece.strip() for piece in text.split(","))):
+            key, sep, value = part.partition("=")
+            if not sep or key not in fields:
+                raise ValueError(f"change {text!r}: expected key=value pairs of "
+                                 f"{', '.join(fields)} (e.g. kind=data_drop,day=60,"
+                                 "target=north,factor=0.3)")
+            values[key] = {"day": int, "factor": float}.get(key, str)(value)
+        if "kind" not in values or "day" not in values:
+            raise ValueError(f"change {text!r}: kind= and day= are required")
+        return cls(**values)  # type: ignore[arg-type]
+
+
 @dataclasses.dataclass(frozen=True)
 class GeneratorConfig:
     """Scale, seed and behaviour of one generated dataset.
@@ -52,6 +111,7 @@ class GeneratorConfig:
         snapshot_every: Days between the snapshots of the ceiling AUC.
         horizon_days: Label horizon of the ceiling AUC (churn within this many days).
         partitions: Spark partitions of the usage grid (default: from the scale).
+        changes: Changes injected from a day on (see :class:`Change`); none by default.
     """
 
     customers: int = 1000
@@ -67,6 +127,7 @@ class GeneratorConfig:
     snapshot_every: int = 30
     horizon_days: int = 30
     partitions: int | None = None
+    changes: tuple[Change, ...] = ()
 
     @property
     def rise_day(self) -> int:

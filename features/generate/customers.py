@@ -171,14 +171,32 @@ def customers_rows(cfg: GeneratorConfig, state: DataFrame) -> DataFrame:
     )
 
 
+def price_steps(cfg: GeneratorConfig) -> dict[str, list[tuple[int, float]]]:
+    """Each plan's prices as ``(from day, price)``, oldest first: the catalogue price, the
+    built-in price rise, then the injected ``price_rise`` changes (each on the price of its
+    day)."""
+    steps: dict[str, list[tuple[int, float]]] = {}
+    for pid, _, price, _ in PLANS:
+        moves = [(cfg.rise_day, RAISED_PLANS[pid])] if pid in RAISED_PLANS \
+            and 0 < cfg.rise_day < cfg.days else []
+        moves += [(change.day, change.factor) for change in cfg.changes
+                  if change.kind == "price_rise" and change.target == pid
+                  and 0 < change.day < cfg.days]
+        current, timeline = price, [(-365, price)]
+        for day, factor in sorted(moves):
+            current = round(current * factor, 2)
+            timeline.append((day, current))
+        steps[pid] = timeline
+    return steps
+
+
 def plans_rows(spark: SparkSession, cfg: GeneratorConfig) -> DataFrame:
-    """The plan catalogue on day 0, and the raised prices on the day they take effect."""
-    rows = [(pid, name, price, gb, -365, 0) for pid, name, price, gb in PLANS]
-    if 0 < cfg.rise_day < cfg.days:
-        rows += [
-            (pid, name, round(price * RAISED_PLANS[pid], 2), gb, cfg.rise_day, cfg.rise_day)
-            for pid, name, price, gb in PLANS if pid in RAISED_PLANS
-        ]
+    """The plan catalogue on day 0, and each new price on the day it takes effect."""
+    names = {pid: (name, gb) for pid, name, _, gb in PLANS}
+    rows = [
+        (pid, names[pid][0], price, names[pid][1], day, max(day, 0))
+        for pid, timeline in price_steps(cfg).items() for day, price in timeline
+    ]
     frame = spark.createDataFrame(
         rows, "plan_id string, plan_name string, monthly_price double, data_gb int, "
         "effective_day int, day int",

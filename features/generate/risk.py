@@ -8,6 +8,9 @@ over different customer-snapshots are not comparable on a small lake.
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
 import pyspark.sql.functions as F
 from pyspark.ml.evaluation import BinaryClassificationEvaluator
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -40,11 +43,31 @@ def hidden_score(cfg: GeneratorConfig, day: Column) -> Column:
 
 
 def truth_rows(cfg: GeneratorConfig, state: DataFrame) -> DataFrame:
-    """The hidden state per customer with the settings :func:`hidden_score` needs."""
+    """The hidden state per customer with the settings :func:`hidden_score` needs.
+
+    ``changes`` is the JSON list of the injected changes (kind, day, date, target, factor,
+    the features each moves); ``changed_from`` the first day an injected change applies to
+    the customer (their region's data drop or a plan of theirs' price, from the change's day
+    or their activation; null if none does), whether or not they are still a customer then.
+    """
+    changes = json.dumps([
+        {**dataclasses.asdict(change), "date": cfg.date_of(change.day).isoformat(),
+         "moves": list(change.moves)}
+        for change in cfg.changes
+    ])
+    touched = F.lit(None).cast("int")
+    for change in cfg.changes:
+        if change.kind == "data_drop":
+            hit = F.lit(True) if change.target == "all" else F.col("region") == change.target
+        else:
+            hit = (F.col("plan0") == change.target) | (F.col("plan1") == change.target)
+        start = F.greatest(F.lit(change.day), F.col("active_day"))
+        touched = F.when(hit, F.least(F.coalesce(touched, start), start)).otherwise(touched)
     return state.select(
         *TRUTH_COLUMNS,
         F.lit(cfg.seed).cast("bigint").alias("seed"), F.lit(cfg.start).alias("start_date"),
         F.lit(cfg.rise_day).alias("rise_day"), F.lit(cfg.horizon_days).alias("horizon_days"),
+        F.lit(changes).alias("changes"), touched.cast("int").alias("changed_from"),
     )
 
 

@@ -53,7 +53,10 @@ def classification_metrics(scored: DataFrame, *, threshold: float) -> dict[str, 
     Returns:
         ``areaUnderROC``, ``areaUnderPR`` (``BinaryClassificationEvaluator``), and
         ``f1``, ``precision``, ``recall`` of class 1 and ``accuracy``
-        (``MulticlassClassificationEvaluator`` at the threshold), ``n``, ``positive_rate``.
+        (``MulticlassClassificationEvaluator`` at the threshold), ``n``, ``positive_rate``,
+        ``positives`` and the 95% confidence interval of the ROC AUC (``auc_ci_low``,
+        ``auc_ci_high``, see :func:`auc_interval`): a 52-row hold-out with 7 positives
+        must not read like a verdict.
     """
     if PREDICTED not in scored.columns:
         scored = scored.withColumn(PREDICTED, (F.col(SCORE) >= F.lit(threshold)).cast("double"))
@@ -75,8 +78,28 @@ def classification_metrics(scored: DataFrame, *, threshold: float) -> dict[str, 
     row = scored.agg(F.count(F.lit(1)).alias("n"), F.avg(LABEL).alias("rate")).first()
     metrics["n"] = float(row["n"])
     metrics["positive_rate"] = float(row["rate"] or 0.0)
+    metrics["positives"] = round(metrics["n"] * metrics["positive_rate"])
     metrics["threshold"] = float(threshold)
+    low, high = auc_interval(metrics["areaUnderROC"], positives=int(metrics["positives"]),
+                             negatives=int(metrics["n"] - metrics["positives"]))
+    metrics["auc_ci_low"], metrics["auc_ci_high"] = low, high
     return metrics
+
+
+def auc_interval(auc: float, *, positives: int, negatives: int,
+                 z: float = 1.959964) -> tuple[float, float]:
+    """95% confidence interval of a ROC AUC by Hanley and McNeil's (1982) standard error.
+
+    ``se^2 = (A(1-A) + (P-1)(Q1-A^2) + (N-1)(Q2-A^2)) / (P N)`` with ``Q1 = A/(2-A)``,
+    ``Q2 = 2A^2/(1+A)``; clipped to [0, 1].  Without both classes: (0, 1), nothing known.
+    """
+    if positives < 1 or negatives < 1:
+        return 0.0, 1.0
+    q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
+    variance = (auc * (1 - auc) + (positives - 1) * (q1 - auc * auc)
+                + (negatives - 1) * (q2 - auc * auc)) / (positives * negatives)
+    half = z * math.sqrt(max(variance, 0.0))
+    return max(0.0, auc - half), min(1.0, auc + half)
 
 
 def threshold_curve(scored: DataFrame, *, points: int = 100) -> list[dict[str, float]]:
@@ -130,10 +153,12 @@ def best_f1_threshold(curve: list[dict[str, float]]) -> float:
 
 
 def lift_table(scored: DataFrame, *, groups: int = 10) -> list[dict[str, Any]]:
-    """Lift by risk decile (``group`` 1 = the highest scores), computed in Spark.
+    """Lift by risk decile, riskiest first, computed in Spark.
 
-    Group edges are approximate score quantiles, so tied scores stay in one group and
-    group sizes may differ slightly.
+    ``group`` counts as ``risk_decile`` of ``predictions.churn_scores`` does: ``groups``
+    (10) is the highest scores, 1 the lowest.  Group edges are approximate score quantiles,
+    so tied scores stay in one group and group sizes may differ slightly (with many ties
+    there are fewer groups; the riskiest is still ``groups``).
 
     Returns:
         One dict per group: ``group``, ``n``, ``positives``, ``rate``, ``lift`` (rate over
@@ -169,7 +194,7 @@ def lift_table(scored: DataFrame, *, groups: int = 10) -> list[dict[str, Any]]:
         cum_pos += pos
         rate = pos / n if n else 0.0
         table.append({
-            "group": top - int(r[_BUCKET]) + 1,
+            "group": groups - (top - int(r[_BUCKET])),
             "n": n,
             "positives": pos,
             "min_score": float(r["min_score"]),

@@ -370,6 +370,25 @@ def load_promoted(
     return load_registered(name, version=entry.version, root=root), metadata
 
 
+CHALLENGER_ALIAS = "challenger"
+
+
+def champion_version(name: str, *, alias: str = DEFAULT_ALIAS,
+                     root: Path | None = None) -> int | None:
+    """The lake version of the registered version ``alias`` points at (None: none does, or
+    it was registered without its lake version)."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(tracking_uri=configure_mlflow(root))
+    try:
+        entry = client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+    tag = (entry.tags or {}).get(LAKE_VERSION_TAG)
+    return int(tag) if tag is not None and tag.isdigit() else None
+
+
 def saved_versions(name: str, *, root: Path | None = None) -> list[int]:
     """Versions of ``name`` saved in the lake, oldest first."""
     return _versions(models_dir(root) / name)

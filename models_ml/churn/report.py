@@ -53,8 +53,10 @@ def plot_lift(lift: list[dict[str, Any]], path: Path) -> Path:
     groups = [row["group"] for row in lift]
     ax.bar(groups, [row["lift"] for row in lift], color="tab:blue", label="lift")
     ax.axhline(1.0, linestyle="--", color="grey")
-    ax.set(xlabel="risk decile (1 = highest scores)", ylabel="lift", title="Lift by risk decile")
+    ax.set(xlabel="risk decile (10 = highest scores, as in predictions.churn_scores)",
+           ylabel="lift", title="Lift by risk decile")
     ax.set_xticks(groups)
+    ax.invert_xaxis()  # riskiest on the left, where the capture starts
     twin = ax.twinx()
     twin.plot(groups, [row["cumulative_capture"] for row in lift], color="tab:orange",
               marker="o", label="cumulative capture")

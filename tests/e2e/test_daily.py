@@ -104,11 +104,21 @@ def test_drift_is_monitored_against_the_training_set(daily_lake) -> None:
     _, metadata = persist.load_model("churn")
     baseline = metadata["drift_baseline"]
     assert set(baseline["features"]) == set(metadata["feature_names"])
-    rows = spark.sql(
+    every = spark.sql(
         f"select * from {drift.DRIFT_TABLE} where score_date = '{dates[-1]}'").toPandas()
+    rows = every[every.kind != "prediction"]
+    # The day's scores against those of the training day, one more row.
+    assert list(every[every.kind == "prediction"].feature) == ["churn_probability"]
     assert sorted(rows.feature) == sorted(metadata["feature_names"])
     assert (rows.model_version == str(metadata["version"])).all()
-    assert rows.psi.ge(0).all() and (rows.drifted == (rows.psi > 0.2)).all()
+    rule = drift.DriftRule()
+    assert rows.psi.ge(0).all() and rows.p_value.between(0, 1).all()
+    assert (rows.drifted == ((rows.psi > rule.min_psi)
+                             & (rows.p_value < rule.level(len(rows))))).all()
+    # The baseline is the training day's scoring set: a day later nothing has changed.
+    assert metadata["drift_baseline"]["reference"] == {"kind": "scoring_day",
+                                                       "date": str(dates[-2])}
+    assert not rows.drifted.any(), rows[rows.drifted]
     assert (rows.current_rows > 0).all()
     plot = persist.models_dir().parent / "monitoring" / f"feature_drift_{dates[-1]}.png"
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -117,26 +127,45 @@ def test_drift_is_monitored_against_the_training_set(daily_lake) -> None:
 def test_drift_makes_the_next_day_retrain(daily_lake) -> None:
     from features import drift
     from features.daily import DailyOptions, _retrain_reason
+    from models_ml.churn import monitoring, persist
 
     spark, dates, *_ = daily_lake
     day_after = dates[-1] + dt.timedelta(days=1)
     current = spark.table(drift.DRIFT_TABLE).where(f"score_date = '{dates[-1]}'").collect()
     # The model is a day old: only drift on the last day can make the next one retrain.
-    real_drift = any(r.drifted for r in current)
+    real_drift = any(r.drifted for r in current if r.kind != monitoring.PREDICTION)
     assert (_retrain_reason(spark, day_after, DailyOptions()) is not None) == real_drift
-    shifted = [drift.FeatureDrift(feature=r.feature, kind=r.kind, psi=0.9 if i == 0 else 0.0,
-                                  bins=10, rows=r.current_rows, baseline_rows=r.baseline_rows)
-               for i, r in enumerate(current)]
-    drift.write_drift(spark, shifted, score_date=dates[-1], model_name="churn",
-                      model_version=current[0].model_version)
+    _, metadata = persist.load_model("churn")
+    leaned = monitoring.leaned_on(metadata)
+    used = next(r.feature for r in current if r.feature in leaned)
+    unused = [r.feature for r in current
+              if r.feature not in leaned and r.kind != monitoring.PREDICTION]
+
+    def rewrite(flagged: set[str]) -> None:
+        drift.write_drift(spark, [
+            drift.FeatureDrift(feature=r.feature, kind=r.kind,
+                               psi=0.9 if r.feature in flagged else 0.0, bins=10,
+                               rows=r.current_rows, baseline_rows=r.baseline_rows,
+                               p_value=1e-9 if r.feature in flagged else 0.9,
+                               drifted=r.feature in flagged)
+            for r in current], score_date=dates[-1], model_name="churn",
+            model_version=current[0].model_version)
+
     try:
+        rewrite({used})
         reason = _retrain_reason(spark, day_after, DailyOptions())
         assert reason is not None and reason.startswith(f"drift on {dates[-1]}")
-        assert current[0].feature in reason
+        assert used in reason
+        if unused:  # drift only where the model barely looks: noted, not retrained
+            notes: list[str] = []
+            rewrite({unused[0]})
+            assert _retrain_reason(spark, day_after, DailyOptions(), notes) is None
+            assert notes and "barely uses" in notes[0] and unused[0] in notes[0]
     finally:  # put the day's real drift back for the tests after this one
         drift.write_drift(spark, [
             drift.FeatureDrift(feature=r.feature, kind=r.kind, psi=r.psi, bins=10,
-                               rows=r.current_rows, baseline_rows=r.baseline_rows)
+                               rows=r.current_rows, baseline_rows=r.baseline_rows,
+                               p_value=r.p_value, drifted=r.drifted)
             for r in current], score_date=dates[-1], model_name="churn",
             model_version=current[0].model_version)
 

@@ -58,7 +58,8 @@ def test_logistic_reaches_published_auc_on_held_out_customers(logistic):
 
 def test_lift_table_by_decile(logistic):
     lift = logistic.lift
-    assert [row["group"] for row in lift] == list(range(1, 11))
+    # Riskiest first, numbered as predictions.churn_scores' risk_decile: 10 = riskiest.
+    assert [row["group"] for row in lift] == list(range(10, 0, -1))
     assert sum(row["n"] for row in lift) == logistic.metrics["n"]
     assert lift[0]["lift"] > 2.0 > lift[-1]["lift"]
     assert lift[-1]["cumulative_capture"] == pytest.approx(1.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import math
@@ -41,7 +42,8 @@ def baseline(train) -> dict:
 
 
 def test_profile_edges_shares_and_json_round_trip(spark, train, baseline) -> None:
-    assert baseline["rows"] == 10_000
+    assert baseline["rows"] == baseline["effective_rows"] == 10_000
+    assert baseline["reference"] == {}
     n = baseline["features"]["n"]
     # Deciles of 0..99 land on ties: approxQuantile may take either side of a boundary.
     assert n["edges"] == pytest.approx([float(e) for e in range(10, 100, 10)], abs=1.0)
@@ -101,6 +103,10 @@ def test_same_distribution_gives_psi_near_zero(spark, train, baseline) -> None:
     assert [row.feature for row in fresh] == ["x", "n", "plan"]
     assert all(row.psi < 0.01 for row in fresh), fresh
     assert drift.drifted_features(fresh) == []
+    assert all(row.p_value > 1e-3 and not row.drifted for row in fresh), fresh
+    # On 20 rows the PSI of noise passes 0.1, and the chi-square test says it is noise.
+    small = drift.psi(baseline, _normal(spark, rows=20, seed=12), features=["x", "plan"])
+    assert max(row.psi for row in small) > 0.1 and drift.drifted_features(small) == []
     assert {(row.kind, row.rows, row.baseline_rows) for row in fresh} == {
         ("numeric", 10_000, 10_000), ("categorical", 10_000, 10_000)}
     assert _by_feature(fresh)["x"].bins == 11 and _by_feature(fresh)["plan"].bins == 5
@@ -108,7 +114,7 @@ def test_same_distribution_gives_psi_near_zero(spark, train, baseline) -> None:
 
 def test_shifted_numeric_is_flagged(spark, baseline) -> None:
     found = _by_feature(drift.psi(baseline, _normal(spark, seed=11, shift=1.0)))
-    assert found["x"].psi > 0.2 and found["x"].is_drifted()
+    assert found["x"].psi > 0.2 and found["x"].is_drifted() and found["x"].p_value < 1e-12
     assert found["plan"].psi < 0.01 and found["n"].psi < 0.01
     assert drift.drifted_features(found.values()) == ["x"]
     # A smaller shift drifts less: PSI is monotone in the size of the shift here.
@@ -168,6 +174,16 @@ def test_psi_matches_hand_computation(spark) -> None:
     # The empty null bucket of the baseline counts at epsilon: (0.1 - 1e-4) * ln(0.1 / 1e-4).
     assert found["c"].psi > (0.1 - 1e-4) * math.log(0.1 / 1e-4)
     assert (found["x"].bins, found["c"].bins, found["x"].rows) == (4, 4, 10)
+    # The p-value is the chi-square test's on the baseline's counts and the frame's.
+    assert found["x"].p_value == pytest.approx(drift.homogeneity_p_value(
+        [200 * share for share in (0.2, 0.5, 0.25, 0.05)], [1, 4, 3, 2]), rel=1e-12)
+    # Ten rows: every bucket pooled into one, nothing to test.
+    assert found["x"].p_value == found["c"].p_value == 1.0
+    # A baseline whose rows repeat entities weighs as its effective rows: less sure.
+    more = frame.crossJoin(spark.range(30)).drop("id")
+    full = _by_feature(drift.psi(baseline, more))["c"]
+    repeated = _by_feature(drift.psi({**baseline, "effective_rows": 40}, more))["c"]
+    assert full.p_value < repeated.p_value < 1.0 and repeated.psi == full.psi
 
 
 def test_psi_is_one_pass_whatever_the_number_of_features(spark) -> None:
@@ -205,6 +221,7 @@ def test_write_drift_replaces_the_day_of_the_model(spark, baseline) -> None:
     first = {r["feature"]: r for r in of("t_drift", day).collect()}
     assert set(first) == {"x", "n", "plan"}
     assert first["x"]["drifted"] is True and first["plan"]["drifted"] is False
+    assert first["x"]["p_value"] == pytest.approx(_by_feature(rows)["x"].p_value)
     assert first["x"]["psi"] == pytest.approx(_by_feature(rows)["x"].psi)
     assert (first["x"]["baseline_rows"], first["x"]["current_rows"]) == (10_000, 500)
     assert first["x"]["kind"] == "numeric" and first["x"]["model_version"] == "1"
@@ -213,8 +230,8 @@ def test_write_drift_replaces_the_day_of_the_model(spark, baseline) -> None:
 
     history = DeltaTable.forName(spark, drift.DRIFT_TABLE)
     before = history.history(1).first()["version"]
-    drift.write_drift(spark, rows, score_date=day, model_name="t_drift", model_version="2",
-                      threshold=10.0)
+    calm = [dataclasses.replace(row, drifted=False) for row in rows]
+    drift.write_drift(spark, calm, score_date=day, model_name="t_drift", model_version="2")
     assert history.history(1).first()["version"] == before + 1  # one commit
     again = of("t_drift", day).collect()
     assert len(again) == 3
@@ -246,7 +263,8 @@ def test_write_drift_rejects_a_feature_twice(spark, baseline) -> None:
 def test_plot_drift_writes_a_png(tmp_path) -> None:
     rows = [
         drift.FeatureDrift(feature=f"f{k}", kind="numeric", psi=psi, bins=11, rows=100,
-                           baseline_rows=1000)
+                           baseline_rows=1000, p_value=1e-9 if psi > 0.2 else 0.5,
+                           drifted=psi > 0.2)
         for k, psi in enumerate([0.05, 0.9, 0.21, 0.0])
     ]
     path = drift.plot_drift(rows, tmp_path / "plots" / "drift.png", title="drift on 2026-03-01")

@@ -1,0 +1,243 @@
+"""Monitoring the churn model after it is trained: drift of features and scores, and how
+its past predictions turned out.
+
+- :func:`monitor_day`: the features and the scores of a day against the baselines saved with
+  the model (:func:`models_ml.churn.jobs.drift_reference`), one row per feature and one for the
+  scores (``kind = 'prediction'``) in ``ops.feature_drift``; and the realized performance of
+  every past score date whose 30-day labels have matured since, in ``ops.model_performance``;
+  and the HTML report of the last 30 days (:mod:`models_ml.churn.monitor_report`).
+- :func:`leaned_on`: the features a model relies on, by its weights: drift elsewhere does
+  not make retraining due.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pyspark.sql.functions as F
+from pyspark.ml.evaluation import BinaryClassificationEvaluator
+from pyspark.sql import DataFrame, SparkSession
+
+from features import drift, feast_repo, lakehouse, runlog
+from models_ml.churn import jobs, persist
+from models_ml.churn.evaluate import auc_interval
+
+PERFORMANCE_TABLE = "ops.model_performance"
+PERFORMANCE_DDL = (
+    "score_date date, model_name string, model_version string, rows bigint, "
+    "positives bigint, auc double, auc_ci_low double, auc_ci_high double, brier double, "
+    "mean_probability double, churn_rate double, labels_known_on date, computed_at timestamp"
+)
+CHURN_EVENTS = "staging.stg_bronze__churn_events"
+HORIZON_DAYS = 30
+PREDICTION = "prediction"
+# A feature the model leans on has a weight at least this share of its largest.
+LEAN_SHARE = 0.1
+
+
+@dataclasses.dataclass(frozen=True)
+class DriftCheck:
+    """What monitoring found for one score date.
+
+    Attributes:
+        rows: Feature drift rows written to ``ops.feature_drift`` (one per feature).
+        drifted: Features flagged (see :class:`features.drift.DriftRule`), largest PSI first.
+        plot: The PNG of PSI per feature.
+        model_version: The model whose baselines were compared.
+        scores: The scores' drift (None when the day is not scored, or the model has no
+            score baseline).
+        performance: Realized performance rows written for matured score dates.
+        report: The HTML report of the last 30 days (see
+            :mod:`models_ml.churn.monitor_report`).
+    """
+
+    rows: int
+    drifted: list[str]
+    plot: Path
+    model_version: int
+    scores: drift.FeatureDrift | None = None
+    performance: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    report: Path | None = None
+
+
+def monitor_day(
+    spark: SparkSession,
+    day: dt.date,
+    *,
+    version: int | None = None,
+    rule: drift.DriftRule = drift.DEFAULT_RULE,
+    log: Callable[[str], None] = print,
+) -> DriftCheck:
+    """Drift of ``day``'s features and scores, and the performance that matured by ``day``.
+
+    The model is the champion (what scoring uses) unless ``version`` names another.
+
+    The PSI and chi-square p-value of every feature of the model, between the baseline
+    saved with the model at training time and the features of every active customer as of
+    the end of ``day`` (through Feast, as scoring gets them), and of the day's scores in
+    ``predictions.churn_scores`` against the scores of the baseline's day, replace ``day``'s
+    rows of ``ops.feature_drift`` for the model; a plot goes beside the model's other
+    artifacts.  Then :func:`record_performance` for the score dates whose labels matured.
+    """
+    version = version if version is not None else jobs.serving_version()
+    if version is None:
+        raise persist.ModelNotFound(
+            f"monitor: no saved {jobs.MODEL_NAME!r} model; train one first")
+    metadata = persist.read_metadata(jobs.MODEL_NAME, version)
+    baseline = metadata.get("drift_baseline")
+    if not baseline:
+        raise ValueError(
+            f"monitor: model {jobs.MODEL_NAME} v{version} was saved without a drift baseline "
+            f"(trained before monitoring existed); retrain it")
+    store = feast_repo.feature_store()
+    features, _ = jobs.historical_features(store, jobs.active_customers(spark, day))
+    found = drift.psi(baseline, features, rule=rule)
+    scores = _score_drift(spark, day, metadata, rule)
+    drift.write_drift(spark, found + ([scores] if scores else []), score_date=day,
+                      model_name=jobs.MODEL_NAME, model_version=str(version))
+    plot = drift.plot_drift(
+        found,
+        lakehouse.settings().artifacts_dir / "monitoring" / f"feature_drift_{day}.png",
+        title=f"Feature drift on {day} vs the baseline of {jobs.MODEL_NAME} v{version}",
+        rule=rule,
+    )
+    drifted = drift.drifted_features(found)
+    log(f"monitor: {len(found)} features checked for {day}; "
+        + (f"drifted (PSI > {rule.min_psi}, p < {rule.level(len(found)):.1e}): "
+           f"{', '.join(drifted)}" if drifted else "no drift")
+        + (f"; scores PSI {scores.psi:.3f} p {scores.p_value:.2g}"
+           + (" (drifted)" if scores.drifted else "") if scores else "; no scores to compare")
+        + f"; plot {plot}")
+    performance = record_performance(spark, day, log=log)
+    from models_ml.churn import monitor_report
+
+    report = monitor_report.write_report(spark, day)
+    log(f"monitor: report {report}")
+    return DriftCheck(rows=len(found), drifted=drifted, plot=plot, model_version=version,
+                      scores=scores, performance=performance, report=report)
+
+
+def _score_drift(spark: SparkSession, day: dt.date, metadata: dict[str, Any],
+                 rule: drift.DriftRule) -> drift.FeatureDrift | None:
+    """The day's scores by the model against its score baseline (None if either is missing)."""
+    baseline = metadata.get("score_baseline")
+    if not baseline or not spark.catalog.tableExists(jobs.PREDICTIONS_TABLE):
+        return None
+    scored = spark.table(jobs.PREDICTIONS_TABLE).where(
+        (F.col("score_date") == F.lit(day)) & (F.col("model_name") == jobs.MODEL_NAME)
+        & (F.col("model_version") == str(metadata.get("version"))))
+    if scored.limit(1).count() == 0:
+        return None
+    (found,) = drift.psi(baseline, scored.select(jobs.SCORE_FEATURE), rule=rule)
+    return dataclasses.replace(found, kind=PREDICTION)
+
+
+def ensure_performance_table(spark: SparkSession) -> str:
+    """Create ``ops.model_performance`` (partitioned by ``score_date``) if needed."""
+    if not spark.catalog.tableExists(PERFORMANCE_TABLE):
+        spark.sql("create database if not exists ops")
+        spark.sql(f"create table if not exists {PERFORMANCE_TABLE} ({PERFORMANCE_DDL}) "
+                  "using delta partitioned by (score_date)")
+    return spark.sql(f"describe detail {PERFORMANCE_TABLE}").first()["location"]
+
+
+def matured_dates(spark: SparkSession, day: dt.date) -> list[tuple[dt.date, str]]:
+    """Score dates (with the model version that scored them) whose labels are known by
+    the end of ``day`` and that ``ops.model_performance`` lacks for that version."""
+    if not spark.catalog.tableExists(jobs.PREDICTIONS_TABLE):
+        return []
+    last = day - dt.timedelta(days=HORIZON_DAYS)
+    scored = (spark.table(jobs.PREDICTIONS_TABLE)
+              .where((F.col("model_name") == jobs.MODEL_NAME)
+                     & (F.col("score_date") <= F.lit(last)))
+              .select("score_date", "model_version").distinct())
+    if spark.catalog.tableExists(PERFORMANCE_TABLE):
+        done = spark.table(PERFORMANCE_TABLE).where(
+            F.col("model_name") == jobs.MODEL_NAME).select("score_date", "model_version")
+        scored = scored.join(done, ["score_date", "model_version"], "left_anti")
+    return sorted((row.score_date, row.model_version) for row in scored.collect())
+
+
+def realized_frame(spark: SparkSession, score_date: dt.date) -> DataFrame:
+    """The predictions of ``score_date`` with their realized label: churned within the
+    30 days after it (``staging.stg_bronze__churn_events``)."""
+    churned = spark.table(CHURN_EVENTS).groupBy("customer_id").agg(
+        F.min("churn_date").alias("churn_date"))
+    predictions = spark.table(jobs.PREDICTIONS_TABLE).where(
+        (F.col("score_date") == F.lit(score_date)) & (F.col("model_name") == jobs.MODEL_NAME))
+    label = (F.col("churn_date") > F.col("score_date")) & (
+        F.col("churn_date") <= F.date_add(F.col("score_date"), HORIZON_DAYS))
+    return predictions.join(churned, "customer_id", "left").select(
+        "customer_id", "score_date", "model_version", F.col(jobs.SCORE_FEATURE),
+        F.coalesce(label, F.lit(False)).cast("double").alias("label"))
+
+
+def record_performance(
+    spark: SparkSession, day: dt.date, *, log: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
+    """Realized ROC AUC (with its 95% interval) and calibration of every score date whose
+    30-day labels matured by ``day`` and are not recorded yet, into ``ops.model_performance``.
+
+    Calibration is the Brier score and the mean predicted probability beside the realized
+    churn rate.  One Delta commit per date (``replaceWhere`` on date and model): a rerun
+    writes the same rows again; a rescored date is measured again for its new version.
+
+    Returns:
+        The rows written.
+    """
+    pending = matured_dates(spark, day)
+    if not pending:
+        return []
+    location = ensure_performance_table(spark)
+    written = []
+    for score_date, version in pending:
+        frame = realized_frame(spark, score_date).cache()
+        try:
+            stats = frame.agg(
+                F.count(F.lit(1)).alias("rows"), F.sum("label").alias("positives"),
+                F.avg((F.col(jobs.SCORE_FEATURE) - F.col("label")) ** 2).alias("brier"),
+                F.avg(jobs.SCORE_FEATURE).alias("mean_probability"),
+                F.avg("label").alias("churn_rate")).first()
+            rows, positives = int(stats["rows"]), int(stats["positives"] or 0)
+            auc = None
+            if 0 < positives < rows:
+                auc = BinaryClassificationEvaluator(
+                    rawPredictionCol=jobs.SCORE_FEATURE, labelCol="label",
+                    metricName="areaUnderROC").evaluate(frame)
+        finally:
+            frame.unpersist()
+        low, high = (auc_interval(auc, positives=positives, negatives=rows - positives)
+                     if auc is not None else (None, None))
+        row = {"score_date": score_date, "model_name": jobs.MODEL_NAME,
+               "model_version": str(version), "rows": rows, "positives": positives,
+               "auc": auc, "auc_ci_low": low, "auc_ci_high": high,
+               "brier": float(stats["brier"]), "mean_probability":
+               float(stats["mean_probability"]), "churn_rate": float(stats["churn_rate"]),
+               "labels_known_on": score_date + dt.timedelta(days=HORIZON_DAYS),
+               "computed_at": runlog.utc_now()}
+        spark.createDataFrame([row], PERFORMANCE_DDL).write.format("delta") \
+            .mode("overwrite").option(
+                "replaceWhere", f"score_date = '{score_date.isoformat()}' "
+                                f"and model_name = '{jobs.MODEL_NAME}'").save(location)
+        written.append(row)
+        log(f"monitor: realized on {score_date} (v{version}): "
+            + (f"AUC {auc:.3f} [{low:.3f}, {high:.3f}]" if auc is not None else "AUC n/a")
+            + f", {positives} of {rows} churned, mean score {row['mean_probability']:.3f}")
+    return written
+
+
+def leaned_on(metadata: dict[str, Any], share: float = LEAN_SHARE) -> set[str] | None:
+    """Features whose largest weight (over their slots: one per category of a categorical
+    one) is at least ``share`` of the model's largest; None when the model has no weights."""
+    weights = metadata.get("top_weights") or []
+    if not weights:
+        return None
+    largest = max(abs(float(w)) for _, w in weights)
+    if largest == 0:
+        return None
+    return {str(slot).split("=", 1)[0] for slot, w in weights
+            if abs(float(w)) >= share * largest}
