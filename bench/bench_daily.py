@@ -147,9 +147,9 @@ def main(argv: list[str] | None = None) -> int:
                                                      for name, secs in nodes))
     print(f"baseline: I/O floor {floor_s:.1f}s for {args.usage_rows:,} rows; peak RSS overall "
           f"{memory.peak / 2**30:.2f} GiB (JVM {memory.jvm_peak / 2**30:.2f} GiB)")
-    from models_ml.churn import persist
+    from models_ml.churn import jobs, persist
 
-    _, metadata = persist.load_model("churn")
+    _, metadata = persist.load_model("churn", version=jobs.serving_version())
     auc = metadata.get("metrics", {}).get("areaUnderROC")
     ceiling = (metadata.get("holdout_ceiling") or {}).get("auc")
     if auc is not None and ceiling:

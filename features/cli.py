@@ -125,7 +125,8 @@ def _cmd_daily(args: argparse.Namespace) -> int:
     outcome = run_daily(
         spark, dates,
         options=DailyOptions(retrain=args.retrain, force=args.force, tuning=args.tuning,
-                             min_realized_auc=args.min_realized_auc),
+                             **({"min_realized_auc": args.min_realized_auc}
+                                if args.min_realized_auc is not None else {})),
         detail=console.detail,
     )
     print(f"daily {max(dates)}: " + "; ".join(f"{k}: {v}" for k, v in outcome.items()))
@@ -155,14 +156,39 @@ def _cmd_train(args: argparse.Namespace) -> int:
             run = jobs.train_churn_model(spark, **window, promote=args.promote,
                                          log=console.detail, **overrides)
         name = jobs.MODEL_NAME
-        promotion = run.saved.metadata.get("promotion") or {}
-        role = "champion" if promotion.get("promoted", True) else "challenger"
-        print(f"model {name} v{run.saved.version} is the {role}: {promotion.get('reason')}")
+        from models_ml.churn import persist
+
+        role = "champion" if persist.is_champion_choice(run.saved.metadata) else "challenger"
+        print(f"model {name} v{run.saved.version} is the {role}: "
+              f"{run.saved.metadata['promotion']['reason']}")
     metrics = run.result.metrics
     print(f"model {name} v{run.saved.version}: "
           + ", ".join(f"{k}={metrics[k]:.4f}" for k in sorted(metrics)))
     registry = f"; registry {run.registered.model_uri}" if run.registered else ""
     print(f"saved {run.saved.path}; report {run.report_path}{registry}")
+    return 0
+
+
+def _cmd_monitor(args: argparse.Namespace) -> int:
+    from models_ml.churn import monitoring
+
+    dates = _batch_dates(args, command="monitor")
+    spark = lakehouse.spark_session()
+    with console.libraries_to_log():
+        checks = monitoring.monitor_days(spark, dates, version=args.version,
+                                         log=console.detail)
+    for day, check in checks.items():
+        flagged = ", ".join(check.drifted) or "nothing"
+        score = ("" if check.scores is None
+                 else f"; scores {'drifted' if check.scores.drifted else 'stable'}")
+        print(f"  {day}: {check.rows} features, flagged {flagged}{score}")
+    last = checks[max(checks)]
+    for row in last.performance:
+        auc = f"{row['auc']:.3f}" if row["auc"] is not None else "n/a"
+        print(f"  realized on {row['score_date']}: AUC {auc}, {row['positives']} of "
+              f"{row['rows']} churned")
+    if last.report:
+        print(f"report: {last.report}")
     return 0
 
 
@@ -266,9 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
     daily.add_argument("--force", action="store_true", help="rerun steps that succeeded")
     daily.add_argument("--tuning", choices=("cv", "tvs"),
                        help="training's tuning when it retrains (default: cross-validation)")
-    daily.add_argument("--min-realized-auc", type=float, default=0.6,
+    daily.add_argument("--min-realized-auc", type=float,
                        help="retrain when the realized ROC AUC of the latest matured score "
-                            "date falls below this (default 0.6)")
+                            "date falls below this (default: DailyOptions', 0.6)")
     daily.set_defaults(func=_cmd_daily)
 
     train = sub.add_parser("train", help="train a model through Feast and register it")
@@ -290,10 +316,21 @@ def build_parser() -> argparse.ArgumentParser:
     score = sub.add_parser("score", help="score every active customer of a date")
     score.add_argument("--date", type=_parse_date, required=True)
     which = score.add_mutually_exclusive_group()
-    which.add_argument("--version", type=int, help="saved model version (newest by default)")
+    which.add_argument("--version", type=int,
+                       help="saved model version (the champion's by default)")
     which.add_argument("--promoted", action="store_true",
                        help="the registry's promoted (champion) version")
     score.set_defaults(func=_cmd_score)
+
+    monitor = sub.add_parser(
+        "monitor", help="feature and score drift of days against the champion's baselines, "
+                        "realized performance, and the HTML report")
+    monitor.add_argument("--date", type=_parse_date)
+    monitor.add_argument("--from", dest="date_from", type=_parse_date)
+    monitor.add_argument("--to", dest="date_to", type=_parse_date)
+    monitor.add_argument("--version", type=int,
+                         help="saved model version (the champion's by default)")
+    monitor.set_defaults(func=_cmd_monitor)
 
     status = sub.add_parser("status", help="the last runs from ops.pipeline_runs")
     status.add_argument("--pipeline")

@@ -24,8 +24,6 @@ from features import console, feast_repo, lakehouse, runlog
 PIPELINE = "daily"
 STEPS: tuple[str, ...] = ("ingest", "dbt_build", "feast", "train", "score", "monitor")
 DBT_PROJECT = feast_repo.REPO_PATH.parent / "dbt_project"
-# Days before a snapshot's churn label is known (ml.churn_labels' horizon).
-LABEL_HORIZON_DAYS = 30
 # Churners a matured score date needs before its realized AUC can make retraining due.
 MIN_POSITIVES = 10
 
@@ -150,9 +148,9 @@ def _retrain_reason(spark: SparkSession, day: dt.date, options: DailyOptions,
     ``min_realized_auc`` (with at least ``MIN_POSITIVES`` churners to judge by), or when the
     last monitored day before ``day`` flagged drift on features the model leans on (see
     :func:`models_ml.churn.monitoring.leaned_on`); but not for drift again within
-    :data:`LABEL_HORIZON_DAYS` of a retraining for drift: the newest labels a model can
-    learn from are that old, so a second model would not know the change any better.
-    Why drift or performance did not make it due goes to ``notes``.
+    the label horizon (30 days) of a retraining for drift or for its realized AUC: the
+    newest labels a model can learn from are that old, so a second model would not know the
+    change any better.  Why drift or performance did not make it due goes to ``notes``.
     """
     from features import drift
     from models_ml.churn import jobs, monitoring, persist
@@ -169,10 +167,18 @@ def _retrain_reason(spark: SparkSession, day: dt.date, options: DailyOptions,
         (F.col("step") == "train") & (F.col("status") == "succeeded")
         & ~F.col("message").startswith("not due")
     )
-    trained, for_drift = trainings.agg(
+    trained, for_change = trainings.agg(
         F.max("batch_date"),
-        F.max(F.when(F.col("message").contains("(drift on "), F.col("batch_date"))),
+        F.max(F.when(F.col("message").contains("(drift on ")
+                     | F.col("message").contains("(realized AUC "), F.col("batch_date"))),
     ).first()
+    horizon = jobs.LABEL_HORIZON_DAYS
+    cooling = for_change is not None and (day - for_change).days < horizon
+
+    def held(found: str) -> None:
+        ripe = for_change + dt.timedelta(days=horizon)
+        notes.append(f"{found}, but retrained for a change on {for_change}: "
+                     f"no newer labels to learn from until {ripe}")
     if trained is None or (day - trained).days >= options.retrain_every_days:
         return f"model older than {options.retrain_every_days} days"
     newest = str(serving)
@@ -184,11 +190,14 @@ def _retrain_reason(spark: SparkSession, day: dt.date, options: DailyOptions,
         if realized:
             row = realized[0]
             if row.auc < options.min_realized_auc:
-                if row.positives >= MIN_POSITIVES:
-                    return (f"realized AUC {row.auc:.3f} on {row.score_date} below "
-                            f"{options.min_realized_auc}")
-                notes.append(f"realized AUC {row.auc:.3f} on {row.score_date}, but only "
-                             f"{row.positives} churners to judge by")
+                found = (f"realized AUC {row.auc:.3f} on {row.score_date} below "
+                         f"{options.min_realized_auc}")
+                if row.positives < MIN_POSITIVES:
+                    notes.append(f"{found}, but only {row.positives} churners to judge by")
+                elif cooling:
+                    held(found)
+                else:
+                    return found
     if not spark.catalog.tableExists(drift.DRIFT_TABLE):
         return None
     last = spark.table(drift.DRIFT_TABLE).where(
@@ -209,10 +218,8 @@ def _retrain_reason(spark: SparkSession, day: dt.date, options: DailyOptions,
                      "barely uses")
         return None
     found = f"drift on {latest} in {len(used)} features ({_first_names(used)})"
-    if for_drift is not None and (day - for_drift).days < LABEL_HORIZON_DAYS:
-        ripe = for_drift + dt.timedelta(days=LABEL_HORIZON_DAYS)
-        notes.append(f"{found}, but retrained for drift on {for_drift}: "
-                     f"no newer labels to learn it from until {ripe}")
+    if cooling:
+        held(found)
         return None
     return found
 
@@ -240,7 +247,7 @@ def run_daily(
         Step name to what happened (``ran``, ``skipped``, ``not due``).
     """
     from features import ingest
-    from models_ml.churn import jobs, monitoring
+    from models_ml.churn import jobs, monitoring, persist
 
     options = options or DailyOptions()
     if not dates:
@@ -275,7 +282,9 @@ def run_daily(
     def train_step() -> str:
         whole = jobs.trained_for(day)
         if whole is not None:  # an earlier attempt trained it, then died before recording
-            return f"v{whole} (trained by an earlier attempt)"
+            earlier = persist.read_metadata(jobs.MODEL_NAME, whole)
+            return (f"v{whole} trained by an earlier attempt "
+                    f"({earlier.get('retrain_reason') or 'reason not kept'})")
         notes: list[str] = []
         reason = _retrain_reason(spark, day, options, notes)
         if reason is None:
@@ -283,9 +292,10 @@ def run_daily(
         detail(f"[daily {day}] train: due ({reason})")
         overrides = {"tuning": options.tuning} if options.tuning else {}
         with console.libraries_to_log():
-            run = jobs.train_churn_model(spark, batch_date=day, log=detail, **overrides)
+            run = jobs.train_churn_model(spark, batch_date=day, retrain_reason=reason,
+                                         log=detail, **overrides)
         promotion = run.saved.metadata.get("promotion") or {}
-        role = "champion" if promotion.get("promoted", True) else "challenger"
+        role = "champion" if persist.is_champion_choice(run.saved.metadata) else "challenger"
         return (f"v{run.saved.version} auc={run.result.metrics.get('areaUnderROC', 0):.3f} "
                 f"{role}: {promotion.get('reason', '')} ({reason})")
 

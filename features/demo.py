@@ -61,13 +61,14 @@ def run(*, customers: int, days: int, seed: int, reset: bool = True) -> int:
     _log(f"[demo] daily run of {dates[-1]}")
     run_daily(spark, dates[-1:], log=_log, detail=console.detail)
 
-    _, metadata = persist.load_model(jobs.MODEL_NAME)
+    _, metadata = persist.load_model(jobs.MODEL_NAME, version=jobs.serving_version())
     metrics = metadata.get("metrics", {})
     auc = metrics.get("areaUnderROC")
     ceiling = summary.ceiling_auc
     _log("")
     _log("=" * 72)
-    _log(f"model {jobs.MODEL_NAME} v{metadata.get('version')} trained on {jobs.FEATURE_SERVICE}")
+    _log(f"model {jobs.MODEL_NAME} v{metadata.get('version')} (the champion) trained on "
+         f"{jobs.FEATURE_SERVICE}")
     for name in sorted(metrics):
         _log(f"  {name:<24}{metrics[name]:.4f}")
     same_rows = (metadata.get("holdout_ceiling") or {}).get("auc")

@@ -221,9 +221,37 @@ def psi(
             f"(frame columns: {frame.columns}); select them into the frame or pass features="
         )
     counts = _bucket_counts(frame, specs)
-    rows = _rows(counts)
-    if rows == 0:
+    if _rows(counts) == 0:
         raise ValueError("psi: the current frame has no rows; there is nothing to compare")
+    return _compare(baseline, specs, counts, epsilon=epsilon, rule=rule)
+
+
+def psi_by(
+    baseline: dict[str, Any], frame: DataFrame, group: Column, *,
+    features: Sequence[str] | None = None, epsilon: float = EPSILON,
+    rule: DriftRule = DEFAULT_RULE,
+) -> dict[Any, list[FeatureDrift]]:
+    """:func:`psi` for each value of ``group`` (e.g. the date of many scoring days), in one
+    pass over ``frame``: one aggregation of counts per group, feature and bucket.
+
+    Returns:
+        Group value to one :class:`FeatureDrift` per feature; groups without rows are absent.
+    """
+    specs = _specs(baseline, features)
+    missing = [name for name in specs if name not in frame.columns]
+    if missing:
+        raise ValueError(f"psi_by: the frame lacks feature(s) {missing} of the baseline")
+    by_group = _bucket_counts(frame, specs, group=group)
+    return {key: _compare(baseline, specs, counts, epsilon=epsilon, rule=rule)
+            for key, counts in sorted(by_group.items())}
+
+
+def _compare(
+    baseline: dict[str, Any], specs: dict[str, dict[str, Any]],
+    counts: dict[str, dict[int, int]], *, epsilon: float, rule: DriftRule,
+) -> list[FeatureDrift]:
+    """One :class:`FeatureDrift` per feature from the current sample's bucket counts."""
+    rows = _rows(counts)
     result = []
     level = rule.level(len(specs))
     effective = float(baseline.get("effective_rows") or baseline["rows"])
@@ -333,29 +361,45 @@ def write_drift(
     Returns:
         Rows written.
     """
-    features = [row.feature for row in rows]
-    repeated = sorted({name for name in features if features.count(name) > 1})
-    if repeated:
-        raise ValueError(f"write_drift: feature(s) {repeated} appear more than once for "
-                         f"{model_name} on {score_date}; pass one FeatureDrift per feature")
+    return write_drift_days(spark, {score_date: rows}, model_name=model_name,
+                            model_version=model_version)
+
+
+def write_drift_days(
+    spark: SparkSession, by_day: dict[dt.date, Sequence[FeatureDrift]], *, model_name: str,
+    model_version: str,
+) -> int:
+    """:func:`write_drift` for many days in one Delta commit (a backfill's monitoring).
+
+    Returns:
+        Rows written.
+    """
+    for score_date, rows in by_day.items():
+        features = [row.feature for row in rows]
+        repeated = sorted({name for name in features if features.count(name) > 1})
+        if repeated:
+            raise ValueError(f"write_drift: feature(s) {repeated} appear more than once for "
+                             f"{model_name} on {score_date}; pass one FeatureDrift per feature")
+    if not by_day:
+        return 0
     location = ensure_table(spark)
     computed_at = runlog.utc_now()
     frame = spark.createDataFrame(
         [
             (score_date, model_name, str(model_version), row.feature, row.kind, float(row.psi),
              row.drifted, row.baseline_rows, row.rows, computed_at, float(row.p_value))
-            for row in rows
+            for score_date, rows in by_day.items() for row in rows
         ],
         DRIFT_DDL,
     )
-    condition = (f"score_date = '{score_date.isoformat()}' "
-                 f"and model_name = {_sql_string(model_name)}")
+    days = ", ".join(f"'{day.isoformat()}'" for day in sorted(by_day))
+    condition = f"score_date in ({days}) and model_name = {_sql_string(model_name)}"
     # To the table's location, not saveAsTable: an overwrite through the Hive catalog would
-    # also rewrite the table's schema in the metastore on every run.
-    # mergeSchema: a table from before p_value existed gains the column (null in old rows).
+    # also rewrite the table's schema in the metastore on every run.  mergeSchema: a table
+    # from before p_value existed gains the column (null in old rows).
     frame.write.format("delta").mode("overwrite").option("replaceWhere", condition) \
         .option("mergeSchema", "true").save(location)
-    return len(rows)
+    return sum(len(rows) for rows in by_day.values())
 
 
 def plot_drift(
@@ -474,18 +518,28 @@ def _bucket(name: str, spec: dict[str, Any]) -> Column:
 
 
 def _bucket_counts(
-    frame: DataFrame, specs: dict[str, dict[str, Any]],
-) -> dict[str, dict[int, int]]:
-    """Rows per feature and bucket id, in one pass; only the counts reach the driver."""
+    frame: DataFrame, specs: dict[str, dict[str, Any]], *, group: Column | None = None,
+) -> Any:
+    """Rows per feature and bucket id, in one pass; only the counts reach the driver.
+
+    With ``group``: ``{group value: counts}``, one aggregation for every group.
+    """
     pairs = F.array(*[
         F.struct(F.lit(name).alias("feature"), _bucket(name, spec).alias("bucket"))
         for name, spec in specs.items()
     ])
-    counted = frame.select(F.inline(pairs)).groupBy("feature", "bucket").count().collect()
-    counts: dict[str, dict[int, int]] = {name: {} for name in specs}
+    keys = [] if group is None else [group.alias("_group")]
+    by = ["_group"] if keys else []
+    counted = frame.select(*keys, F.inline(pairs)).groupBy(*by, "feature", "bucket") \
+        .count().collect()
+    groups: dict[Any, dict[str, dict[int, int]]] = {}
     for row in counted:
+        key = row["_group"] if keys else None
+        counts = groups.setdefault(key, {name: {} for name in specs})
         counts[row["feature"]][int(row["bucket"])] = int(row["count"])
-    return counts
+    if group is None:
+        return groups.get(None, {name: {} for name in specs})
+    return groups
 
 
 def _rows(counts: dict[str, dict[int, int]]) -> int:

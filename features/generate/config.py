@@ -53,8 +53,8 @@ class Change:
     Attributes:
         kind: ``data_drop``: data sessions of the customers of region ``target`` carry
             ``factor`` times the bytes; ``price_rise``: plan ``target`` costs ``factor``
-            times its price (invoices and the plan catalogue).
-        day: Day index from which it holds.
+            times its price (invoices and the plan catalogue; a factor below 1 is a cut).
+        day: Day index from which it holds (1 or later: day 0 is the catalogue's).
         target: A region (``data_drop``; ``all`` for every region) or a plan id.
         factor: Multiplier of the bytes or of the price.
     """
@@ -65,11 +65,17 @@ class Change:
     factor: float = 0.5
 
     def __post_init__(self) -> None:
+        from features.generate.customers import PLANS, REGIONS
+
         if self.kind not in CHANGE_KINDS:
             raise ValueError(f"change: unknown kind {self.kind!r}; one of {sorted(CHANGE_KINDS)}")
-        if self.day < 0 or self.factor <= 0:
-            raise ValueError(f"change: day must be >= 0 and factor > 0, got day={self.day} "
+        if self.day < 1 or self.factor <= 0:
+            raise ValueError(f"change: day must be >= 1 and factor > 0, got day={self.day} "
                              f"factor={self.factor}")
+        targets = [*REGIONS, "all"] if self.kind == "data_drop" else [p[0] for p in PLANS]
+        if self.target not in targets:
+            raise ValueError(f"change: {self.kind} target {self.target!r} is none of "
+                             f"{', '.join(targets)}")
 
     @property
     def moves(self) -> tuple[str, ...]:

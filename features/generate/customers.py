@@ -178,10 +178,10 @@ def price_steps(cfg: GeneratorConfig) -> dict[str, list[tuple[int, float]]]:
     steps: dict[str, list[tuple[int, float]]] = {}
     for pid, _, price, _ in PLANS:
         moves = [(cfg.rise_day, RAISED_PLANS[pid])] if pid in RAISED_PLANS \
-            and 0 < cfg.rise_day < cfg.days else []
+            and cfg.rise_day < cfg.days else []
         moves += [(change.day, change.factor) for change in cfg.changes
                   if change.kind == "price_rise" and change.target == pid
-                  and 0 < change.day < cfg.days]
+                  and change.day < cfg.days]
         current, timeline = price, [(-365, price)]
         for day, factor in sorted(moves):
             current = round(current * factor, 2)
@@ -191,11 +191,13 @@ def price_steps(cfg: GeneratorConfig) -> dict[str, list[tuple[int, float]]]:
 
 
 def plans_rows(spark: SparkSession, cfg: GeneratorConfig) -> DataFrame:
-    """The plan catalogue on day 0, and each new price on the day it takes effect."""
+    """The plan catalogue on day 0, and each new price on the day it takes effect (a price
+    that holds from day 0 on is billed but, as always, not sent as a new catalogue row)."""
     names = {pid: (name, gb) for pid, name, _, gb in PLANS}
     rows = [
         (pid, names[pid][0], price, names[pid][1], day, max(day, 0))
         for pid, timeline in price_steps(cfg).items() for day, price in timeline
+        if day == timeline[0][0] or day > 0
     ]
     frame = spark.createDataFrame(
         rows, "plan_id string, plan_name string, monthly_price double, data_gb int, "

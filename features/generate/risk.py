@@ -47,8 +47,9 @@ def truth_rows(cfg: GeneratorConfig, state: DataFrame) -> DataFrame:
 
     ``changes`` is the JSON list of the injected changes (kind, day, date, target, factor,
     the features each moves); ``changed_from`` the first day an injected change applies to
-    the customer (their region's data drop or a plan of theirs' price, from the change's day
-    or their activation; null if none does), whether or not they are still a customer then.
+    the customer (their region's data drop, or the price of the plan they are on, from the
+    change's day, their activation or their move to that plan; null if none does), whether
+    or not they are still a customer then.
     """
     changes = json.dumps([
         {**dataclasses.asdict(change), "date": cfg.date_of(change.day).isoformat(),
@@ -56,13 +57,22 @@ def truth_rows(cfg: GeneratorConfig, state: DataFrame) -> DataFrame:
         for change in cfg.changes
     ])
     touched = F.lit(None).cast("int")
+
+    def earliest(current, hit, start):
+        return F.when(hit, F.least(F.coalesce(current, start), start)).otherwise(current)
+
     for change in cfg.changes:
+        day = F.lit(change.day)
         if change.kind == "data_drop":
             hit = F.lit(True) if change.target == "all" else F.col("region") == change.target
-        else:
-            hit = (F.col("plan0") == change.target) | (F.col("plan1") == change.target)
-        start = F.greatest(F.lit(change.day), F.col("active_day"))
-        touched = F.when(hit, F.least(F.coalesce(touched, start), start)).otherwise(touched)
+            touched = earliest(touched, hit, F.greatest(day, F.col("active_day")))
+            continue
+        # plan0 until the plan change (if any), plan1 from it
+        moved = F.col("change_day")
+        on_first = (F.col("plan0") == change.target) & (moved.isNull() | (moved > day))
+        touched = earliest(touched, on_first, F.greatest(day, F.col("active_day")))
+        on_second = moved.isNotNull() & (F.col("plan1") == change.target)
+        touched = earliest(touched, on_second, F.greatest(day, moved, F.col("active_day")))
     return state.select(
         *TRUTH_COLUMNS,
         F.lit(cfg.seed).cast("bigint").alias("seed"), F.lit(cfg.start).alias("start_date"),

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,8 @@ PREDICTIONS_TABLE = "predictions.churn_scores"
 SCORE_FEATURE = "churn_probability"
 # ROC AUC a new model must gain over the champion to replace it (see compare_with_champion).
 PROMOTION_MARGIN = 0.005
+# Days after a snapshot or score date before its churn label is known (ml.churn_labels).
+LABEL_HORIZON_DAYS = 30
 PREDICTIONS_DDL = (
     "customer_id bigint, score_date date, churn_probability double, risk_decile int, "
     "model_name string, model_version string, scored_at timestamp"
@@ -183,8 +185,7 @@ def drift_reference(
         ``{"drift_baseline": <features' profile>, "score_baseline": <the scores' profile>}``.
     """
     config = result.config
-    scoring, _ = historical_features(store, active_customers(spark, day))
-    scoring = scoring.cache()
+    scoring = day_features(spark, store, day).cache()
     try:
         baseline = drift.profile(scoring, numeric_cols=config.numeric_cols,
                                  categorical_cols=config.categorical_cols,
@@ -228,6 +229,7 @@ def train_churn_model(
     end: dt.date | None = None,
     batch_date: dt.date | None = None,
     promote: bool = False,
+    retrain_reason: str | None = None,
     log: Callable[[str], None] = print,
     **config_overrides: Any,
 ) -> TrainingRun:
@@ -243,6 +245,8 @@ def train_churn_model(
         end: Last snapshot date of the training window (all by default).
         batch_date: The daily job's date that trained it (kept in the metadata).
         promote: Make it ``champion`` without comparing (``features train --promote``).
+        retrain_reason: Why the daily job trains it (kept in the metadata: a rerun after a
+            crash reports it again).
         log: Where progress lines go.
         **config_overrides: Fields of :class:`ModelConfig` to change.
     """
@@ -293,6 +297,7 @@ def train_churn_model(
              "batch_date": str(batch_date) if batch_date else None,
              **baselines,
              "promotion": promotion,
+             "retrain_reason": retrain_reason,
              "holdout_ceiling": ceiling}
     notes.append(f"promotion: {promotion['reason']}")
     return save_and_register(result, name=MODEL_NAME, versions=versions, extra=extra,
@@ -325,6 +330,10 @@ def compare_with_champion(
     if champion is None or champion not in persist.saved_versions(MODEL_NAME):
         return {**decision, "reason": "no champion yet"}
     metadata = persist.read_metadata(MODEL_NAME, champion)
+    if not metadata.get("score_baseline"):
+        return {**decision, "champion_version": champion,
+                "reason": f"v{champion} predates the baselines monitoring compares with; "
+                          "promoted"}
     starts = [window.get("start") for window in
               (result.windows.get("holdout") or {}, metadata.get("holdout_window") or {})]
     if None in starts or result.split_kind != "time":
@@ -341,10 +350,10 @@ def compare_with_champion(
     n, positives = int(counts[0]), int(counts[1] or 0)
     if not 0 < positives < n:
         new_scores.unpersist()
+        what = "no held-out rows" if n == 0 else f"{n} held-out rows of one class only"
         return {**decision, "promoted": False, "champion_version": champion, "rows": n,
                 "positives": positives,
-                "reason": f"kept v{champion}: the {n} shared held-out rows from {start} "
-                          "hold one class only"}
+                "reason": f"kept v{champion}: {what} from {start[:10]} to compare on"}
     auc = evaluator.evaluate(new_scores)
     new_scores.unpersist()
     old = evaluator.evaluate(score(champion_model, labelled, config=result.config,
@@ -437,21 +446,31 @@ def trained_for(batch_date: dt.date) -> int | None:
         if registered is None:
             persist.discard_version(MODEL_NAME, version)
             return None
-        promoted = (metadata.get("promotion") or {}).get("promoted", True)
-        persist.promote(MODEL_NAME, registered, alias=persist.DEFAULT_ALIAS if promoted
+        persist.promote(MODEL_NAME, registered,
+                        alias=persist.DEFAULT_ALIAS if persist.is_champion_choice(metadata)
                         else persist.CHALLENGER_ALIAS)
         return version
     return None
 
 
-def active_customers(spark: SparkSession, day: dt.date) -> DataFrame:
-    """Entity rows for scoring: every customer active on ``day``, as of its end."""
+def day_features(spark: SparkSession, store: Any,
+                 day: dt.date | Sequence[dt.date]) -> DataFrame:
+    """The feature service's features of every customer active at the end of ``day`` (or of
+    each of several days), as scoring, monitoring and the drift baseline read them."""
+    features, _ = historical_features(store, active_customers(spark, day))
+    return features
+
+
+def active_customers(spark: SparkSession, day: dt.date | Sequence[dt.date]) -> DataFrame:
+    """Entity rows for scoring: every customer active on ``day`` (or on each of several
+    days), as of its end."""
+    days = [day] if isinstance(day, dt.date) else list(day)
     return (
         spark.table(SPINE_TABLE)
-        .where(F.col("feature_date") == F.lit(day))
+        .where(F.col("feature_date").isin(days))
         .select(
             "customer_id",
-            (F.lit(day).cast("timestamp") + F.expr("INTERVAL 86399 SECONDS")).alias(
+            (F.col("feature_date").cast("timestamp") + F.expr("INTERVAL 86399 SECONDS")).alias(
                 "event_timestamp"
             ),
         )
@@ -493,7 +512,7 @@ def score_day(
         version = version if version is not None else serving_version()
         model, metadata = persist.load_model(MODEL_NAME, version=version)
     store = feast_repo.feature_store()
-    features, _ = historical_features(store, active_customers(spark, day))
+    features = day_features(spark, store, day)
     config = model_config(store)
     scored = score(model, features, config=config, threshold=metadata.get("threshold"))
     scored = scored.select(

@@ -18,7 +18,6 @@ import base64
 import datetime as dt
 import html
 import io
-import shutil
 from pathlib import Path
 
 import pyspark.sql.functions as F
@@ -31,8 +30,12 @@ DEFAULT_DAYS = 30
 
 
 def write_report(spark: SparkSession, day: dt.date, *, days: int = DEFAULT_DAYS,
+                 rule: drift.DriftRule = drift.DEFAULT_RULE,
                  out_dir: Path | None = None) -> Path:
-    """Write the monitoring report of the ``days`` up to ``day``; return its path."""
+    """Write the monitoring report of the ``days`` up to ``day``; return its path.
+
+    ``rule`` is the one the monitor flagged with (the page explains it).
+    """
     out_dir = out_dir or lakehouse.settings().artifacts_dir / "monitoring"
     start = day - dt.timedelta(days=days - 1)
     drift_rows = _rows(spark, drift.DRIFT_TABLE, "score_date", start, day)
@@ -45,13 +48,13 @@ def write_report(spark: SparkSession, day: dt.date, *, days: int = DEFAULT_DAYS,
         "<p>Each day the features of every active customer, and their scores, are compared "
         "with the model's baseline (the same on the day it was trained). A feature is "
         "<b>flagged</b> when its population stability index exceeds "
-        f"{drift.DEFAULT_RULE.min_psi} and a chi-square test says the shift is not noise "
-        f"(p below {drift.DEFAULT_RULE.alpha} / number of features).</p>",
+        f"{rule.min_psi} and a chi-square test says the shift is not noise "
+        f"(p below {rule.alpha} / number of features).</p>",
         "<h2>Feature drift</h2>",
         _figure(_heatmap(features), "PSI per feature and day", "feature-drift")
         if features else "<p class='empty'>No monitored day in this window.</p>",
         "<h2>Score drift</h2>",
-        _figure(_score_plot(scores), "PSI of the day's scores", "score-drift")
+        _figure(_score_plot(scores, rule), "PSI of the day's scores", "score-drift")
         if scores else "<p class='empty'>No scored day was compared in this window.</p>",
         "<h2>Realized performance</h2>",
         _figure(_performance_plot(performance), "Realized ROC AUC and calibration",
@@ -72,10 +75,10 @@ def write_report(spark: SparkSession, day: dt.date, *, days: int = DEFAULT_DAYS,
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"report_{day}.html"
-    partial = path.with_suffix(".html.tmp")
-    partial.write_text(page, encoding="utf-8")
-    partial.replace(path)
-    shutil.copyfile(path, out_dir / "report.html")
+    for target in (path, out_dir / "report.html"):  # each whole or not at all
+        partial = target.with_name(f".{target.name}.partial")
+        partial.write_text(page, encoding="utf-8")
+        partial.replace(target)
     return path
 
 
@@ -142,7 +145,7 @@ def _heatmap(rows: list[dict]):
     return fig
 
 
-def _score_plot(rows: list[dict]):
+def _score_plot(rows: list[dict], rule: drift.DriftRule):
     """The scores' PSI per day, flagged days in red, the PSI floor dashed."""
     fig = _new_figure(8, 3)
     ax = fig.add_subplot()
@@ -152,7 +155,7 @@ def _score_plot(rows: list[dict]):
     if hot:
         ax.scatter([r["score_date"] for r in hot], [r["psi"] for r in hot], color="tab:red",
                    zorder=3, label="flagged")
-    ax.axhline(drift.DEFAULT_RULE.min_psi, linestyle="--", color="grey", label="PSI floor")
+    ax.axhline(rule.min_psi, linestyle="--", color="grey", label="PSI floor")
     ax.set(ylabel="PSI", title="Score drift against the baseline day")
     ax.legend(fontsize=8)
     fig.autofmt_xdate()

@@ -1,9 +1,10 @@
 """Monitoring the churn model after it is trained: drift of features and scores, and how
 its past predictions turned out.
 
-- :func:`monitor_day`: the features and the scores of a day against the baselines saved with
-  the model (:func:`models_ml.churn.jobs.drift_reference`), one row per feature and one for the
-  scores (``kind = 'prediction'``) in ``ops.feature_drift``; and the realized performance of
+- :func:`monitor_day` (:func:`monitor_days` for a backfill): the features and the scores of
+  a day against the baselines saved with the model
+  (:func:`models_ml.churn.jobs.drift_reference`), one row per feature and one for the scores
+  (``kind = 'prediction'``) in ``ops.feature_drift``; and the realized performance of
   every past score date whose 30-day labels have matured since, in ``ops.model_performance``;
   and the HTML report of the last 30 days (:mod:`models_ml.churn.monitor_report`).
 - :func:`leaned_on`: the features a model relies on, by its weights: drift elsewhere does
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ PERFORMANCE_DDL = (
     "mean_probability double, churn_rate double, labels_known_on date, computed_at timestamp"
 )
 CHURN_EVENTS = "staging.stg_bronze__churn_events"
-HORIZON_DAYS = 30
+HORIZON_DAYS = jobs.LABEL_HORIZON_DAYS
 PREDICTION = "prediction"
 # A feature the model leans on has a weight at least this share of its largest.
 LEAN_SHARE = 0.1
@@ -72,17 +73,36 @@ def monitor_day(
     rule: drift.DriftRule = drift.DEFAULT_RULE,
     log: Callable[[str], None] = print,
 ) -> DriftCheck:
-    """Drift of ``day``'s features and scores, and the performance that matured by ``day``.
+    """Drift of ``day``'s features and scores, and the performance that matured by ``day``
+    (:func:`monitor_days` for one day: what the daily job runs)."""
+    return monitor_days(spark, [day], version=version, rule=rule, log=log)[day]
 
-    The model is the champion (what scoring uses) unless ``version`` names another.
 
-    The PSI and chi-square p-value of every feature of the model, between the baseline
-    saved with the model at training time and the features of every active customer as of
-    the end of ``day`` (through Feast, as scoring gets them), and of the day's scores in
-    ``predictions.churn_scores`` against the scores of the baseline's day, replace ``day``'s
-    rows of ``ops.feature_drift`` for the model; a plot goes beside the model's other
-    artifacts.  Then :func:`record_performance` for the score dates whose labels matured.
+def monitor_days(
+    spark: SparkSession,
+    days: Sequence[dt.date],
+    *,
+    version: int | None = None,
+    rule: drift.DriftRule = drift.DEFAULT_RULE,
+    report: bool = True,
+    log: Callable[[str], None] = print,
+) -> dict[dt.date, DriftCheck]:
+    """Drift of each day's features and scores against the model's baselines, then the
+    performance that matured by the last day and its report.
+
+    The model is the champion (what scoring uses) unless ``version`` names another.  The
+    PSI and chi-square p-value of every feature of the model, between the baseline saved
+    with the model at training time and the features of every customer active at the end
+    of each day (through Feast, as scoring gets them), and of each scored day's scores in
+    ``predictions.churn_scores`` against the scores of the baseline's day, replace those
+    days' rows of ``ops.feature_drift`` for the model; a plot per day goes beside the
+    model's other artifacts.  Many days (a backfill) cost one retrieval, one aggregation and
+    one Delta commit.  Then :func:`record_performance` as of the last day (its rows on that
+    day's check) and, with ``report``, the HTML report of the 30 days up to it.
     """
+    days = sorted(set(days))
+    if not days:
+        raise ValueError("monitor: no day given")
     version = version if version is not None else jobs.serving_version()
     if version is None:
         raise persist.ModelNotFound(
@@ -93,47 +113,60 @@ def monitor_day(
         raise ValueError(
             f"monitor: model {jobs.MODEL_NAME} v{version} was saved without a drift baseline "
             f"(trained before monitoring existed); retrain it")
-    store = feast_repo.feature_store()
-    features, _ = jobs.historical_features(store, jobs.active_customers(spark, day))
-    found = drift.psi(baseline, features, rule=rule)
-    scores = _score_drift(spark, day, metadata, rule)
-    drift.write_drift(spark, found + ([scores] if scores else []), score_date=day,
-                      model_name=jobs.MODEL_NAME, model_version=str(version))
-    plot = drift.plot_drift(
-        found,
-        lakehouse.settings().artifacts_dir / "monitoring" / f"feature_drift_{day}.png",
-        title=f"Feature drift on {day} vs the baseline of {jobs.MODEL_NAME} v{version}",
-        rule=rule,
-    )
-    drifted = drift.drifted_features(found)
-    log(f"monitor: {len(found)} features checked for {day}; "
-        + (f"drifted (PSI > {rule.min_psi}, p < {rule.level(len(found)):.1e}): "
-           f"{', '.join(drifted)}" if drifted else "no drift")
-        + (f"; scores PSI {scores.psi:.3f} p {scores.p_value:.2g}"
-           + (" (drifted)" if scores.drifted else "") if scores else "; no scores to compare")
-        + f"; plot {plot}")
-    performance = record_performance(spark, day, log=log)
-    from models_ml.churn import monitor_report
+    features = jobs.day_features(spark, feast_repo.feature_store(), days)
+    by_day = drift.psi_by(baseline, features, F.to_date("event_timestamp"), rule=rule)
+    missing = [day for day in days if day not in by_day]
+    if missing:
+        raise ValueError(f"monitor: no active customer on {', '.join(map(str, missing))}; "
+                         "build those days first (features daily)")
+    scores = _score_drift(spark, days, metadata, rule)
+    drift.write_drift_days(
+        spark, {day: by_day[day] + ([scores[day]] if day in scores else []) for day in days},
+        model_name=jobs.MODEL_NAME, model_version=str(version))
+    checks: dict[dt.date, DriftCheck] = {}
+    for day in days:
+        found = by_day[day]
+        plot = drift.plot_drift(
+            found,
+            lakehouse.settings().artifacts_dir / "monitoring" / f"feature_drift_{day}.png",
+            title=f"Feature drift on {day} vs the baseline of {jobs.MODEL_NAME} v{version}",
+            rule=rule,
+        )
+        drifted = drift.drifted_features(found)
+        score = scores.get(day)
+        log(f"monitor: {len(found)} features checked for {day}; "
+            + (f"drifted (PSI > {rule.min_psi}, p < {rule.level(len(found)):.1e}): "
+               f"{', '.join(drifted)}" if drifted else "no drift")
+            + (f"; scores PSI {score.psi:.3f} p {score.p_value:.2g}"
+               + (" (drifted)" if score.drifted else "") if score else "; no scores to compare")
+            + f"; plot {plot}")
+        checks[day] = DriftCheck(rows=len(found), drifted=drifted, plot=plot,
+                                 model_version=version, scores=score)
+    last = days[-1]
+    performance = record_performance(spark, last, log=log)
+    page = None
+    if report:
+        from models_ml.churn import monitor_report
 
-    report = monitor_report.write_report(spark, day)
-    log(f"monitor: report {report}")
-    return DriftCheck(rows=len(found), drifted=drifted, plot=plot, model_version=version,
-                      scores=scores, performance=performance, report=report)
+        page = monitor_report.write_report(spark, last, rule=rule)
+        log(f"monitor: report {page}")
+    checks[last] = dataclasses.replace(checks[last], performance=performance, report=page)
+    return checks
 
 
-def _score_drift(spark: SparkSession, day: dt.date, metadata: dict[str, Any],
-                 rule: drift.DriftRule) -> drift.FeatureDrift | None:
-    """The day's scores by the model against its score baseline (None if either is missing)."""
+def _score_drift(spark: SparkSession, days: Sequence[dt.date], metadata: dict[str, Any],
+                 rule: drift.DriftRule) -> dict[dt.date, drift.FeatureDrift]:
+    """Each scored day's scores by the model against its score baseline (days the model
+    did not score, or a model without a score baseline: absent)."""
     baseline = metadata.get("score_baseline")
     if not baseline or not spark.catalog.tableExists(jobs.PREDICTIONS_TABLE):
-        return None
+        return {}
     scored = spark.table(jobs.PREDICTIONS_TABLE).where(
-        (F.col("score_date") == F.lit(day)) & (F.col("model_name") == jobs.MODEL_NAME)
+        F.col("score_date").isin(list(days)) & (F.col("model_name") == jobs.MODEL_NAME)
         & (F.col("model_version") == str(metadata.get("version"))))
-    if scored.limit(1).count() == 0:
-        return None
-    (found,) = drift.psi(baseline, scored.select(jobs.SCORE_FEATURE), rule=rule)
-    return dataclasses.replace(found, kind=PREDICTION)
+    found = drift.psi_by(baseline, scored.select("score_date", jobs.SCORE_FEATURE),
+                         F.col("score_date"), rule=rule)
+    return {day: dataclasses.replace(rows[0], kind=PREDICTION) for day, rows in found.items()}
 
 
 def ensure_performance_table(spark: SparkSession) -> str:
@@ -233,11 +266,13 @@ def record_performance(
 def leaned_on(metadata: dict[str, Any], share: float = LEAN_SHARE) -> set[str] | None:
     """Features whose largest weight (over their slots: one per category of a categorical
     one) is at least ``share`` of the model's largest; None when the model has no weights."""
-    weights = metadata.get("top_weights") or []
-    if not weights:
+    weights = metadata.get("feature_weights")
+    if not weights:  # saved before every feature's weight was kept: its 30 largest slots
+        weights = {}
+        for slot, weight in metadata.get("top_weights") or []:
+            name = str(slot).split("=", 1)[0]
+            weights[name] = max(weights.get(name, 0.0), abs(float(weight)))
+    if not weights or max(weights.values()) == 0:
         return None
-    largest = max(abs(float(w)) for _, w in weights)
-    if largest == 0:
-        return None
-    return {str(slot).split("=", 1)[0] for slot, w in weights
-            if abs(float(w)) >= share * largest}
+    largest = max(weights.values())
+    return {name for name, weight in weights.items() if weight >= share * largest}

@@ -126,9 +126,27 @@ def build_metadata(
         "metrics": result.metrics,
         "lift": result.lift,
         "top_weights": [[n, w] for n, w in result.weights[:30]],
+        # every feature's largest weight over its slots (a categorical has one per value)
+        "feature_weights": _feature_weights(result.weights),
         "spark_version": pyspark.__version__,
         **dict(extra or {}),
     })
+
+
+def _feature_weights(weights: list[tuple[str, float]]) -> dict[str, float]:
+    """The largest absolute weight of each feature over its slots (``plan=basic`` is a slot
+    of ``plan``)."""
+    largest: dict[str, float] = {}
+    for slot, weight in weights:
+        name = str(slot).split("=", 1)[0]
+        largest[name] = max(largest.get(name, 0.0), abs(float(weight)))
+    return largest
+
+
+def is_champion_choice(metadata: Mapping[str, Any]) -> bool:
+    """Whether training chose this version as ``champion`` (metadata of models saved
+    before the comparison existed: yes)."""
+    return bool((metadata.get("promotion") or {}).get("promoted", True))
 
 
 def _versions(base: Path) -> list[int]:

@@ -94,3 +94,30 @@ def test_ceiling_auc_is_learnable_signal(spark) -> None:
     auc = risk.ceiling_auc(snapshots)
     snapshots.unpersist()
     assert auc is not None and auc > 0.7
+
+
+def test_truth_says_when_an_injected_price_rise_reaches_each_customer(spark) -> None:
+    """``changed_from``: from the change's day for a customer on the plan then, from their
+    move for one who moves onto it later, never for one who left it before."""
+    from features.generate.config import Change
+
+    cfg = GeneratorConfig(customers=400, days=60, seed=3, changes=(
+        Change(kind="price_rise", day=30, target="plus", factor=1.5),))
+    state = customers.customer_state(spark, cfg)
+    truth = {row.customer_id: row.changed_from
+             for row in risk.truth_rows(cfg, state).select("customer_id", "changed_from")
+             .collect()}
+    seen = set()
+    for row in state.select("customer_id", "active_day", "plan0", "plan1", "change_day")\
+            .collect():
+        starts = []
+        if row.plan0 == "plus" and (row.change_day is None or row.change_day > 30):
+            starts.append(max(30, row.active_day))
+        if row.change_day is not None and row.plan1 == "plus":
+            starts.append(max(30, row.change_day, row.active_day))
+        expected = min(starts) if starts else None
+        assert truth[row.customer_id] == expected, row
+        seen.add((row.plan0 == "plus", row.change_day is not None, expected is not None))
+    # Customers who stayed on the plan, who left it, and who never had it all occur.
+    assert {(True, False, True), (False, False, False)} <= seen
+    assert any(plan0 and moved for plan0, moved, _ in seen)

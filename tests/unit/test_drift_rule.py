@@ -124,6 +124,13 @@ def test_changes_parse_and_say_what_they_move() -> None:
         Change.parse("kind=data_drop,day=3,colour=red")
     with pytest.raises(ValueError, match="factor > 0"):
         Change(kind="data_drop", day=3, factor=0)
+    # A target that matches nothing would change nothing, silently: refused.
+    with pytest.raises(ValueError, match="price_rise target 'all' is none of basic"):
+        Change(kind="price_rise", day=3)
+    with pytest.raises(ValueError, match="data_drop target 'nort' is none of north"):
+        Change.parse("kind=data_drop,day=3,target=nort")
+    with pytest.raises(ValueError, match="day must be >= 1"):
+        Change(kind="data_drop", day=0)
 
 
 def test_price_rises_stack_on_the_price_of_their_day() -> None:
