@@ -176,7 +176,7 @@ def profile(
     for name, categories in _top_categories(frame, categorical_cols, top_n).items():
         features[name] = {"kind": CATEGORICAL, "categories": categories}
     features = {name: features[name] for name in numeric_cols + categorical_cols}
-    counts = _bucket_counts(frame, features)
+    counts = _bucket_counts(frame, features, F.lit(0)).get(0, {name: {} for name in features})
     rows = _rows(counts)
     if rows == 0:
         raise ValueError("profile: the frame has no rows; a baseline needs a training set")
@@ -213,17 +213,10 @@ def psi(
     Returns:
         One :class:`FeatureDrift` per feature, in the baseline's order.
     """
-    specs = _specs(baseline, features)
-    missing = [name for name in specs if name not in frame.columns]
-    if missing:
-        raise ValueError(
-            f"psi: the frame lacks feature(s) {missing} of the baseline "
-            f"(frame columns: {frame.columns}); select them into the frame or pass features="
-        )
-    counts = _bucket_counts(frame, specs)
-    if _rows(counts) == 0:
+    whole = psi_by(baseline, frame, F.lit(0), features=features, epsilon=epsilon, rule=rule)
+    if not whole:
         raise ValueError("psi: the current frame has no rows; there is nothing to compare")
-    return _compare(baseline, specs, counts, epsilon=epsilon, rule=rule)
+    return whole[0]
 
 
 def psi_by(
@@ -240,8 +233,11 @@ def psi_by(
     specs = _specs(baseline, features)
     missing = [name for name in specs if name not in frame.columns]
     if missing:
-        raise ValueError(f"psi_by: the frame lacks feature(s) {missing} of the baseline")
-    by_group = _bucket_counts(frame, specs, group=group)
+        raise ValueError(
+            f"psi: the frame lacks feature(s) {missing} of the baseline "
+            f"(frame columns: {frame.columns}); select them into the frame or pass features="
+        )
+    by_group = _bucket_counts(frame, specs, group)
     return {key: _compare(baseline, specs, counts, epsilon=epsilon, rule=rule)
             for key, counts in sorted(by_group.items())}
 
@@ -518,27 +514,21 @@ def _bucket(name: str, spec: dict[str, Any]) -> Column:
 
 
 def _bucket_counts(
-    frame: DataFrame, specs: dict[str, dict[str, Any]], *, group: Column | None = None,
-) -> Any:
-    """Rows per feature and bucket id, in one pass; only the counts reach the driver.
-
-    With ``group``: ``{group value: counts}``, one aggregation for every group.
-    """
+    frame: DataFrame, specs: dict[str, dict[str, Any]], group: Column,
+) -> dict[Any, dict[str, dict[int, int]]]:
+    """Rows per value of ``group``, feature and bucket id, in one pass and one aggregation;
+    only the counts reach the driver.  Groups without rows are absent (a constant ``group``
+    counts the whole frame)."""
     pairs = F.array(*[
         F.struct(F.lit(name).alias("feature"), _bucket(name, spec).alias("bucket"))
         for name, spec in specs.items()
     ])
-    keys = [] if group is None else [group.alias("_group")]
-    by = ["_group"] if keys else []
-    counted = frame.select(*keys, F.inline(pairs)).groupBy(*by, "feature", "bucket") \
-        .count().collect()
+    counted = frame.select(group.alias("_group"), F.inline(pairs)) \
+        .groupBy("_group", "feature", "bucket").count().collect()
     groups: dict[Any, dict[str, dict[int, int]]] = {}
     for row in counted:
-        key = row["_group"] if keys else None
-        counts = groups.setdefault(key, {name: {} for name in specs})
+        counts = groups.setdefault(row["_group"], {name: {} for name in specs})
         counts[row["feature"]][int(row["bucket"])] = int(row["count"])
-    if group is None:
-        return groups.get(None, {name: {} for name in specs})
     return groups
 
 
