@@ -39,20 +39,45 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve_sql(args: argparse.Namespace) -> int:
+    import signal
+
     from features import sql_server
 
-    process = sql_server.start(host=args.host, port=args.port)
-    print(
-        f"Spark Thrift Server on {args.host}:{args.port} over {lakehouse.settings().root}\n"
-        f"  beeline -u jdbc:hive2://{args.host}:{args.port}/default\n"
-        "  dbt ... --target thrift\n"
-        "Ctrl-C stops it."
-    )
+    auth = sql_server.LdapAuth.from_env()
+    if args.ldap_url or args.ldap_base_dn:
+        if not (args.ldap_url and args.ldap_base_dn):
+            raise sql_server.InsecureServer("serve-sql: --ldap-url and --ldap-base-dn go together")
+        auth = sql_server.LdapAuth(url=args.ldap_url, base_dn=args.ldap_base_dn)
+    sql_server.check_exposure(args.host, auth)
+
+    def stop_on(signum: int, _frame) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    # A service manager sends SIGTERM (a terminal's hangup SIGHUP): the server's JVM, in a
+    # process group of its own, goes with this process instead of holding the lake.
+    previous = {sig: signal.signal(sig, stop_on) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
-        process.wait()
-    except KeyboardInterrupt:
-        sql_server.stop(process)
-    return 0
+        process = sql_server.start(host=args.host, port=args.port, auth=auth)
+        login = " -n <user> -p <password>" if auth else ""
+        who = f"LDAP logins against {auth.url}" if auth else "no login: loopback only"
+        print(
+            f"Spark Thrift Server on {args.host}:{args.port} over {lakehouse.settings().root}"
+            f" ({who})\n"
+            f"  beeline -u jdbc:hive2://{args.host}:{args.port}/default{login}\n"
+            "  dbt ... --target thrift\n"
+            "Ctrl-C (or SIGTERM) stops it.", flush=True)
+        try:
+            code = process.wait()
+        except KeyboardInterrupt as stop:
+            sql_server.stop(process)
+            print(f"serve-sql: stopped ({stop or 'SIGINT'}); the lake is free", flush=True)
+            return 0
+        raise sql_server.ThriftServerError(
+            f"the Thrift Server exited by itself with code {code}; see "
+            f"{lakehouse.settings().root / 'thrift-server.log'}")
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _parse_date(text: str):
@@ -90,16 +115,48 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+class UsageError(ValueError):
+    """The command's arguments cannot work: said before anything starts."""
+
+
+def _check_window(start, end, *, command: str) -> None:
+    """Refuse a ``--from`` after ``--to``."""
+    if start and end and start > end:
+        raise UsageError(f"features {command}: --from {start} is after --to {end}; "
+                         "give the earlier date first")
+
+
 def _batch_dates(args: argparse.Namespace, *, command: str) -> list:
-    """The batch dates of ``--date``, or of ``--from`` .. ``--to`` inclusive."""
+    """The batch dates of ``--date``, or of ``--from`` .. ``--to`` inclusive.
+
+    Raises:
+        UsageError: neither, both, half a range, or a reversed one.
+    """
     import datetime as dt
 
+    if args.date and (args.date_from or args.date_to):
+        raise UsageError(f"features {command}: give --date, or --from and --to, not both")
     if args.date:
         return [args.date]
-    if args.date_from and args.date_to:
-        span = (args.date_to - args.date_from).days
-        return [args.date_from + dt.timedelta(days=i) for i in range(span + 1)]
-    raise SystemExit(f"features {command}: give --date, or --from and --to")
+    if not (args.date_from and args.date_to):
+        raise UsageError(f"features {command}: give --date, or --from and --to")
+    _check_window(args.date_from, args.date_to, command=command)
+    span = (args.date_to - args.date_from).days
+    return [args.date_from + dt.timedelta(days=i) for i in range(span + 1)]
+
+
+def _check_saved_version(version: int | None, *, command: str) -> None:
+    """Refuse, before Spark starts, a model version the lake does not have (or no model)."""
+    from models_ml.churn import jobs, persist
+
+    versions = persist.saved_versions(jobs.MODEL_NAME)
+    if not versions:
+        raise UsageError(
+            f"features {command}: no churn model in the lake at {lakehouse.settings().root} "
+            "yet; `features train` (or `features daily`, which trains when due) makes one")
+    if version is not None and version not in versions:
+        raise UsageError(f"features {command}: the lake has no churn model version {version}; "
+                         f"its versions: {', '.join(map(str, versions))}")
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
@@ -137,20 +194,23 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from models_ml import next_invoice
     from models_ml.churn import jobs
 
-    spark = lakehouse.spark_session()
+    _check_window(args.date_from, args.date_to, command="train")
     window = {"start": args.date_from, "end": args.date_to}
     if args.task == "next_invoice":
         family = args.family or "linear"
         if family not in next_invoice.PARAM_GRIDS:
-            raise SystemExit(f"train: --family {family} is not a regressor; the next-invoice "
-                             f"task takes {sorted(next_invoice.PARAM_GRIDS)}")
+            takes = ", ".join(sorted(next_invoice.PARAM_GRIDS))
+            raise UsageError(f"features train: --family {family} is not a regressor; the "
+                             f"next-invoice task takes {takes}")
+    elif args.family and args.family not in ("logistic", "gbt"):
+        raise UsageError(f"features train: --family {args.family} is not a classifier; the "
+                         "churn task takes logistic or gbt")
+    spark = lakehouse.spark_session()
+    if args.task == "next_invoice":
         run = next_invoice.train_next_invoice_model(spark, family=family, tuning=args.tuning,
                                                     log=console.detail, **window)
         name = next_invoice.MODEL_NAME
     else:
-        if args.family and args.family not in ("logistic", "gbt"):
-            raise SystemExit(f"train: --family {args.family} is not a classifier; the churn "
-                             "task takes logistic or gbt")
         overrides = {"tuning": args.tuning, **({"family": args.family} if args.family else {})}
         with console.libraries_to_log():
             run = jobs.train_churn_model(spark, **window, promote=args.promote,
@@ -173,6 +233,7 @@ def _cmd_monitor(args: argparse.Namespace) -> int:
     from models_ml.churn import monitoring
 
     dates = _batch_dates(args, command="monitor")
+    _check_saved_version(args.version, command="monitor")
     spark = lakehouse.spark_session()
     with console.libraries_to_log():
         checks = monitoring.monitor_days(spark, dates, version=args.version,
@@ -195,6 +256,7 @@ def _cmd_monitor(args: argparse.Namespace) -> int:
 def _cmd_score(args: argparse.Namespace) -> int:
     from models_ml.churn import jobs
 
+    _check_saved_version(args.version, command="score")
     spark = lakehouse.spark_session()
     with console.libraries_to_log():
         rows = jobs.score_day(spark, args.date, version=args.version, promoted=args.promoted,
@@ -252,8 +314,15 @@ def build_parser() -> argparse.ArgumentParser:
     sql.set_defaults(func=_cmd_sql)
 
     serve = sub.add_parser("serve-sql", help="start a Spark Thrift Server over the lake")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=10000)
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default: 127.0.0.1; any other needs LDAP)")
+    serve.add_argument("--port", type=int, default=10000, help="port (default: 10000)")
+    serve.add_argument("--ldap-url", metavar="URL",
+                       help="clients log in against this LDAP directory, ldap://host:port "
+                            "(default: $LAKEHOUSE_THRIFT_LDAP_URL; none: no login, loopback only)")
+    serve.add_argument("--ldap-base-dn", metavar="DN",
+                       help="where the users are: user U binds as uid=U,DN "
+                            "(default: $LAKEHOUSE_THRIFT_LDAP_BASE_DN)")
     serve.set_defaults(func=_cmd_serve_sql)
 
     demo = sub.add_parser("demo", help="the main job end to end on a small embedded lake")
@@ -364,6 +433,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"features {args.command}: interrupted", file=sys.stderr)
         return 130
+    except UsageError as error:  # nothing started: the message is the whole story
+        console.LOGGER.info("features %s refused: %s", args.command, error)
+        print(error, file=sys.stderr)
+        return 2
     except Exception as error:  # one line for a person, the whole trace in the log
         console.LOGGER.exception("features %s failed", args.command)
         print(console.failure_message(args.command, error, log_path), file=sys.stderr)

@@ -164,6 +164,7 @@ def configure(root: Path, *, verbose: bool = False) -> Path:
                 noisy.removeHandler(own)
         noisy.propagate = True
     logging.getLogger("py4j").setLevel(logging.WARNING)  # a line per closed connection
+    _query_errors_to(handler)
     LOGGER.handlers = [h for h in LOGGER.handlers if h.get_name() != "lakehouse-console"]
     if verbose:
         console = logging.StreamHandler(sys.stdout)
@@ -172,6 +173,19 @@ def configure(root: Path, *, verbose: bool = False) -> Path:
         LOGGER.addHandler(console)
     _configured.update(path=path, verbose=verbose)
     return path
+
+
+def _query_errors_to(handler: logging.Handler) -> None:
+    """PySpark logs every failing query's error as JSON on stderr before raising it (loggers
+    ``SQLQueryContextLogger`` and ``DataFrameQueryContextLogger``, which turn their own
+    propagation off at each use): the failure a caller reports once goes to the file."""
+    try:
+        from pyspark.logger import PySparkLogger
+    except ImportError:  # an older pyspark logs no such thing
+        return
+    for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
+        logger = PySparkLogger.getLogger(name)
+        logger.handlers = [handler]  # not addHandler: it would reformat the handler as JSON
 
 
 def is_verbose() -> bool:
@@ -222,7 +236,31 @@ def first_line(error: BaseException) -> str:
     return line if len(line) <= 400 else line[:397] + "..."
 
 
+# Which command makes the tables of each database, for "table not found" failures.
+_MADE_BY = {
+    "bronze": "`features ingest` (or `features daily`) makes it from the landing files",
+    "quarantine": "`features ingest` (or `features daily`) makes it from the landing files",
+    "staging": "`features daily` (its dbt build) makes it",
+    "features": "`features daily` (its dbt build) makes it",
+    "ml": "`features daily` (its dbt build) makes it",
+    "predictions": "`features score --date D` (or `features daily`) makes it",
+    "ops": "`features daily` makes it",
+}
+_MISSING_TABLE = re.compile(r"\[TABLE_OR_VIEW_NOT_FOUND\] The table or view `?([\w]+)`?\.`?(\w+)`?")
+
+
+def missing_table_line(line: str) -> str | None:
+    """A "table not found" error's line rewritten to say which command makes the table."""
+    found = _MISSING_TABLE.search(line)
+    if found is None:
+        return None
+    database, table = found.groups()
+    made_by = _MADE_BY.get(database.lower(), "no command of this project makes it")
+    return f"table {database}.{table} does not exist in this lake yet: {made_by}"
+
+
 def failure_message(command: str, error: BaseException, log_path: Path | None) -> str:
     """What a failed command prints: the error's one line and where the full trace is."""
     where = f"\n  full trace: {log_path}" if log_path else ""
-    return f"features {command}: failed: {first_line(error)}{where}"
+    line = first_line(error)
+    return f"features {command}: failed: {missing_table_line(line) or line}{where}"

@@ -32,6 +32,10 @@ class StepFailed(RuntimeError):
     """A step of the daily job failed; rerunning the date resumes from it."""
 
 
+class NothingIngested(RuntimeError):
+    """The lake has no data at all: nothing landed for the dates and nothing before."""
+
+
 @dataclasses.dataclass(frozen=True)
 class DailyOptions:
     """How the daily job runs.
@@ -264,6 +268,11 @@ def run_daily(
 
     def ingest_step() -> str:
         counts = ingest.ingest_batches(spark, list(dates), log=detail)
+        if not counts and not spark.catalog.tableExists("bronze.customers"):
+            raise NothingIngested(
+                f"no landing files under {lakehouse.settings().landing_dir} for "
+                f"{min(dates)}..{day} and nothing ingested before: deliver the sources' "
+                "files there (landing/<source>/..., see README) or run `features generate`")
         every = [c for per_day in counts.values() for c in per_day.values()]
         return (f"{sum(c.read for c in every):,} records read, "
                 f"{sum(c.quarantined for c in every):,} quarantined")

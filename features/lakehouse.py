@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import os
 import shutil
 import sys
@@ -51,6 +52,8 @@ class LakehouseSettings:
         metastore_password: Password of that user.
         executor_memory: Heap of each executor on a cluster (unused by ``local`` masters).
         jvm_options: Extra JVM flags of the driver (tests use C1-only JIT to warm up fast).
+        driver_host: Address the driver listens on; by default loopback whenever the
+            master is local or on loopback (see :func:`_driver_host`).
         ansi: Spark SQL ANSI mode.  Off: Feast's and dbt-spark's SQL are written for
             non-ANSI semantics; our models cast with ``try_cast`` and quarantine what fails.
     """
@@ -66,6 +69,7 @@ class LakehouseSettings:
     executor_memory: str = "2g"
     ansi: bool = False
     jvm_options: str = ""
+    driver_host: str | None = None
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> LakehouseSettings:
@@ -85,6 +89,7 @@ class LakehouseSettings:
             metastore_password=env.get("LAKEHOUSE_METASTORE_PASSWORD") or None,
             executor_memory=env.get("LAKEHOUSE_EXECUTOR_MEMORY", "2g"),
             jvm_options=env.get("LAKEHOUSE_JVM_OPTIONS", ""),
+            driver_host=env.get("LAKEHOUSE_DRIVER_HOST") or None,
         )
 
     @property
@@ -209,10 +214,12 @@ def spark_conf(cfg: LakehouseSettings | None = None) -> dict[str, str]:
         "spark.pyspark.python": sys.executable,
         "spark.executor.memory": cfg.executor_memory,
     }
-    if cfg.master.startswith("local"):
-        # Nothing outside this machine talks to a local driver: listen on loopback only.
-        conf["spark.driver.host"] = "127.0.0.1"
-        conf["spark.driver.bindAddress"] = "127.0.0.1"
+    driver_host = _driver_host(cfg)
+    if driver_host:
+        # Nothing outside this machine talks to a local driver (or to one whose cluster is
+        # on loopback): it listens on loopback only.
+        conf["spark.driver.host"] = driver_host
+        conf["spark.driver.bindAddress"] = driver_host
     if cfg.shared_metastore:
         # The metastore client loads its JDBC driver from the driver's own classpath.
         conf["spark.driver.extraClassPath"] = str(jars.POSTGRES_JDBC.path)
@@ -222,6 +229,17 @@ def spark_conf(cfg: LakehouseSettings | None = None) -> dict[str, str]:
         if cfg.metastore_password:
             conf["spark.hadoop.javax.jdo.option.ConnectionPassword"] = cfg.metastore_password
     return conf
+
+
+def _driver_host(cfg: LakehouseSettings) -> str | None:
+    """The address the driver listens on: ``LAKEHOUSE_DRIVER_HOST``, else loopback when the
+    master is local or on loopback, else Spark's choice (workers elsewhere must reach it)."""
+    if cfg.driver_host:
+        return cfg.driver_host
+    if cfg.master.startswith("local"):
+        return "127.0.0.1"
+    host = cfg.master.split("://", 1)[-1].split(":", 1)[0].split(",", 1)[0]
+    return "127.0.0.1" if host in ("127.0.0.1", "localhost") else None
 
 
 def _state_partitions(cfg: LakehouseSettings) -> int:
@@ -275,6 +293,11 @@ def spark_session(cfg: LakehouseSettings | None = None):  # -> SparkSession
     if active is not None:
         return active
     cfg = cfg or settings()
+    from pyspark import SparkContext
+
+    starting = SparkContext._active_spark_context is None
+    if starting:
+        check_lake_free(cfg)
     cfg.root.mkdir(parents=True, exist_ok=True)
     ensure_jvm_jars(cfg)
     builder = SparkSession.builder
@@ -283,9 +306,6 @@ def spark_session(cfg: LakehouseSettings | None = None):  # -> SparkSession
     # The JVM's own output (the JDK's notes, anything Spark prints) goes to its log file.
     # (Only when a JVM starts: another thread's call finds no active session of its own
     # but the running context, and must not take the console away meanwhile.)
-    from pyspark import SparkContext
-
-    starting = SparkContext._active_spark_context is None
     if starting:  # the configuration its -Dlog4j2.configurationFile names
         console.write_log4j_config(cfg.root)
     redirect = console.jvm_output_to_log(cfg.root) if starting else contextlib.nullcontext(
@@ -301,6 +321,103 @@ def spark_session(cfg: LakehouseSettings | None = None):  # -> SparkSession
 
 class SparkStartFailed(RuntimeError):
     """The lake's SparkSession could not be created (its JVM's output says why)."""
+
+
+class LakeInUse(RuntimeError):
+    """Another process holds the lake's embedded metastore, which admits one process."""
+
+
+def check_lake_free(cfg: LakehouseSettings | None = None) -> None:
+    """Fail at once when another process holds the lake's embedded Derby metastore.
+
+    Derby admits one JVM per database and says so only after its JVM has started and
+    retried for most of a minute, in thousands of lines of stack trace.  While a JVM has
+    the database open, Derby holds a lock on ``metastore_db/dbex.lck`` (``FileChannel
+    .tryLock``: a POSIX record lock, which ``fcntl.lockf`` sees); a crashed holder's lock
+    goes with its process.  A shared (PostgreSQL) metastore admits many processes: nothing
+    to check.
+
+    Raises:
+        LakeInUse: naming the lake, the holding process when it can be told, what to do.
+    """
+    cfg = cfg or settings()
+    if cfg.metastore_url:
+        return
+    lock = cfg.metastore_dir / "dbex.lck"
+    try:
+        fd = os.open(lock, os.O_RDWR)
+    except OSError:  # never opened, or not ours to open: Derby will say
+        return
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = _lock_holder(lock)
+        if holder is not None and holder == _own_jvm_pid():
+            return
+        who = f"process {holder} ({_describe_process(holder)})" if holder else \
+            "another process"
+        raise LakeInUse(
+            f"lake {cfg.root} is in use by {who}: its embedded metastore (Derby) admits one "
+            "process at a time. Stop that process or wait for it, or use the cluster setup "
+            "(features cluster up: a shared metastore) to run several at once") from None
+    else:
+        fcntl.lockf(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _own_jvm_pid() -> int | None:
+    """The PID of this Python process's own Spark JVM, if it has one."""
+    from pyspark import SparkContext
+
+    process = getattr(SparkContext._gateway, "proc", None)
+    return getattr(process, "pid", None)
+
+
+def _lock_holder(path: Path) -> int | None:
+    """The PID of a process with ``path`` open (Linux ``/proc``), or None."""
+    target = str(path.resolve())
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return None
+    for entry in proc.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        with contextlib.suppress(OSError):
+            for fd in (entry / "fd").iterdir():
+                with contextlib.suppress(OSError):
+                    if os.readlink(fd) == target:
+                        return int(entry.name)
+    return None
+
+
+def _describe_process(pid: int) -> str:
+    """``pid``'s command line, or its parent's when it is a JVM that a command started."""
+    def cmdline(p: int) -> str:
+        with contextlib.suppress(OSError):
+            raw = Path(f"/proc/{p}/cmdline").read_bytes()
+            parts = [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+            if len(parts) > 1 and "python" in Path(parts[0]).name:
+                parts = [Path(parts[1]).name, *parts[2:]]  # features daily ..., not the venv
+            return " ".join(parts)
+        return ""
+
+    def parent(p: int) -> int | None:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            stat = Path(f"/proc/{p}/stat").read_text()
+            return int(stat.rsplit(")", 1)[1].split()[1])
+        return None
+
+    text = cmdline(pid)
+    ppid = parent(pid)
+    if "java" in text.split(" ", 1)[0] and ppid and ppid > 1:
+        started_by = cmdline(ppid)
+        if started_by:
+            text = f"Spark's JVM of {ppid}: {started_by}"
+    if "java" in text.split(" ", 1)[0]:
+        text = "a Java process: " + ("Spark's Thrift Server" if "thriftserver" in text.lower()
+                                     else "Spark")
+    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def ensure_databases(spark, *, databases: tuple[str, ...] = DATABASES) -> list[str]:

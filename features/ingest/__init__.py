@@ -299,4 +299,14 @@ def ingest_batches(
     failed = [run for run in runs if run.status == "failed"]
     if failed:
         raise CountsMismatch("; ".join(f"{r.step} {r.batch_date}: {r.message}" for r in failed))
+    # A source that has delivered nothing yet (no customer has churned in a young lake) gets
+    # its empty tables, so that what reads every source (dbt's staging) runs; not before the
+    # first delivery of anything, so that an empty lake stays visibly empty.
+    if results or spark.catalog.tableExists("bronze.customers"):
+        for name in wanted:
+            if name not in results and not spark.catalog.tableExists(
+                    f"bronze.{SOURCES[name].table}"):
+                ensure_tables(spark, SOURCES[name])
+                log(f"ingest: bronze.{SOURCES[name].table}: nothing delivered yet; "
+                    "created empty")
     return results

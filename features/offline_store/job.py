@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pyarrow
+from feast.errors import SavedDatasetLocationAlreadyExists
 from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import (
     SavedDatasetSparkStorage,
 )
@@ -76,6 +77,10 @@ class LakehouseRetrievalJob(RetrievalJob):
                 f"got {type(storage).__name__}"
             )
         options = storage.spark_options
+        if not allow_overwrite:  # Feast's contract: its error, before anything is written
+            location = options.path or options.table
+            if location and self._location_exists(path=options.path, table=options.table):
+                raise SavedDatasetLocationAlreadyExists(location=location)
         mode = "overwrite" if allow_overwrite else "errorifexists"
         writer = self._frame.write.format(options.file_format or "delta").mode(mode)
         if options.path:
@@ -84,3 +89,13 @@ class LakehouseRetrievalJob(RetrievalJob):
             writer.saveAsTable(options.table)
         else:
             raise ValueError("SavedDatasetSparkStorage needs a table or a path to persist to")
+
+    def _location_exists(self, *, path: str | None, table: str | None) -> bool:
+        """Whether the table, or anything at the path (any Hadoop file system), exists."""
+        spark = self._frame.sparkSession
+        if not path:
+            return bool(table) and spark.catalog.tableExists(table)
+        jvm = spark.sparkContext._jvm
+        hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
+        fs = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+        return bool(fs.exists(hadoop_path))

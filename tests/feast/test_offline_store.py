@@ -333,6 +333,31 @@ def test_spark_entity_frame_gives_a_lazy_spark_result(spark, ours, lake) -> None
     assert normalized(frame.toPandas()) == normalized(expected)
 
 
+def test_persist_keeps_feasts_contract_on_an_existing_location(spark, ours, lake,
+                                                              tmp_path) -> None:
+    from feast.errors import SavedDatasetLocationAlreadyExists
+    from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import (
+        SavedDatasetSparkStorage,
+    )
+
+    entities = lake["entities"].drop(columns=["region_id", "cell_id"]).head(20)
+    job = ours.get_historical_features(entity_df=entities, features=CUSTOMER_FEATURES)
+    path = str(tmp_path / "saved")
+    job.persist(SavedDatasetSparkStorage(path=path, file_format="parquet"))
+    saved = spark.read.parquet(path)
+    assert saved.count() == 20
+    with pytest.raises(SavedDatasetLocationAlreadyExists, match="saved"):
+        job.persist(SavedDatasetSparkStorage(path=path, file_format="parquet"))
+    job.persist(SavedDatasetSparkStorage(path=path, file_format="parquet"), allow_overwrite=True)
+    assert spark.read.parquet(path).count() == 20
+    table = "default.persisted_training_rows"
+    spark.sql(f"drop table if exists {table}")
+    job.persist(SavedDatasetSparkStorage(table=table))
+    with pytest.raises(SavedDatasetLocationAlreadyExists, match=table):
+        job.persist(SavedDatasetSparkStorage(table=table))
+    spark.sql(f"drop table {table}")
+
+
 def test_skew_buckets_give_the_same_answer(spark, lake) -> None:
     usage = spark.table("features.pit_usage")
     entities = spark.createDataFrame(lake["entities"][["customer_id", "event_timestamp", "label"]])
