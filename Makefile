@@ -23,15 +23,20 @@ setup: $(STAMP)
 demo: setup
 	$(VENV)/bin/features demo
 
-# The cluster tests start PostgreSQL and Redis servers of their own: Debian's packages.
+# The cluster tests start PostgreSQL and Redis servers of their own, the SQL server's tests an
+# OpenLDAP directory (slapd, installed unconfigured: no system directory starts), the report
+# tests Chromium: Debian's packages.
 system-packages:
 	@missing=""; \
 	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	test -x /usr/sbin/slapd || missing="$$missing slapd"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing$$missing"; apt-get update -qq && \
+	    echo "installing$$missing"; \
+	    echo "slapd slapd/no_configuration boolean true" | debconf-set-selections 2>/dev/null; \
+	    apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	  else \
 	    echo "The cluster and report tests need Debian's$$missing: sudo apt-get install -y$$missing" >&2; \

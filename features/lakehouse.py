@@ -15,6 +15,7 @@ import fcntl
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 from features import console, jars
@@ -327,7 +328,7 @@ class LakeInUse(RuntimeError):
     """Another process holds the lake's embedded metastore, which admits one process."""
 
 
-def check_lake_free(cfg: LakehouseSettings | None = None) -> None:
+def check_lake_free(cfg: LakehouseSettings | None = None, *, wait_s: float = 10.0) -> None:
     """Fail at once when another process holds the lake's embedded Derby metastore.
 
     Derby admits one JVM per database and says so only after its JVM has started and
@@ -337,6 +338,11 @@ def check_lake_free(cfg: LakehouseSettings | None = None) -> None:
     goes with its process.  A shared (PostgreSQL) metastore admits many processes: nothing
     to check.
 
+    Args:
+        cfg: The lake's settings.
+        wait_s: How long a holder may take to let go (a command that just finished has a
+            JVM still shutting down for a second or two).
+
     Raises:
         LakeInUse: naming the lake, the holding process when it can be told, what to do.
     """
@@ -344,24 +350,35 @@ def check_lake_free(cfg: LakehouseSettings | None = None) -> None:
     if cfg.metastore_url:
         return
     lock = cfg.metastore_dir / "dbex.lck"
+    deadline = time.monotonic() + wait_s
+    while True:
+        holder = _held_by(lock)
+        if holder is None or (holder and holder == _own_jvm_pid()):
+            return
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.5)
+    who = f"process {holder} ({_describe_process(holder)})" if holder > 0 else \
+        "another process"
+    raise LakeInUse(
+        f"lake {cfg.root} is in use by {who}: its embedded metastore (Derby) admits one "
+        "process at a time. Stop that process or wait for it, or use the cluster setup "
+        "(features cluster up: a shared metastore) to run several at once")
+
+
+def _held_by(lock: Path) -> int | None:
+    """None when nobody holds ``lock``; else the holder's PID, or 0 when it cannot be told."""
     try:
         fd = os.open(lock, os.O_RDWR)
     except OSError:  # never opened, or not ours to open: Derby will say
-        return
+        return None
     try:
         fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
-        holder = _lock_holder(lock)
-        if holder is not None and holder == _own_jvm_pid():
-            return
-        who = f"process {holder} ({_describe_process(holder)})" if holder else \
-            "another process"
-        raise LakeInUse(
-            f"lake {cfg.root} is in use by {who}: its embedded metastore (Derby) admits one "
-            "process at a time. Stop that process or wait for it, or use the cluster setup "
-            "(features cluster up: a shared metastore) to run several at once") from None
+        return _lock_holder(lock) or 0
     else:
         fcntl.lockf(fd, fcntl.LOCK_UN)
+        return None
     finally:
         os.close(fd)
 

@@ -79,7 +79,7 @@ def check_exposure(host: str, auth: LdapAuth | None) -> None:
     """
     if auth is None and not is_loopback(host):
         raise InsecureServer(
-            f"serve-sql: listening on {host} would let anyone who reaches this machine read "
+            f"listening on {host} would let anyone who reaches this machine read "
             "the lake without a password. Give an LDAP directory (--ldap-url and "
             "--ldap-base-dn, or LAKEHOUSE_THRIFT_LDAP_URL / LAKEHOUSE_THRIFT_LDAP_BASE_DN), "
             "or listen on 127.0.0.1 (the default)")
@@ -216,5 +216,7 @@ def beeline(query: str, *, host: str = "127.0.0.1", port: int = 10000,
         command += ["-n", user, "-p", password or ""]
     proc = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
     if proc.returncode != 0:
-        raise ThriftServerError(f"beeline failed ({proc.returncode}): {proc.stderr[-2000:]}")
+        errors = [line for line in proc.stderr.splitlines() if line.startswith("Error:")]
+        said = errors[0][:1000] if errors else proc.stderr[-2000:]
+        raise ThriftServerError(f"beeline failed ({proc.returncode}): {said}")
     return proc.stdout

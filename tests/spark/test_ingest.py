@@ -243,3 +243,33 @@ def test_footer_schema_is_the_schema_spark_reads(spark, tmp_path) -> None:
     for path in [*spark_file.glob("part-*.parquet"), arrow_file]:
         uri = path.as_uri()
         assert parquet_schema(spark, uri) == spark.read.parquet(uri).schema, path.name
+
+
+def test_a_source_that_has_not_delivered_yet_gets_empty_tables(spark, ingested) -> None:
+    """A young lake in which no customer has churned has no churn files: ingestion leaves
+    bronze.churn_events empty but there, so that dbt's staging (which reads every source)
+    builds.  Restored from its landing files afterwards."""
+    source = SOURCES["churn"]
+    for database in ("bronze", "quarantine"):
+        spark.sql(f"drop table if exists {database}.{source.table}")
+    held = settings().landing_dir / source.name
+    aside = held.with_name(f"{source.name}.aside")
+    delivered = held.exists()  # the tiny lake may have no churn at all
+    if delivered:
+        held.rename(aside)  # nothing delivered
+    try:
+        lines = []
+        results = ingest_batches(spark, TINY.dates[:1], sources=["churn", "plans"],
+                                 log=lines.append)
+        assert "churn" not in results
+        assert spark.table(f"bronze.{source.table}").count() == 0
+        assert spark.table(f"quarantine.{source.table}").count() == 0
+        assert f"ingest: bronze.{source.table}: nothing delivered yet; created empty" in lines
+    finally:
+        if delivered:
+            aside.rename(held)
+    if delivered:
+        for database in ("bronze", "quarantine"):
+            spark.sql(f"drop table if exists {database}.{source.table}")
+        ingest_batches(spark, TINY.dates, sources=["churn"])
+        assert spark.table(f"bronze.{source.table}").count() > 0

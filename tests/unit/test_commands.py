@@ -1,0 +1,163 @@
+"""What the command line refuses before anything starts, and the settings that keep the lake's
+servers to this machine.  No JVM: every command here must answer before Spark starts (a
+session asked for fails the test)."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from features import cli, console, lakehouse, sql_server
+
+
+@pytest.fixture
+def no_spark(tmp_path, monkeypatch):
+    """An empty lake under tmp_path, and a SparkSession that must not be asked for."""
+    monkeypatch.setenv("LAKEHOUSE_ROOT", str(tmp_path))
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the command started Spark before checking its arguments")
+
+    monkeypatch.setattr(lakehouse, "spark_session", forbidden)
+    return tmp_path
+
+
+@pytest.mark.parametrize("argv", [
+    ["ingest", "--from", "2026-01-08", "--to", "2026-01-01"],
+    ["daily", "--from", "2026-01-08", "--to", "2026-01-01"],
+    ["monitor", "--from", "2026-01-08", "--to", "2026-01-01"],
+    ["train", "--from", "2026-01-08", "--to", "2026-01-01"],
+])
+def test_a_reversed_range_is_refused(no_spark, capsys, argv) -> None:
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == f"features {argv[0]}: --from 2026-01-08 is after --to 2026-01-01; " \
+                  "give the earlier date first\n"
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["daily", "--date", "2026-01-08", "--from", "2026-01-01"], "not both"),
+    (["ingest", "--from", "2026-01-01"], "give --date, or --from and --to"),
+    (["train", "--task", "next_invoice", "--family", "gbt"], "not a regressor"),
+    (["train", "--family", "linear"], "not a classifier"),
+])
+def test_impossible_options_are_refused(no_spark, capsys, argv, said) -> None:
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert said in err and err.count("\n") == 1
+
+
+def test_an_impossible_date_is_refused_by_the_parser(no_spark, capsys) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["score", "--date", "2026-02-30"])
+    assert exited.value.code == 2
+    assert "not a date (YYYY-MM-DD): '2026-02-30'" in capsys.readouterr().err
+
+
+def test_scoring_without_a_model_names_the_command_that_makes_one(no_spark, capsys) -> None:
+    assert cli.main(["score", "--date", "2026-03-01"]) == 2
+    err = capsys.readouterr().err
+    assert "no churn model in the lake" in err and "`features train`" in err
+    assert cli.main(["monitor", "--date", "2026-03-01"]) == 2
+
+
+def test_an_unknown_model_version_is_refused(no_spark, capsys) -> None:
+    for version in (1, 3):
+        (no_spark / "artifacts" / "models" / "churn" / str(version)).mkdir(parents=True)
+    assert cli.main(["score", "--date", "2026-03-01", "--version", "99"]) == 2
+    err = capsys.readouterr().err
+    assert err == "features score: the lake has no churn model version 99; its versions: 1, 3\n"
+
+
+def test_serving_sql_beyond_loopback_needs_ldap(no_spark, capsys, monkeypatch) -> None:
+    monkeypatch.delenv("LAKEHOUSE_THRIFT_LDAP_URL", raising=False)
+    assert cli.main(["serve-sql", "--host", "0.0.0.0"]) == 1
+    err = capsys.readouterr().err
+    assert "InsecureServer: listening on 0.0.0.0 would let anyone" in err
+    assert "--ldap-url" in err
+    assert cli.main(["serve-sql", "--ldap-url", "ldap://127.0.0.1:389"]) == 1
+    assert "--ldap-url and --ldap-base-dn go together" in capsys.readouterr().err
+
+
+def test_the_thrift_command_is_safe_by_default(tmp_path) -> None:
+    cfg = lakehouse.LakehouseSettings(root=tmp_path)
+    command = sql_server.thrift_command(cfg, port=10001)
+    assert "spark.sql.runSQLOnFiles=false" in command
+    assert "hive.server2.thrift.bind.host=127.0.0.1" in command
+    assert "hive.server2.authentication=NONE" in command
+    with pytest.raises(sql_server.InsecureServer):
+        sql_server.thrift_command(cfg, host="0.0.0.0")
+    with pytest.raises(sql_server.InsecureServer):
+        sql_server.thrift_command(cfg, host="lakehouse.example.com")
+    auth = sql_server.LdapAuth(url="ldap://ldap.example.com", base_dn="ou=people,dc=example")
+    exposed = sql_server.thrift_command(cfg, host="0.0.0.0", auth=auth)
+    assert "hive.server2.authentication=LDAP" in exposed
+    assert "hive.server2.authentication.ldap.url=ldap://ldap.example.com" in exposed
+    assert "hive.server2.authentication.ldap.baseDN=ou=people,dc=example" in exposed
+    assert sql_server.LdapAuth.from_env({}) is None
+    with pytest.raises(sql_server.InsecureServer, match="BASE_DN"):
+        sql_server.LdapAuth.from_env({"LAKEHOUSE_THRIFT_LDAP_URL": "ldap://x"})
+
+
+def test_drivers_listen_on_loopback_unless_told_otherwise(tmp_path) -> None:
+    def conf(**env):
+        return lakehouse.spark_conf(lakehouse.LakehouseSettings.from_env(
+            {"LAKEHOUSE_ROOT": str(tmp_path), **env}))
+
+    for master in ("local[2]", "spark://127.0.0.1:7077", "spark://localhost:7077"):
+        found = conf(SPARK_MASTER=master)
+        assert found["spark.driver.bindAddress"] == found["spark.driver.host"] == "127.0.0.1"
+    assert "spark.driver.bindAddress" not in conf(SPARK_MASTER="spark://10.0.0.5:7077")
+    told = conf(SPARK_MASTER="spark://10.0.0.5:7077", LAKEHOUSE_DRIVER_HOST="10.0.0.2")
+    assert told["spark.driver.bindAddress"] == "10.0.0.2"
+
+
+def test_a_held_lake_is_named_with_its_holder(tmp_path) -> None:
+    """Derby's lock is a POSIX record lock on metastore_db/dbex.lck; a process holding one
+    there stands for a JVM with the metastore open (tests/e2e/test_sql_server.py has a real
+    Thrift Server hold it)."""
+    cfg = lakehouse.LakehouseSettings(root=tmp_path)
+    lakehouse.check_lake_free(cfg, wait_s=0)  # no metastore yet: free
+    cfg.metastore_dir.mkdir()
+    lock = cfg.metastore_dir / "dbex.lck"
+    lock.write_bytes(b"")
+    lakehouse.check_lake_free(cfg, wait_s=0)  # a file nobody locks: free
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import fcntl, os, sys, time
+        fd = os.open({str(lock)!r}, os.O_RDWR)
+        fcntl.lockf(fd, fcntl.LOCK_EX)
+        print("locked", flush=True)
+        time.sleep(60)
+    """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(lakehouse.LakeInUse) as held:
+            lakehouse.check_lake_free(cfg, wait_s=1)
+        assert f"lake {tmp_path} is in use by process {holder.pid}" in str(held.value)
+        assert "features cluster up" in str(held.value)
+    finally:
+        holder.kill()
+        holder.wait()
+    lakehouse.check_lake_free(cfg, wait_s=0)  # its lock went with it
+    fd = os.open(lock, os.O_RDWR)  # and this process's own lock never counts against it
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX)
+        lakehouse.check_lake_free(cfg, wait_s=0)
+    finally:
+        os.close(fd)
+
+
+def test_a_missing_table_names_the_command_that_makes_it() -> None:
+    line = ("[TABLE_OR_VIEW_NOT_FOUND] The table or view `staging`.`int_customer_days_spanned` "
+            "cannot be found. Verify the spelling and correctness of the schema and catalog.")
+    assert console.missing_table_line(line) == (
+        "table staging.int_customer_days_spanned does not exist in this lake yet: "
+        "`features daily` (its dbt build) makes it")
+    assert "features score" in console.missing_table_line(
+        "[TABLE_OR_VIEW_NOT_FOUND] The table or view `predictions`.`churn_scores` cannot be found.")
+    assert console.missing_table_line("AnalysisException: something else") is None
