@@ -9,17 +9,83 @@ from collections.abc import Sequence
 from features import console, lakehouse
 
 
+def _prepare_lake() -> lakehouse.LakehouseSettings:
+    """Everything a fresh lake needs before any tool runs on it, without Spark: its Spark
+    settings (``<root>/conf``), Feast's registry folder, MLflow's store (its experiments'
+    artifacts under the lake)."""
+    from models_ml.churn import persist
+
+    cfg = lakehouse.settings()
+    lakehouse.write_lake_conf(cfg)
+    (cfg.artifacts_dir / "feast").mkdir(parents=True, exist_ok=True)
+    with console.libraries_to_log():
+        persist.configure_mlflow(cfg.root)
+    return cfg
+
+
 def _cmd_setup(args: argparse.Namespace) -> int:
     paths = lakehouse.jars.ensure_delta_jars()
     print(f"Delta jars cached: {', '.join(str(p) for p in paths)}")
     # The cluster setup's shared metastore needs PostgreSQL's driver: cached now, offline later.
     driver = lakehouse.jars.ensure_jars((lakehouse.jars.POSTGRES_JDBC,))
     print(f"PostgreSQL JDBC driver cached: {driver[0]}")
-    print(f"Spark defaults written: {lakehouse.write_spark_defaults()}")
+    print(f"Spark defaults written: {lakehouse.write_spark_defaults()} (and spark-env.sh "
+          "beside it: shell tools follow LAKEHOUSE_ROOT)")
+    cfg = _prepare_lake()
+    print(f"Lake at {cfg.root}: Spark settings in {lakehouse.lake_conf_dir(cfg)}, Feast's "
+          f"registry in {cfg.artifacts_dir / 'feast'}, MLflow's store in "
+          f"{cfg.artifacts_dir / 'mlflow.db'}")
     if args.databases:
         spark = lakehouse.spark_session()
         names = lakehouse.ensure_databases(spark)
-        print(f"Lakehouse at {lakehouse.settings().root}: databases {', '.join(names)}")
+        print(f"Lakehouse at {cfg.root}: databases {', '.join(names)}")
+    return 0
+
+
+def environment(cfg: lakehouse.LakehouseSettings) -> dict[str, str]:
+    """The variables a shell needs for plain ``dbt``, ``spark-sql``, ``feast`` and ``mlflow``
+    to work on the lake of ``cfg``."""
+    from features import feast_repo
+    from models_ml.churn import persist
+
+    tracking, artifacts = persist.mlflow_uris(cfg.root)
+    project = feast_repo.REPO_PATH.parent / "dbt_project"
+    return {
+        "LAKEHOUSE_ROOT": str(cfg.root),
+        "SPARK_CONF_DIR": str(lakehouse.lake_conf_dir(cfg)),
+        "DBT_PROJECT_DIR": str(project),
+        "DBT_PROFILES_DIR": str(project),
+        "FEAST_REPO": str(feast_repo.repo_path()),
+        "MLFLOW_TRACKING_URI": tracking,
+        "MLFLOW_BACKEND_STORE_URI": tracking,  # mlflow ui / mlflow server
+        "MLFLOW_DEFAULT_ARTIFACT_ROOT": artifacts,
+    }
+
+
+def _cmd_env(args: argparse.Namespace) -> int:
+    import shlex
+
+    cfg = _prepare_lake()
+    print(f"# the lake at {cfg.root}: eval \"$(features env)\" in a shell, then for example")
+    print("#   dbt build --target session        (dbt_project/, on this lake's Spark settings)")
+    print('#   feast -c "$FEAST_REPO" feature-views list')
+    print("#   mlflow ui                         (runs and registered models, on 127.0.0.1:5000)")
+    for key, value in environment(cfg).items():
+        print(f"export {key}={shlex.quote(value)}")
+    return 0
+
+
+def _cmd_materialize(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from features import feast_repo
+
+    end = dt.datetime.combine(args.date_to, dt.time(23, 59, 59), tzinfo=dt.UTC)
+    lakehouse.spark_session()
+    with console.libraries_to_log():
+        starts = feast_repo.materialize_incremental(end)
+    for view, start in sorted(starts.items()):
+        print(f"  {view:<18} {start.isoformat()} .. {end.isoformat()}")
     return 0
 
 
@@ -109,9 +175,15 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         customers=args.customers, days=args.days, start=args.start, seed=args.seed, dirt=dirt,
         changes=tuple(args.change),
     )
+    if args.days < 75:
+        print(f"note: {args.days} days: the daily job will ingest, build and serve this lake, "
+              f"but {_YOUNG_LAKE}")
     summary = generate(spark, config, log=console.detail)
     for name, count in summary.rows.items():
         print(f"  {name:<14}{count:>14,}")
+    if not summary.rows.get("churn"):
+        print("note: no customer churned in these days: training waits for the first churn "
+              "(the daily job says 'not possible yet' until then)")
     return 0
 
 
@@ -293,50 +365,102 @@ def _cmd_cluster(args: argparse.Namespace) -> int:
     return 0
 
 
+_ENVIRONMENT = """\
+environment:
+  LAKEHOUSE_ROOT      the lake: warehouse, metastore, landing files, artifacts (./lakehouse)
+  SPARK_MASTER        Spark's master (local[*]); the cluster setup's: features cluster env
+  LAKEHOUSE_DRIVER_MEMORY, LAKEHOUSE_SHUFFLE_PARTITIONS, LAKEHOUSE_METASTORE_URL,
+  LAKEHOUSE_DRIVER_HOST, LAKEHOUSE_SPARK_UI, LAKEHOUSE_DBT_THREADS: see README, Configuration
+  plain dbt, spark-sql, feast and mlflow on this lake: eval "$(features env)"
+
+Details, library warnings and the full trace of a failure go to
+<LAKEHOUSE_ROOT>/logs/features.log; the JVM's log to logs/spark.log.
+"""
+
+_YOUNG_LAKE = ("training needs 75 days of data (a label snapshot needs 28 days of history "
+               "before it and a 30-day horizon after it, and tuning needs several snapshots) "
+               "and at least one churned customer")
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Each option's default after its help, unless there is none to show or it says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default in (None, False, [], argparse.SUPPRESS) or "default" in text:
+            return text
+        return super()._get_help_string(action)
+
+
+def _dates(command: argparse.ArgumentParser, what: str, note: str = "") -> None:
+    command.add_argument("--date", type=_parse_date, help=f"the one batch date to {what}")
+    command.add_argument("--from", dest="date_from", type=_parse_date, metavar="DATE",
+                         help=f"first batch date to {what} (with --to){note}")
+    command.add_argument("--to", dest="date_to", type=_parse_date, metavar="DATE",
+                         help="last batch date, inclusive (with --from)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``features`` command."""
+    formatter = _HelpFormatter
     parser = argparse.ArgumentParser(
-        prog="features", description=__doc__,
-        epilog="Details, library warnings and the full trace of a failure go to "
-               "<LAKEHOUSE_ROOT>/logs/features.log; the JVM's log to logs/spark.log.")
+        prog="features", description=__doc__, epilog=_ENVIRONMENT,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="also print the steps' detail lines and dbt's per-node lines")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    setup = sub.add_parser(
-        "setup", help="cache Delta's jars, write Spark defaults, create databases")
-    setup.add_argument("--no-databases", dest="databases", action="store_false")
+    def command(name: str, text: str, **kwargs) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=text, description=text, formatter_class=formatter,
+                              **kwargs)
+
+    setup = command(
+        "setup", "cache Delta's jars, write Spark's settings (shell tools then follow "
+                 "LAKEHOUSE_ROOT), make the lake's folders, MLflow store and databases")
+    setup.add_argument("--no-databases", dest="databases", action="store_false",
+                       help="skip creating the databases (no Spark started)")
     setup.set_defaults(func=_cmd_setup)
 
-    sql = sub.add_parser("sql", help="run one SQL statement over the lake and print the result")
-    sql.add_argument("query")
-    sql.add_argument("--limit", type=int, default=50)
+    env = command("env", "print the exports that make plain dbt, spark-sql, feast and mlflow "
+                         "work on this lake (eval \"$(features env)\")")
+    env.set_defaults(func=_cmd_env)
+
+    sql = command("sql", "run one SQL statement over the lake and print the result")
+    sql.add_argument("query", help="a Spark SQL statement")
+    sql.add_argument("--limit", type=int, default=50, help="rows to print at most")
     sql.set_defaults(func=_cmd_sql)
 
-    serve = sub.add_parser("serve-sql", help="start a Spark Thrift Server over the lake")
+    serve = command("serve-sql", "start a Spark Thrift Server over the lake (beeline, JDBC, "
+                                 "dbt --target thrift); SIGTERM or Ctrl-C stops it")
     serve.add_argument("--host", default="127.0.0.1",
-                       help="address to listen on (default: 127.0.0.1; any other needs LDAP)")
-    serve.add_argument("--port", type=int, default=10000, help="port (default: 10000)")
+                       help="address to listen on; any other than loopback needs LDAP")
+    serve.add_argument("--port", type=int, default=10000, help="port to listen on")
     serve.add_argument("--ldap-url", metavar="URL",
                        help="clients log in against this LDAP directory, ldap://host:port "
-                            "(default: $LAKEHOUSE_THRIFT_LDAP_URL; none: no login, loopback only)")
+                            "(or $LAKEHOUSE_THRIFT_LDAP_URL; none: no login, loopback only)")
     serve.add_argument("--ldap-base-dn", metavar="DN",
                        help="where the users are: user U binds as uid=U,DN "
-                            "(default: $LAKEHOUSE_THRIFT_LDAP_BASE_DN)")
+                            "(or $LAKEHOUSE_THRIFT_LDAP_BASE_DN)")
     serve.set_defaults(func=_cmd_serve_sql)
 
-    demo = sub.add_parser("demo", help="the main job end to end on a small embedded lake")
-    demo.add_argument("--customers", type=int, default=1000)
-    demo.add_argument("--days", type=int, default=90)
-    demo.add_argument("--seed", type=int, default=7)
-    demo.add_argument("--keep", action="store_true", help="keep the existing lake")
+    demo = command("demo", "the main job end to end on a small embedded lake: generate, "
+                           "backfill with training, then one more day")
+    demo.add_argument("--customers", type=int, default=1000, help="synthetic customers")
+    demo.add_argument("--days", type=int, default=90,
+                      help=f"days of history, at least 75 ({_YOUNG_LAKE})")
+    demo.add_argument("--seed", type=int, default=7, help="the generator's seed")
+    demo.add_argument("--keep", action="store_true",
+                      help="keep the existing lake instead of starting from an empty one")
     demo.set_defaults(func=_cmd_demo)
 
-    gen = sub.add_parser("generate", help="write synthetic landing batches for every day")
-    gen.add_argument("--customers", type=int, default=1000)
-    gen.add_argument("--days", type=int, default=60)
-    gen.add_argument("--start", type=_parse_date, default=_parse_date("2026-01-01"))
-    gen.add_argument("--seed", type=int, default=7)
+    gen = command("generate", "write synthetic landing batches for every day (and the "
+                              "generator's truth to ops.generator_truth)")
+    gen.add_argument("--customers", type=int, default=1000, help="synthetic customers")
+    gen.add_argument("--days", type=int, default=60,
+                     help=f"days of batches; {_YOUNG_LAKE}")
+    gen.add_argument("--start", type=_parse_date, default=_parse_date("2026-01-01"),
+                     help="first day (YYYY-MM-DD)")
+    gen.add_argument("--seed", type=int, default=7, help="the generator's seed")
     gen.add_argument("--dirt-rate", type=float, default=0.01,
                      help="share of records of each kind of dirt (0 for clean data)")
     gen.add_argument("--change", type=_parse_change, action="append", default=[],
@@ -346,34 +470,39 @@ def build_parser() -> argparse.ArgumentParser:
                           "or kind=price_rise (target: a plan id); repeatable")
     gen.set_defaults(func=_cmd_generate)
 
-    ingest = sub.add_parser("ingest", help="ingest landing batches into bronze and quarantine")
-    ingest.add_argument("--date", type=_parse_date)
-    ingest.add_argument("--from", dest="date_from", type=_parse_date)
-    ingest.add_argument("--to", dest="date_to", type=_parse_date)
-    ingest.add_argument("--source", action="append", help="only this source (repeatable)")
+    ingest = command("ingest", "ingest landing batches into bronze and quarantine")
+    _dates(ingest, "ingest")
+    ingest.add_argument("--source", action="append",
+                        help="only this source (repeatable; default: every source)")
     ingest.set_defaults(func=_cmd_ingest)
 
-    daily = sub.add_parser("daily", help="ingest, dbt build, Feast, retrain when due, score")
-    daily.add_argument("--date", type=_parse_date)
-    daily.add_argument("--from", dest="date_from", type=_parse_date)
-    daily.add_argument("--to", dest="date_to", type=_parse_date)
-    daily.add_argument("--retrain", choices=("auto", "always", "never"), default="auto")
+    daily = command("daily", "the daily job: ingest, dbt build, Feast, retrain when due, "
+                             "score, monitor; a rerun resumes where a failed one stopped")
+    _dates(daily, "run", note="; a range is a backfill: every batch ingested, the last "
+                              "day scored")
+    daily.add_argument("--retrain", choices=("auto", "always", "never"), default="auto",
+                       help="auto: when the model is old, performs worse, or leaned-on "
+                            "features drift")
     daily.add_argument("--force", action="store_true", help="rerun steps that succeeded")
     daily.add_argument("--tuning", choices=("cv", "tvs"),
                        help="training's tuning when it retrains (default: cross-validation)")
-    daily.add_argument("--min-realized-auc", type=float,
+    daily.add_argument("--min-realized-auc", type=float, metavar="AUC",
                        help="retrain when the realized ROC AUC of the latest matured score "
-                            "date falls below this (default: DailyOptions', 0.6)")
+                            "date falls below this (default: 0.6)")
     daily.set_defaults(func=_cmd_daily)
 
-    train = sub.add_parser("train", help="train a model through Feast and register it")
+    train = command("train", "train a model through Feast and register it (MLflow)")
     train.add_argument("--task", choices=("churn", "next_invoice"), default="churn",
                        help="churn classification, or the next invoice's amount (regression)")
-    train.add_argument("--from", dest="date_from", type=_parse_date,
-                       help="first label snapshot date of the training window")
-    train.add_argument("--to", dest="date_to", type=_parse_date,
-                       help="last label snapshot date of the training window")
-    train.add_argument("--family", choices=("logistic", "gbt", "linear", "gbt_regressor"))
+    train.add_argument("--from", dest="date_from", type=_parse_date, metavar="DATE",
+                       help="first label snapshot date of the training window (default: the "
+                            "first with a whole 90-day history)")
+    train.add_argument("--to", dest="date_to", type=_parse_date, metavar="DATE",
+                       help="last label snapshot date of the training window (default: the "
+                            "last labelled one)")
+    train.add_argument("--family", choices=("logistic", "gbt", "linear", "gbt_regressor"),
+                       help="model family (default: logistic for churn, linear for "
+                            "next_invoice)")
     train.add_argument("--promote", action="store_true",
                        help="make the new churn model the champion without comparing it "
                             "with the current one (by default it must beat it by 0.005 AUC "
@@ -382,35 +511,42 @@ def build_parser() -> argparse.ArgumentParser:
                        help="CrossValidator, or the cheaper TrainValidationSplit")
     train.set_defaults(func=_cmd_train)
 
-    score = sub.add_parser("score", help="score every active customer of a date")
-    score.add_argument("--date", type=_parse_date, required=True)
+    score = command("score", "score every active customer of a date into "
+                             "predictions.churn_scores")
+    score.add_argument("--date", type=_parse_date, required=True, help="the day to score")
     which = score.add_mutually_exclusive_group()
     which.add_argument("--version", type=int,
-                       help="saved model version (the champion's by default)")
+                       help="saved model version (default: the champion's, else the newest)")
     which.add_argument("--promoted", action="store_true",
                        help="the registry's promoted (champion) version")
     score.set_defaults(func=_cmd_score)
 
-    monitor = sub.add_parser(
-        "monitor", help="feature and score drift of days against the champion's baselines, "
-                        "realized performance, and the HTML report")
-    monitor.add_argument("--date", type=_parse_date)
-    monitor.add_argument("--from", dest="date_from", type=_parse_date)
-    monitor.add_argument("--to", dest="date_to", type=_parse_date)
+    materialize = command(
+        "materialize", "load the latest feature values up to a day into Feast's online store "
+                       "(a view never materialized starts at that day minus its TTL, where "
+                       "plain `feast materialize-incremental` starts at today minus it)")
+    materialize.add_argument("--to", dest="date_to", type=_parse_date, required=True,
+                             metavar="DATE", help="the last day whose values to load")
+    materialize.set_defaults(func=_cmd_materialize)
+
+    monitor = command("monitor", "feature and score drift of days against the champion's "
+                                 "baselines, realized performance, and the HTML report")
+    _dates(monitor, "monitor")
     monitor.add_argument("--version", type=int,
-                         help="saved model version (the champion's by default)")
+                         help="saved model version (default: the champion's, else the newest)")
     monitor.set_defaults(func=_cmd_monitor)
 
-    status = sub.add_parser("status", help="the last runs from ops.pipeline_runs")
-    status.add_argument("--pipeline")
-    status.add_argument("--limit", type=int, default=30)
+    status = command("status", "the last runs from ops.pipeline_runs")
+    status.add_argument("--pipeline", help="only this pipeline (daily, ingest ...)")
+    status.add_argument("--limit", type=int, default=30, help="rows to print at most")
     status.set_defaults(func=_cmd_status)
-    cluster = sub.add_parser(
-        "cluster", help="start/stop a local Spark standalone cluster, PostgreSQL and Redis")
+
+    cluster = command("cluster", "start/stop a local Spark standalone cluster, PostgreSQL "
+                                 "and Redis")
     cluster.add_argument("action", choices=("up", "down", "env"),
                          help="up: start (and print the environment); down: stop; "
                               "env: print the environment only")
-    cluster.add_argument("--workers", type=int, default=2)
+    cluster.add_argument("--workers", type=int, default=2, help="Spark workers")
     cluster.set_defaults(func=_cmd_cluster)
     return parser
 

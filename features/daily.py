@@ -300,20 +300,29 @@ def run_daily(
             return "; ".join(["not due", *notes])
         detail(f"[daily {day}] train: due ({reason})")
         overrides = {"tuning": options.tuning} if options.tuning else {}
-        with console.libraries_to_log():
-            run = jobs.train_churn_model(spark, batch_date=day, retrain_reason=reason,
-                                         log=detail, **overrides)
+        try:
+            with console.libraries_to_log():
+                run = jobs.train_churn_model(spark, batch_date=day, retrain_reason=reason,
+                                             log=detail, **overrides)
+        except jobs.NotEnoughData as young:
+            if jobs.serving_version() is not None:  # a model serves on: retraining failed
+                raise
+            return f"not possible yet: {young}"
         promotion = run.saved.metadata.get("promotion") or {}
         role = "champion" if persist.is_champion_choice(run.saved.metadata) else "challenger"
         return (f"v{run.saved.version} auc={run.result.metrics.get('areaUnderROC', 0):.3f} "
                 f"{role}: {promotion.get('reason', '')} ({reason})")
 
     def score_step() -> str:
+        if jobs.serving_version() is None:
+            return "not possible yet: no model (see train)"
         with console.libraries_to_log():
             rows = jobs.score_day(spark, day, log=detail)
         return f"{rows:,} customers scored"
 
     def monitor_step() -> str:
+        if jobs.serving_version() is None:
+            return "not possible yet: no model (see train)"
         with console.libraries_to_log():
             check = monitoring.monitor_day(spark, day, log=detail)
         parts = [f"drift in {len(check.drifted)} of {check.rows} features "

@@ -168,6 +168,8 @@ def start(
     process = subprocess.Popen(
         command,
         stdout=log, stderr=subprocess.STDOUT, cwd=cfg.root, start_new_session=True,
+        # the lake's own settings (not the install's, nor a detour through spark-env.sh)
+        env=dict(os.environ, SPARK_CONF_DIR=str(lakehouse.write_lake_conf(cfg))),
     )
     try:
         wait_for_port(host, port, timeout_s=timeout_s, process=process)

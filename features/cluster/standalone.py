@@ -69,6 +69,9 @@ def _environment(cluster: StandaloneCluster) -> dict[str, str]:
         "SPARK_HOME": str(lakehouse.spark_home()),
         "SPARK_LOCAL_IP": cluster.host,
         "SPARK_LOG_DIR": str(cluster.home),
+        # The daemons serve every lake: no lake's spark-defaults.conf (nor the install's
+        # spark-env.sh, which follows LAKEHOUSE_ROOT) is theirs.
+        "SPARK_CONF_DIR": str(cluster.home / "conf"),
         "SPARK_DAEMON_JAVA_OPTS": "-Duser.timezone=UTC",
         # Executors' Python workers run this environment's Python, as the driver does.
         "PYSPARK_PYTHON": sys.executable,
@@ -88,7 +91,7 @@ def status(cluster: StandaloneCluster) -> dict:
 
 def start(cluster: StandaloneCluster, *, timeout_s: float = 120) -> StandaloneCluster:
     """Start the master and the workers that are not running; wait until all are alive."""
-    cluster.home.mkdir(parents=True, exist_ok=True)
+    (cluster.home / "conf").mkdir(parents=True, exist_ok=True)
     env = _environment(cluster)
     spark_class = str(lakehouse.spark_home() / "bin" / "spark-class")
     if not daemons.alive(cluster.pid_file("master")):

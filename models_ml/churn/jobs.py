@@ -78,6 +78,10 @@ def service_features(store: Any, service: str = FEATURE_SERVICE) -> tuple[list[s
     return numeric, categorical
 
 
+class NotEnoughData(ValueError):
+    """The lake is too young to train on: no labelled snapshot, or no churner among them."""
+
+
 def training_entities(
     spark: SparkSession,
     *,
@@ -264,13 +268,19 @@ def train_churn_model(
                 f"{LOOKBACK_DAYS} days of history yet (whole from "
                 f"{complete_windows_from(first_day)}); training on every snapshot")
     entities = training_entities(spark, start=start, end=end)
-    snapshots = entities.select("event_timestamp").distinct().count()
+    counts = entities.agg(F.countDistinct("event_timestamp").alias("snapshots"),
+                          F.sum(F.col("label").cast("int")).alias("positives")).first()
+    snapshots = int(counts["snapshots"])
     if snapshots == 0:
-        raise ValueError(
-            f"train: {LABELS_TABLE} has no labelled snapshot"
+        raise NotEnoughData(
+            f"{LABELS_TABLE} has no labelled snapshot"
             + (f" between {start} and {end}" if start or end else "")
-            + ": a snapshot is labelled once its 30-day horizon has passed; the lake needs "
-            "more days of data (or a wider training window)")
+            + ": a snapshot is labelled once its 30-day horizon has passed, after 28 days of "
+            "history; the lake needs more days of data (or a wider training window)")
+    if not counts["positives"]:
+        raise NotEnoughData(
+            f"no customer has churned in the {snapshots} labelled snapshot(s) of "
+            f"{LABELS_TABLE} yet: a classifier needs churners to learn from")
     frame, versions = historical_features(store, entities)
     config = fit_tuning_to_snapshots(model_config(store, **config_overrides), snapshots,
                                      log=log)

@@ -236,8 +236,15 @@ def configure_mlflow(root: Path | None = None) -> str:
     """Point MLflow's tracking and registry at the lake's local backend; return the URI."""
     import mlflow
 
-    tracking, _ = mlflow_uris(root)
-    Path(tracking.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    tracking, artifacts = mlflow_uris(root)
+    database = Path(tracking.removeprefix("sqlite:///"))
+    if not database.exists():
+        # MLflow would create the store with its Default experiment's artifacts in
+        # ./mlruns of whatever folder it first ran from: created here, they are the lake's.
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+        database.parent.mkdir(parents=True, exist_ok=True)
+        SqlAlchemyStore(tracking, artifacts)
     mlflow.set_tracking_uri(tracking)
     mlflow.set_registry_uri(tracking)
     return tracking
@@ -279,6 +286,20 @@ class RegisteredModel:
     model_uri: str
 
 
+def run_name(metadata: Mapping[str, Any]) -> str:
+    """An MLflow run's name, for what it is: task, lake version, family, the data's last day
+    (``churn v3 logistic to 2026-03-30``)."""
+    window = metadata.get("holdout_window") or metadata.get("training_window") or {}
+    last = window.get("end") if isinstance(window, Mapping) else None
+    parts = [str(metadata.get("name") or "model")]
+    if metadata.get("version") is not None:
+        parts.append(f"v{metadata['version']}")
+    parts.append(str(metadata.get("family") or ""))
+    if last:
+        parts.append(f"to {str(last)[:10]}")
+    return " ".join(part for part in parts if part)
+
+
 def log_to_mlflow(
     result: TrainResult,
     *,
@@ -306,7 +327,8 @@ def log_to_mlflow(
 
     configure_mlflow(root)
     meta = dict(metadata) if metadata is not None else build_metadata(result, name=name)
-    with mlflow.start_run(experiment_id=_experiment_id(experiment or name, root)) as run:
+    with mlflow.start_run(experiment_id=_experiment_id(experiment or name, root),
+                          run_name=run_name(meta)) as run:
         mlflow.log_params({
             "family": result.config.family,
             "tuning": result.config.tuning,

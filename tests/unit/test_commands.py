@@ -4,6 +4,7 @@ session asked for fails the test)."""
 
 from __future__ import annotations
 
+import argparse
 import fcntl
 import os
 import subprocess
@@ -161,3 +162,47 @@ def test_a_missing_table_names_the_command_that_makes_it() -> None:
     assert "features score" in console.missing_table_line(
         "[TABLE_OR_VIEW_NOT_FOUND] The table or view `predictions`.`churn_scores` cannot be found.")
     assert console.missing_table_line("AnalysisException: something else") is None
+
+
+def test_every_option_of_every_command_says_what_it_does() -> None:
+    parser = cli.build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    undocumented = [
+        f"{name} {'/'.join(action.option_strings) or action.dest}"
+        for name, command in commands.choices.items()
+        for action in command._actions
+        if not isinstance(action, argparse._HelpAction) and not action.help
+    ]
+    assert not undocumented
+    assert "(default: 10000)" in commands.choices["serve-sql"].format_help()
+    assert "75 days" in commands.choices["generate"].format_help()
+    assert "features env" in parser.format_help()
+
+
+def test_env_prints_what_a_shell_needs_for_the_lake(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("LAKEHOUSE_ROOT", str(tmp_path))
+    monkeypatch.setattr(lakehouse, "spark_session", lambda *a, **k: pytest.fail("Spark"))
+    assert cli.main(["env"]) == 0
+    exports = dict(line.removeprefix("export ").split("=", 1)
+                   for line in capsys.readouterr().out.splitlines()
+                   if line.startswith("export "))
+    assert exports["LAKEHOUSE_ROOT"] == str(tmp_path)
+    assert exports["SPARK_CONF_DIR"] == str(tmp_path / "conf")
+    assert (tmp_path / "conf" / "spark-defaults.conf").read_text().count(
+        f"spark.sql.warehouse.dir {tmp_path / 'warehouse'}") == 1
+    assert exports["MLFLOW_TRACKING_URI"] == f"sqlite:///{tmp_path}/artifacts/mlflow.db"
+    assert (tmp_path / "artifacts" / "feast").is_dir()  # Feast's registry goes there
+    from mlflow import MlflowClient
+
+    default = MlflowClient(exports["MLFLOW_TRACKING_URI"]).get_experiment("0")
+    assert default.artifact_location.startswith((tmp_path / "artifacts" / "mlruns").as_uri())
+
+
+def test_mlflow_runs_are_named_for_what_they_are() -> None:
+    from models_ml.churn import persist
+
+    assert persist.run_name({"name": "churn", "version": 3, "family": "logistic",
+                             "holdout_window": {"rows": 9, "end": "2026-03-30T00:00:00"}}) \
+        == "churn v3 logistic to 2026-03-30"
+    assert persist.run_name({"name": "next_invoice", "family": "linear"}) \
+        == "next_invoice linear"
