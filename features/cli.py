@@ -75,6 +75,19 @@ def _cmd_env(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_apply(args: argparse.Namespace) -> int:
+    from features import feast_repo
+
+    lakehouse.spark_session()
+    with console.libraries_to_log():
+        views, changed = feast_repo.apply_changes()
+    for line in changed:
+        print(f"  {line}")
+    print(f"feature views {', '.join(views)}: "
+          + (f"{len(changed)} change(s) applied" if changed else "nothing changed"))
+    return 0
+
+
 def _cmd_materialize(args: argparse.Namespace) -> int:
     import datetime as dt
 
@@ -520,6 +533,10 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--promoted", action="store_true",
                        help="the registry's promoted (champion) version")
     score.set_defaults(func=_cmd_score)
+
+    apply = command("apply", "register feature_repo/ in Feast's registry (feast apply), saying "
+                             "what changed, or that nothing did")
+    apply.set_defaults(func=_cmd_apply)
 
     materialize = command(
         "materialize", "load the latest feature values up to a day into Feast's online store "

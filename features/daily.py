@@ -284,9 +284,10 @@ def run_daily(
     def feast_step() -> str:
         end = dt.datetime.combine(day, dt.time(23, 59, 59), tzinfo=dt.UTC)
         with console.libraries_to_log():
-            views = feast_repo.apply()
+            views, changed = feast_repo.apply_changes()
             feast_repo.materialize_incremental(end)
-        return f"applied {', '.join(views)}; materialized to {end.isoformat()}"
+        applied = f"applied {len(changed)} change(s)" if changed else "registry unchanged"
+        return f"{', '.join(views)}: {applied}; materialized to {end.isoformat()}"
 
     def train_step() -> str:
         whole = jobs.trained_for(day)

@@ -49,27 +49,115 @@ def feature_store(cfg: lakehouse.LakehouseSettings | None = None):  # -> Feature
 
 
 def apply(cfg: lakehouse.LakehouseSettings | None = None) -> list[str]:
-    """Run ``feast apply`` on the repository; return the names of the feature views."""
+    """Run ``feast apply`` on the repository when it changes anything; return the names of
+    the feature views.
+
+    What would change is asked first (:func:`changes`); an apply that would change nothing
+    is not run, so the registry is not rewritten (nor its views' timestamps moved).
+    """
+    return apply_changes(cfg)[0]
+
+
+def apply_changes(cfg: lakehouse.LakehouseSettings | None = None) -> tuple[list[str], list[str]]:
+    """Like :func:`apply`; returns ``(feature view names, what changed)``."""
     from feast.repo_config import load_repo_config
-    from feast.repo_operations import apply_total
+    from feast.repo_operations import _get_repo_contents, apply_total
 
     cfg = _prepare(cfg)
     path = repo_path()
     config = load_repo_config(path, yaml_path())
     if config.registry.registry_type == "file":
         _set_aside_unreadable_registry(Path(config.registry.path))
-    # Feast imports the repository's modules by their path relative to the working
-    # directory, as `feast apply` does when run inside the repository.
-    if str(path) not in sys.path:
-        sys.path.append(str(path))
+    _import_from(path)
     previous = Path.cwd()
     os.chdir(path)
     try:
-        apply_total(config, path, skip_source_validation=False)
+        store = feature_store(cfg)
+        contents = _get_repo_contents(path, config.project, config)
+        changed = changes(store, contents)
+        if changed:
+            apply_total(config, path, skip_source_validation=False)
     finally:
         os.chdir(previous)
     store = feature_store(cfg)
-    return sorted(view.name for view in store.list_feature_views())
+    return sorted(view.name for view in store.list_feature_views()), changed
+
+
+_IMPORTED_FROM: list[str] = []
+
+
+def _import_from(path: Path) -> None:
+    """Make the repository's modules importable from ``path``, read afresh.
+
+    Feast imports them by their path relative to the working directory, as ``feast apply``
+    does when run inside the repository; a process that applies again (or another
+    repository) must not get the modules an earlier apply imported.
+    """
+    for earlier in _IMPORTED_FROM:
+        while earlier in sys.path:
+            sys.path.remove(earlier)
+    _IMPORTED_FROM[:] = [str(path)]
+    sys.path.insert(0, str(path))
+    for module in path.glob("*.py"):
+        sys.modules.pop(module.stem, None)
+
+
+def changes(store, contents) -> list[str]:  # store: FeatureStore, contents: RepoContents
+    """What applying ``contents`` would change in the store's registry, one line per object.
+
+    Feast stamps a data source with the time it is constructed and again whenever it is
+    applied, and compares a feature view's source stamps included: by Feast's own plan
+    every view changes at every apply.  Property differences that are only those stamps
+    (the ``meta`` of the protos) are left out here.
+    """
+    from feast.diff.property_diff import TransitionType
+    from feast.feature_view import DUMMY_ENTITY_NAME
+
+    registry_diff, _, _ = store.plan(contents)
+    lines = []
+    for diff in registry_diff.feast_object_diffs:
+        kind = diff.feast_object_type.name.lower().replace("_", " ")
+        if diff.transition_type == TransitionType.UNCHANGED or diff.name == DUMMY_ENTITY_NAME:
+            continue
+        if diff.transition_type == TransitionType.UPDATE:
+            real = [p.property_name for p in diff.feast_object_property_diffs
+                    if p.property_name != "meta"
+                    and not _only_stamps(p.val_existing, p.val_declared)]
+            if real:
+                lines.append(f"update {kind} {diff.name}: {', '.join(real)}")
+            continue
+        lines.append(f"{diff.transition_type.name.lower()} {kind} {diff.name}")
+    return lines
+
+
+def _only_stamps(existing, declared) -> bool:
+    """Whether two property values (protos, or repeated protos) differ only in the ``meta``
+    messages they hold at any depth (Feast's created/updated timestamps)."""
+    left, right = _without_meta(existing), _without_meta(declared)
+    return left is not None and left == right
+
+
+def _without_meta(value):
+    """A proto (or a list of them) as plain data without any ``meta``; None for others."""
+    from google.protobuf.json_format import MessageToDict
+    from google.protobuf.message import Message
+
+    def strip(data):
+        if isinstance(data, dict):
+            return {k: strip(v) for k, v in data.items() if k != "meta"}
+        if isinstance(data, list):
+            return [strip(v) for v in data]
+        return data
+
+    if isinstance(value, Message):
+        return strip(MessageToDict(value))
+    try:
+        items = list(value)
+    except TypeError:
+        return None
+    if not all(isinstance(item, Message) for item in items):
+        return None
+    return [strip(MessageToDict(item)) for item in items]
 
 
 def _set_aside_unreadable_registry(registry: Path) -> None:

@@ -19,6 +19,27 @@ def store(feature_marts):
     return feast_repo.feature_store()
 
 
+def test_apply_says_what_changes_and_nothing_when_nothing_does(store, tmp_path,
+                                                              monkeypatch) -> None:
+    import shutil
+
+    views, changed = feast_repo.apply_changes()
+    assert changed == []  # Feast's own plan would "update" every view (its timestamps)
+    edited = tmp_path / "feature_repo"
+    shutil.copytree(feast_repo.REPO_PATH, edited)
+    definitions = edited / "feature_views.py"
+    text = definitions.read_text()
+    assert text.count("ttl=timedelta(days=3)") == 3
+    definitions.write_text(text.replace("ttl=timedelta(days=3)", "ttl=timedelta(days=4)", 1))
+    monkeypatch.setenv("LAKEHOUSE_FEATURE_REPO", str(edited))
+    _, changed = feast_repo.apply_changes()
+    assert changed == ["update feature view customer_usage: ttl"]
+    monkeypatch.delenv("LAKEHOUSE_FEATURE_REPO")
+    _, changed = feast_repo.apply_changes()  # the repository's own definitions again
+    assert changed == ["update feature view customer_usage: ttl"]
+    assert feast_repo.apply_changes()[1] == []
+
+
 def test_registry_holds_the_churn_service(store) -> None:
     service = store.get_feature_service("churn_v1")
     assert {p.name for p in service.feature_view_projections} == {
