@@ -200,3 +200,21 @@ def test_readers_see_a_whole_day_or_none(daily_lake) -> None:
     assert tuple(spark.sql(query).first()) == (expected, expected)
     # Each scoring run is one Delta commit: there is no in-between version to read.
     assert spark.sql(f"describe history {jobs.PREDICTIONS_TABLE}").count() == versions_before + 2
+
+
+def test_a_window_without_labels_or_churners_is_not_enough_data(daily_lake) -> None:
+    """What a young lake meets: the daily job reports it as "not possible yet" (by the
+    reason below) instead of failing, as long as no model serves."""
+    from models_ml.churn import jobs
+
+    spark, dates, *_ = daily_lake
+    before = dates[0] - dt.timedelta(days=30)
+    with pytest.raises(jobs.NotEnoughData, match="has no labelled snapshot between"):
+        jobs.train_churn_model(spark, start=before, end=before)
+    quiet = spark.sql(
+        f"select snapshot_date from {jobs.LABELS_TABLE} where churned_within_30d is not null "
+        "group by snapshot_date having max(cast(churned_within_30d as int)) = 0 "
+        "order by snapshot_date limit 1").first()
+    if quiet is not None:  # a snapshot in which nobody churned, alone in its window
+        with pytest.raises(jobs.NotEnoughData, match="no customer has churned"):
+            jobs.train_churn_model(spark, start=quiet[0], end=quiet[0])
