@@ -306,7 +306,7 @@ def run_daily(
                 run = jobs.train_churn_model(spark, batch_date=day, retrain_reason=reason,
                                              log=detail, **overrides)
         except jobs.NotEnoughData as young:
-            if jobs.serving_version() is not None:  # a model serves on: retraining failed
+            if persist.saved_versions(jobs.MODEL_NAME):  # a model serves on: retraining failed
                 raise
             return f"not possible yet: {young}"
         promotion = run.saved.metadata.get("promotion") or {}
@@ -315,14 +315,14 @@ def run_daily(
                 f"{role}: {promotion.get('reason', '')} ({reason})")
 
     def score_step() -> str:
-        if jobs.serving_version() is None:
+        if not persist.saved_versions(jobs.MODEL_NAME):
             return "not possible yet: no model (see train)"
         with console.libraries_to_log():
             rows = jobs.score_day(spark, day, log=detail)
         return f"{rows:,} customers scored"
 
     def monitor_step() -> str:
-        if jobs.serving_version() is None:
+        if not persist.saved_versions(jobs.MODEL_NAME):
             return "not possible yet: no model (see train)"
         with console.libraries_to_log():
             check = monitoring.monitor_day(spark, day, log=detail)

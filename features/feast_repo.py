@@ -79,7 +79,8 @@ def apply_changes(cfg: lakehouse.LakehouseSettings | None = None) -> tuple[list[
             apply_total(config, path, skip_source_validation=False)
     finally:
         os.chdir(previous)
-    store = feature_store(cfg)
+    if changed:  # the registry was rewritten: read it afresh
+        store = feature_store(cfg)
     return sorted(view.name for view in store.list_feature_views()), changed
 
 

@@ -275,6 +275,12 @@ def _write_if_changed(target: Path, text: str) -> None:
     tmp.replace(target)
 
 
+def _defaults_text(cfg: LakehouseSettings) -> str:
+    """:func:`spark_conf` as the text of a ``spark-defaults.conf``."""
+    return _GENERATED_HEADER + "".join(f"{key} {value}\n"
+                                       for key, value in spark_conf(cfg).items())
+
+
 def write_lake_conf(cfg: LakehouseSettings | None = None) -> Path:
     """Render :func:`spark_conf` into ``<root>/conf/spark-defaults.conf``; return the folder.
 
@@ -286,8 +292,7 @@ def write_lake_conf(cfg: LakehouseSettings | None = None) -> Path:
     console.write_log4j_config(cfg.root)
     conf_dir = lake_conf_dir(cfg)
     conf_dir.mkdir(parents=True, exist_ok=True)
-    body = "".join(f"{key} {value}\n" for key, value in spark_conf(cfg).items())
-    _write_if_changed(conf_dir / "spark-defaults.conf", _GENERATED_HEADER + body)
+    _write_if_changed(conf_dir / "spark-defaults.conf", _defaults_text(cfg))
     return conf_dir
 
 
@@ -323,8 +328,7 @@ def write_spark_defaults(cfg: LakehouseSettings | None = None) -> Path:
     conf_dir = Path(os.environ.get("SPARK_CONF_DIR") or spark_home() / "conf")
     conf_dir.mkdir(parents=True, exist_ok=True)
     target = conf_dir / "spark-defaults.conf"
-    body = "".join(f"{key} {value}\n" for key, value in spark_conf(cfg).items())
-    _write_if_changed(target, _GENERATED_HEADER + body)
+    _write_if_changed(target, _defaults_text(cfg))
     _write_if_changed(conf_dir / "spark-env.sh",
                       _SPARK_ENV.format(python=shlex.quote(sys.executable)))
     return target
@@ -369,9 +373,8 @@ def spark_session(cfg: LakehouseSettings | None = None):  # -> SparkSession
         builder = builder.config(key, value)
     # The JVM's own output (the JDK's notes, anything Spark prints) goes to its log file.
     # (Only when a JVM starts: another thread's call finds no active session of its own
-    # but the running context, and must not take the console away meanwhile.)
-    if starting:  # the configuration its -Dlog4j2.configurationFile names
-        console.write_log4j_config(cfg.root)
+    # but the running context, and must not take the console away meanwhile.)  The launch
+    # writes the lake's conf, and with it the log4j2 configuration the JVM's options name.
     redirect = console.jvm_output_to_log(cfg.root) if starting else contextlib.nullcontext(
         console.jvm_log(cfg.root))
     launch = _lake_conf_dir_for_launch(cfg) if starting else contextlib.nullcontext()

@@ -162,7 +162,6 @@ def start(
     cfg.root.mkdir(parents=True, exist_ok=True)
     lakehouse.check_lake_free(cfg)
     lakehouse.ensure_jvm_jars(cfg)
-    console.write_log4j_config(cfg.root)
     log_path = log_path or cfg.root / "thrift-server.log"
     log = open(log_path, "ab")  # noqa: SIM115 - handed to the child process
     process = subprocess.Popen(
