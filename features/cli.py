@@ -567,6 +567,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# A date still waiting for its files: try again later (sysexits' EX_TEMPFAIL), which a
+# scheduler can tell from a failure.
+WAITING_EXIT = 75
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``features`` command line."""
     from pyspark import SparkContext
@@ -590,6 +595,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(error, file=sys.stderr)
         return 2
     except Exception as error:  # one line for a person, the whole trace in the log
+        if type(error).__name__ == "BatchWaiting":  # not a failure: files yet to land
+            console.LOGGER.info("features %s waits: %s", args.command, error)
+            print(f"features {args.command}: {error}", file=sys.stderr)
+            return WAITING_EXIT
         console.LOGGER.exception("features %s failed", args.command)
         print(console.failure_message(args.command, error, log_path), file=sys.stderr)
         return 1

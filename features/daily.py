@@ -4,7 +4,10 @@ Steps, each recorded in ``ops.pipeline_runs`` under pipeline ``daily`` and the b
 ingest the landing batches -> ``dbt build`` -> ``feast apply`` + materialize ->
 retrain when due (weekly, or after drift) -> score the date -> monitor feature drift.
 A step that already succeeded for the date is skipped, so a failed run resumes from its
-failed step and a rerun of a finished date changes nothing.
+failed step and a rerun of a finished date changes nothing, unless files landed since: a
+late file (for this date or an earlier one already asked for) is ingested by the next run,
+and the steps after ingest run again.  A date still waiting for a daily source's delivery
+records ingest as ``waiting`` and stops there (:class:`BatchWaiting`).
 """
 
 from __future__ import annotations
@@ -34,6 +37,10 @@ class StepFailed(RuntimeError):
 
 class NothingIngested(RuntimeError):
     """The lake has no data at all: nothing landed for the dates and nothing before."""
+
+
+class BatchWaiting(RuntimeError):
+    """The date's deliveries have not all landed: ingest waits, nothing after it runs."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -263,19 +270,39 @@ def run_daily(
     lakehouse.remove_orphan_table_dirs(spark, log=log)
     runlog.ensure_table(spark)
     done = set() if options.force else succeeded_steps(spark, day)
+    late = ingest.landing_changes(spark, until=day)
+    if "ingest" in done and late:  # files landed since: ingest them, and redo what follows
+        log(f"[daily {day}] ingest: files landed since the last run for "
+            f"{', '.join(d.isoformat() for d in late)}; ingesting them")
+        done = set()
     run_id = runlog.new_run_id()
     outcome: dict[str, str] = {}
 
     def ingest_step() -> str:
-        counts = ingest.ingest_batches(spark, list(dates), log=detail)
+        wanted = sorted(set(dates) | set(late))
+        counts = ingest.ingest_batches(spark, wanted, log=detail)
         if not counts and not spark.catalog.tableExists("bronze.customers"):
             raise NothingIngested(
                 f"no landing files under {lakehouse.settings().landing_dir} for "
                 f"{min(dates)}..{day} and nothing ingested before: deliver the sources' "
                 "files there (landing/<source>/..., see README) or run `features generate`")
+        for date, missing in sorted(counts.waiting.items()):
+            if date != day:
+                detail(f"[daily {day}] ingest: {date} waits for {', '.join(missing)}")
+        if day in counts.waiting:
+            folder = lakehouse.settings().landing_dir / counts.waiting[day][0] / day.isoformat()
+            raise BatchWaiting(
+                f"{day} is waiting for {', '.join(counts.waiting[day])} (nothing under "
+                f"{folder} yet): ingested what landed; dbt, training, scoring and monitoring "
+                f"wait. Run `features daily --date {day}` again when the files land")
         every = [c for per_day in counts.values() for c in per_day.values()]
+        extra = [d for d in late if d not in set(dates)]
         return (f"{sum(c.read for c in every):,} records read, "
-                f"{sum(c.quarantined for c in every):,} quarantined")
+                f"{sum(c.quarantined for c in every):,} quarantined"
+                + (f" (late files of {', '.join(d.isoformat() for d in extra)} too)"
+                   if extra else "")
+                + (f"; {len(counts.quarantined_files)} file(s) quarantined whole"
+                   if counts.quarantined_files else ""))
 
     def dbt_step() -> str:
         nodes = run_dbt_build(tests_since=min(dates), log=detail)
@@ -349,14 +376,23 @@ def run_daily(
         else:
             log(f"[daily {day}] {step} ...")
         started = time.perf_counter()
+        waiting: BatchWaiting | None = None
         try:
             with runlog.record_step(spark, pipeline=PIPELINE, step=step, batch_date=day,
                                     run_id=run_id) as record:
-                message = actions[step]()
-                record.finish(status="succeeded", message=message)
+                try:
+                    message = actions[step]()
+                except BatchWaiting as error:
+                    waiting = error
+                    record.finish(status="waiting", message=str(error))
+                else:
+                    record.finish(status="succeeded", message=message)
+            if waiting is not None:
+                raise waiting
         except BaseException:
             if on_terminal:  # the failure's message must not land on the step's line
-                sys.stdout.write(f"\033[K[daily {day}] {step}: failed\n")
+                state = "waiting" if waiting is not None else "failed"
+                sys.stdout.write(f"\033[K[daily {day}] {step}: {state}\n")
                 sys.stdout.flush()
             raise
         outcome[step] = message

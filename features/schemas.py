@@ -16,6 +16,26 @@ QUARANTINE_DDL = (
     "source_file string, line_number bigint, reason string, raw_record string, "
     "_batch_date date, _quarantined_at timestamp"
 )
+# Files that could not be read at all (quarantined whole; the file stays where it landed).
+QUARANTINED_FILES_TABLE = "quarantine.landing_files"
+QUARANTINED_FILES_DDL = (
+    "source string, source_file string, size bigint, reason string, "
+    "_batch_date date, _quarantined_at timestamp"
+)
+# Landing column names starting with this are the lake's own (lineage and ingestion's
+# working columns): a feed that sends one fails its batch.
+RESERVED_PREFIX = "_"
+# An event's time must fall in [EARLIEST_EVENT, end of the day after its batch date]:
+# 1900 or 2099 is a broken clock, not an event.
+EARLIEST_EVENT = "2000-01-01"
+EVENT_DAYS_AHEAD = 1
+# File names each landing format may have (anything else in a landing folder is not data:
+# ignored and logged); Spark decompresses the compressed ones by their extension.
+DATA_SUFFIXES: dict[str, tuple[str, ...]] = {
+    "csv": (".csv", ".csv.gz", ".csv.bz2"),
+    "json": (".json", ".jsonl", ".ndjson", ".json.gz", ".jsonl.gz", ".ndjson.gz"),
+    "parquet": (".parquet",),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +51,12 @@ class Source:
         event_time: Column giving the event's time, checked against the batch date.
         partition_by: Bronze partition columns.
         optional: Columns that JSON records may leave out (nested, optional fields).
+        ranges: ``(column, low, high)``: a value outside ``[low, high]`` (either may be None)
+            sends its record to quarantine (``out_of_range: <column>``).
+        allowed: ``(column, values)``: a value (trimmed, lower-cased, as staging reads it)
+            not in ``values`` sends its record to quarantine (``not_allowed: <column>``).
+        daily: Delivered every day: a batch date without this source's files is waiting
+            for its delivery, not done.
     """
 
     name: str
@@ -41,6 +67,9 @@ class Source:
     event_time: str | None = None
     partition_by: tuple[str, ...] = ()
     optional: tuple[str, ...] = ()
+    ranges: tuple[tuple[str, float | None, float | None], ...] = ()
+    allowed: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    daily: bool = False
 
     @property
     def columns(self) -> list[str]:
@@ -81,6 +110,7 @@ SOURCES: dict[str, Source] = {
             ),
             key=("customer_id", "updated_at"),
             event_time="updated_at",
+            ranges=(("birth_year", 1900, 2030),),
         ),
         Source(
             name="plans",
@@ -92,6 +122,7 @@ SOURCES: dict[str, Source] = {
             ),
             key=("plan_id", "effective_from"),
             event_time="updated_at",
+            ranges=(("monthly_price", 0, 10_000), ("data_gb", 0, 1_000_000)),
         ),
         Source(
             name="subscriptions",
@@ -103,6 +134,7 @@ SOURCES: dict[str, Source] = {
             ),
             key=("subscription_id", "updated_at"),
             event_time="updated_at",
+            allowed=(("contract_type", ("month-to-month", "one-year", "two-year")),),
         ),
         Source(
             name="invoices",
@@ -114,6 +146,7 @@ SOURCES: dict[str, Source] = {
             ),
             key=("invoice_id",),
             event_time="issued_at",
+            ranges=(("amount", -1_000_000, 1_000_000),),
         ),
         Source(
             name="payments",
@@ -125,6 +158,8 @@ SOURCES: dict[str, Source] = {
             ),
             key=("payment_id",),
             event_time="paid_at",
+            ranges=(("amount", -1_000_000, 1_000_000),),
+            allowed=(("status", ("on_time", "late", "failed")),),
         ),
         Source(
             name="usage",
@@ -138,6 +173,10 @@ SOURCES: dict[str, Source] = {
             key=("event_id",),
             event_time="event_at",
             partition_by=("_batch_date",),
+            # A call or session longer than a day, or more than a terabyte, is a meter fault.
+            ranges=(("duration_s", None, 86_400), ("bytes", 0, 10**12)),
+            allowed=(("event_type", ("call", "sms", "data")),),
+            daily=True,
         ),
         Source(
             name="chats",

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
+import re
+import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -23,13 +26,26 @@ from pyspark.sql import DataFrame, SparkSession
 
 from features import console, runlog
 from features.ingest.classify import classify, prior_keys
-from features.ingest.files import LandingFile, list_files
+from features.ingest.files import LandingFile, is_data_file, list_files
 from features.ingest.readers import raw_record, read_source
-from features.ingest.schema_check import SchemaMismatch, check_csv, check_json, check_parquet
+from features.ingest.schema_check import (
+    SchemaMismatch,
+    check_csv,
+    check_json,
+    check_parquet,
+    unreadable_reason,
+)
 from features.lakehouse import settings
-from features.schemas import QUARANTINE_DDL, SOURCES, Source
+from features.schemas import (
+    QUARANTINE_DDL,
+    QUARANTINED_FILES_DDL,
+    QUARANTINED_FILES_TABLE,
+    SOURCES,
+    Source,
+)
 
-__all__ = ["BatchCounts", "CountsMismatch", "SchemaMismatch", "ingest_batches"]
+__all__ = ["BatchCounts", "CountsMismatch", "IngestResults", "SchemaMismatch",
+           "ingest_batches", "landing_changes"]
 
 PIPELINE = "ingest"
 # customers first: the other sources check their customer ids against bronze.customers.
@@ -63,16 +79,59 @@ class BatchCounts:
         return self.read == self.ingested + self.quarantined
 
 
+class IngestResults(dict):
+    """Counts per source and batch date (a dict), and what the batches still wait for.
+
+    Attributes:
+        waiting: Batch date to the daily sources (``Source.daily``) without files for it,
+            or to every source when nothing at all was delivered for the date.
+        quarantined_files: Landing files quarantined whole (name to reason).
+        ignored: Landing files that are not data (names), left alone.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting: dict[dt.date, list[str]] = {}
+        self.quarantined_files: dict[str, str] = {}
+        self.ignored: list[str] = []
+
+
+def fingerprint(files: Iterable[LandingFile]) -> str:
+    """What was delivered: a digest of the files' names, sizes and modification times."""
+    text = "\n".join(sorted(f"{file.name}:{file.size}:{file.modified}" for file in files))
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+_FINGERPRINT = re.compile(r"fingerprint ([0-9a-f]{16})")
+
+
 def _dates_sql(dates: Iterable[dt.date]) -> str:
     return "_batch_date in (" + ", ".join(f"'{d.isoformat()}'" for d in sorted(dates)) + ")"
 
 
-def _validate(spark: SparkSession, source: Source, files: list[LandingFile]) -> object:
+def _validate(spark: SparkSession, source: Source, files: list[LandingFile],
+              unreadable: dict[str, str]) -> object:
     if source.file_format == "parquet":
-        return check_parquet(spark, source, files)
+        return check_parquet(spark, source, files, unreadable)
     if source.file_format == "csv":
-        return check_csv(spark, source, files)
-    return check_json(spark, source, files, optional=source.optional)
+        return check_csv(spark, source, files, unreadable)
+    return check_json(spark, source, files, unreadable, optional=source.optional)
+
+
+def _unreadable_files(spark: SparkSession, source: Source, files: list[LandingFile],
+                      layout: object) -> dict[str, str]:
+    """Files of a batch whose read failed, each read alone in full (after a batch read
+    failed: a page that does not decompress, a broken archive)."""
+    found = {}
+    for file in files:
+        frame = read_source(spark, source, [file], layout)
+        try:
+            frame.select(F.xxhash64(*[F.col(f"`{c}`") for c in frame.columns])
+                         .alias("h")).agg(F.sum("h")).collect()
+        except Exception as error:  # noqa: BLE001 - any read failure means unreadable
+            kind = {"csv": "CSV", "json": "JSON lines", "parquet": "Parquet"}[source.file_format]
+            found[file.path] = unreadable_reason(error, kind)
+    return found
 
 
 def _table_location(spark: SparkSession, name: str) -> str:
@@ -104,8 +163,27 @@ def known_customers(spark: SparkSession) -> DataFrame:
         .agg(F.min("_batch_date").alias("_first_batch"))
 
 
+class _Commits:
+    """Delta commits of one ingestion run, to undo them all if any source fails."""
+
+    def __init__(self) -> None:
+        self.before: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def add(self, location: str, version: int) -> None:
+        with self._lock:
+            self.before.setdefault(location, version)
+
+    def undo(self, spark: SparkSession) -> None:
+        """Restore every table this run committed to its version before the run."""
+        from delta.tables import DeltaTable
+
+        for location, version in self.before.items():
+            DeltaTable.forPath(spark, location).restoreToVersion(version)
+
+
 def _replace(frame: DataFrame, location: str, dates: list[dt.date], *, rows: int,
-             merge: bool) -> int:
+             merge: bool, commits: _Commits | None = None) -> int:
     """Replace the batches ``dates`` of a Delta table by ``frame`` (``rows`` rows): one commit.
 
     Returns:
@@ -117,6 +195,8 @@ def _replace(frame: DataFrame, location: str, dates: list[dt.date], *, rows: int
     if rows < ROWS_PER_FILE * len(dates):
         frame = frame.repartition("_batch_date")
     before = DeltaTable.forPath(spark, location).history(1).first()["version"]
+    if commits is not None:
+        commits.add(location, before)
     writer = frame.write.format("delta").mode("overwrite").option("replaceWhere", _dates_sql(dates))
     if merge:
         writer = writer.option("mergeSchema", "true")
@@ -132,8 +212,41 @@ def _replace(frame: DataFrame, location: str, dates: list[dt.date], *, rows: int
 def ingest_source(
     spark: SparkSession, source: Source, files: list[LandingFile], layout: object,
     dates: list[dt.date], *, check_customers: bool = True, log: Callable[[str], None] = print,
+    unreadable: dict[str, str] | None = None, commits: _Commits | None = None,
 ) -> dict[dt.date, BatchCounts]:
-    """Read, classify and write one source over ``dates``; return counts per batch."""
+    """Read, classify and write one source over ``dates``; return counts per batch.
+
+    A file whose read fails is found (each read alone), added to ``unreadable`` and left
+    out; the source is read again without it.  ``commits`` collects the tables written.
+    """
+    unreadable = {} if unreadable is None else unreadable
+    while True:
+        try:
+            return _ingest_source(spark, source, files, layout, dates,
+                                  check_customers=check_customers, log=log, commits=commits)
+        except _ReadFailed as failed:
+            bad = _unreadable_files(spark, source, files, layout)
+            if not bad:
+                raise failed.error from None
+            unreadable.update(bad)
+            files = [file for file in files if file.path not in bad]
+            if not files:
+                return {date: BatchCounts(0, 0, 0) for date in dates}
+
+
+class _ReadFailed(Exception):
+    """Reading a source's batch failed before anything was written."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _ingest_source(
+    spark: SparkSession, source: Source, files: list[LandingFile], layout: object,
+    dates: list[dt.date], *, check_customers: bool, log: Callable[[str], None],
+    commits: _Commits | None,
+) -> dict[dt.date, BatchCounts]:
     bronze_loc, quarantine_loc = ensure_tables(spark, source)
     parsed = read_source(spark, source, files, layout)
     raw = raw_record(parsed)
@@ -141,7 +254,10 @@ def ingest_source(
     first = min(dates).isoformat()
     since = None
     if source.event_time:
-        earliest = parsed.agg(F.min(F.to_date(source.event_time))).first()[0]
+        try:
+            earliest = parsed.agg(F.min(F.to_date(source.event_time))).first()[0]
+        except Exception as error:  # noqa: BLE001 - a file may be unreadable: see caller
+            raise _ReadFailed(error) from error
         since = earliest.isoformat() if earliest else first
     prior = prior_keys(spark.table(f"bronze.{source.table}"), source, before=first, since=since)
     known = known_customers(spark) if check_customers and source.name != "customers" else None
@@ -149,13 +265,16 @@ def ingest_source(
         .persist(StorageLevel.MEMORY_AND_DISK)
     try:
         now = runlog.utc_now()
-        counts = {
-            row["_batch_date"]: (int(row["read"]), int(row["ok"]))
-            for row in classified.groupBy("_batch_date").agg(
-                F.count("*").alias("read"),
-                F.count(F.when(F.col("_reason").isNull(), 1)).alias("ok"),
-            ).collect()
-        }
+        try:
+            counts = {
+                row["_batch_date"]: (int(row["read"]), int(row["ok"]))
+                for row in classified.groupBy("_batch_date").agg(
+                    F.count("*").alias("read"),
+                    F.count(F.when(F.col("_reason").isNull(), 1)).alias("ok"),
+                ).collect()
+            }
+        except Exception as error:  # noqa: BLE001 - a file may be unreadable: see caller
+            raise _ReadFailed(error) from error
         result = {}
         for date in dates:
             read, ok = counts.get(date, (0, 0))
@@ -173,8 +292,10 @@ def ingest_source(
         )
         # Quarantine first: ``classified`` reads bronze (the prior keys), so the bronze commit
         # invalidates its cache and anything written after it would classify every row again.
-        held = _replace(quarantine, quarantine_loc, dates, rows=expected[1], merge=False)
-        wrote = _replace(bronze, bronze_loc, dates, rows=expected[0], merge=bool(extras))
+        held = _replace(quarantine, quarantine_loc, dates, rows=expected[1], merge=False,
+                        commits=commits)
+        wrote = _replace(bronze, bronze_loc, dates, rows=expected[0], merge=bool(extras),
+                         commits=commits)
         if extras:
             log(f"ingest: bronze.{source.table} evolved with added column(s) {', '.join(extras)}")
     finally:
@@ -194,8 +315,15 @@ def ingest_batches(
     sources: Iterable[str] | None = None,
     threads: int | None = None,
     log: Callable[[str], None] = print,
-) -> dict[str, dict[dt.date, BatchCounts]]:
+) -> IngestResults:
     """Ingest the landing batches of ``dates`` into bronze and quarantine.
+
+    The policy (README, "Bad input"): a file that is not data (by its name) is ignored and
+    logged; a file that cannot be read is quarantined whole (``quarantine.landing_files``)
+    and the rest goes on; a bad row goes to ``quarantine.<table>`` with its reason; a bad
+    column stops the batch before any write.  The batch commits all its sources or none:
+    when one fails, the tables the others wrote are restored.  Every attempt has its rows in
+    ``ops.pipeline_runs`` (a date still waiting for a daily source gets a ``waiting`` row).
 
     Args:
         spark: The lakehouse session.
@@ -207,24 +335,38 @@ def ingest_batches(
         log: Where progress lines go.
 
     Returns:
-        Counts per source and batch date (only batches with landing files).
+        Counts per source and batch date (only batches with landing files), and what is
+        still waiting (see :class:`IngestResults`).
 
     Raises:
-        SchemaMismatch: A file lacks a column or retypes it; nothing was written.
+        SchemaMismatch: A file lacks a column, retypes it or sends one Spark cannot tell
+            apart; nothing was written.
         CountsMismatch: Read differs from ingested plus quarantined (recorded as failed).
     """
     wanted = [name for name in ORDER if sources is None or name in set(sources)]
     all_dates = sorted(set(dates))
     landing = str(settings().landing_dir)
     run_id = runlog.new_run_id()
-    plan: list[tuple[Source, list[LandingFile], object]] = []
+    plan: list[tuple[Source, list[LandingFile], list[LandingFile], object]] = []
+    results = IngestResults()
+    unreadable: dict[str, str] = {}
+    delivered: dict[dt.date, set[str]] = {}
     started = runlog.utc_now()
     try:
         for name in wanted:
             source = SOURCES[name]
-            files = list_files(spark, landing_dir=landing, source=source, dates=all_dates)
-            if files:
-                plan.append((source, files, _validate(spark, source, files)))
+            listed = list_files(spark, landing_dir=landing, source=source, dates=all_dates)
+            data = [file for file in listed if is_data_file(source, file.name)]
+            for file in listed:
+                if file not in data:
+                    results.ignored.append(file.name)
+                    log(f"ingest: ignored {file.name}: not a {source.file_format} file")
+            for file in data:
+                delivered.setdefault(file.batch_date, set()).add(name)
+            if data:
+                layout = _validate(spark, source, data, unreadable)
+                readable = [file for file in data if file.path not in unreadable]
+                plan.append((source, data, readable, layout))
     except SchemaMismatch as error:
         runlog.append_runs(spark, [
             runlog.StepRun(pipeline=PIPELINE, step="validate", batch_date=d, run_id=run_id,
@@ -232,25 +374,43 @@ def ingest_batches(
             for d in all_dates
         ])
         raise
-    customers_known = any(s.name == "customers" for s, _, _ in plan) or \
+    for date in all_dates:
+        got = delivered.get(date, set())
+        missing = [name for name in wanted if SOURCES[name].daily and name not in got]
+        if not got or missing:
+            results.waiting[date] = missing or list(wanted)
+    customers_known = any(item[0].name == "customers" for item in plan) or \
         spark.catalog.tableExists("bronze.customers")
+    commits = _Commits()
 
-    def ingest_one(item: tuple[Source, list[LandingFile], object]
+    def ingest_one(item: tuple[Source, list[LandingFile], list[LandingFile], object]
                    ) -> tuple[dict[dt.date, BatchCounts], list[runlog.StepRun]]:
-        source, files, layout = item
+        source, data, readable, layout = item
         clock = time.perf_counter()
         step_started = runlog.utc_now()
-        dates_here = sorted({file.batch_date for file in files})
-        counts = ingest_source(spark, source, files, layout, dates_here,
-                               check_customers=customers_known, log=log)
+        dates_here = sorted({file.batch_date for file in data})
+        if readable:
+            counts = ingest_source(spark, source, readable, layout, dates_here,
+                                   check_customers=customers_known, log=log,
+                                   unreadable=unreadable, commits=commits)
+        else:
+            ensure_tables(spark, source)
+            counts = {date: BatchCounts(0, 0, 0) for date in dates_here}
         source_runs = []
         for date, batch in counts.items():
+            files_here = [file for file in data if file.batch_date == date]
+            whole = [file.name for file in files_here if file.path in unreadable]
+            message = (f"{len(files_here)} file(s), {sum(f.size for f in files_here):,} bytes, "
+                       f"fingerprint {fingerprint(files_here)}")
+            if whole:
+                message += f"; {len(whole)} quarantined whole: {', '.join(whole)}"
             run = runlog.StepRun(
                 pipeline=PIPELINE, step=f"bronze.{source.table}", batch_date=date, run_id=run_id,
                 started_at=step_started, rows_read=batch.read, rows_written=batch.ingested,
                 rows_quarantined=batch.quarantined,
             )
-            source_runs.append(run.finish(status="succeeded") if batch.balanced else run.finish(
+            source_runs.append(run.finish(status="succeeded", message=message)
+                               if batch.balanced else run.finish(
                 status="failed", message=f"read {batch.read} != ingested {batch.ingested} + "
                 f"quarantined {batch.quarantined}"))
         total = [sum(getattr(c, f) for c in counts.values())
@@ -260,18 +420,17 @@ def ingest_batches(
             f"in {time.perf_counter() - clock:.1f}s")
         return counts, source_runs
 
-    landed = sum(file.size for _, files, _ in plan for file in files)
+    landed = sum(file.size for _, files, _, _ in plan for file in files)
     workers = threads if threads is not None else (
         SMALL_BATCH_THREADS if landed <= SMALL_BATCH_BYTES else 1)
     # customers first (the others check their ids against it), then the rest, side by side
     # when the batch is small (see SMALL_BATCH_BYTES).
     first = [item for item in plan if item[0].name == "customers"]
     rest = [item for item in plan if item[0].name != "customers"]
-    results: dict[str, dict[dt.date, BatchCounts]] = {}
     runs: list[runlog.StepRun] = []
     errors: list[BaseException] = []
 
-    def collect(item: tuple[Source, list[LandingFile], object], outcome) -> None:
+    def collect(item, outcome) -> None:
         try:
             counts, source_runs = outcome()
         except Exception as error:  # recorded below; the others' rows are kept
@@ -292,13 +451,32 @@ def ingest_batches(
             futures = [(item, pool.submit(ingest_one, item)) for item in rest]
             for item, future in futures:
                 collect(item, future.result)
-    results = {name: results[name] for name in ORDER if name in results}
-    runlog.append_runs(spark, runs)
-    if errors:
-        raise errors[0]
     failed = [run for run in runs if run.status == "failed"]
-    if failed:
+    if errors or failed:  # all sources or none: undo what the others committed
+        commits.undo(spark)
+        cause = console.first_line(errors[0]) if errors else f"{failed[0].step} failed"
+        for run in runs:
+            if run.status == "succeeded":
+                run.finish(status="failed", message=f"rolled back: {cause}")
+        runlog.append_runs(spark, runs)
+        if errors:
+            raise errors[0]
         raise CountsMismatch("; ".join(f"{r.step} {r.batch_date}: {r.message}" for r in failed))
+    names = {file.path: file for _, files, _, _ in plan for file in files}
+    for path, reason in unreadable.items():
+        results.quarantined_files[names[path].name] = reason
+        log(f"ingest: {names[path].name} quarantined whole: {reason}")
+    _record_unreadable(spark, plan, unreadable)
+    for date, missing in results.waiting.items():
+        what = "nothing delivered" if set(missing) == set(wanted) and not delivered.get(date) \
+            else "no files of " + ", ".join(missing)
+        runs.append(runlog.StepRun(pipeline=PIPELINE, step="delivery", batch_date=date,
+                                   run_id=run_id, started_at=started).finish(
+            status="waiting", message=f"{what} under {landing}/<source>/{date.isoformat()}"))
+    runlog.append_runs(spark, runs)
+    ordered = {name: results[name] for name in ORDER if name in results}
+    results.clear()
+    results.update(ordered)
     # A source that has delivered nothing yet (no customer has churned in a young lake) gets
     # its empty tables, so that what reads every source (dbt's staging) runs; not before the
     # first delivery of anything, so that an empty lake stays visibly empty.
@@ -310,3 +488,78 @@ def ingest_batches(
                 log(f"ingest: bronze.{SOURCES[name].table}: nothing delivered yet; "
                     "created empty")
     return results
+
+
+def _record_unreadable(spark: SparkSession, plan: list, unreadable: dict[str, str]) -> None:
+    """Replace the batches' rows of ``quarantine.landing_files`` by the files found unreadable
+    now (one commit; none when there is nothing to record or to clear)."""
+    files = [(source, file) for source, data, _, _ in plan for file in data
+             if file.path in unreadable]
+    exists = spark.catalog.tableExists(QUARANTINED_FILES_TABLE)
+    if not files and not exists:
+        return
+    pairs = " or ".join(
+        f"(source = '{source.name}' and _batch_date = '{date.isoformat()}')"
+        for source, data, _, _ in plan for date in sorted({f.batch_date for f in data}))
+    if not pairs:
+        return
+    if not files and spark.table(QUARANTINED_FILES_TABLE).where(pairs).limit(1).count() == 0:
+        return
+    if not exists:
+        spark.sql(f"create table if not exists {QUARANTINED_FILES_TABLE} "
+                  f"({QUARANTINED_FILES_DDL}) using delta")
+    now = runlog.utc_now()
+    rows = [(source.name, file.name, file.size, unreadable[file.path], file.batch_date, now)
+            for source, file in files]
+    spark.createDataFrame(rows, QUARANTINED_FILES_DDL).write.format("delta") \
+        .mode("overwrite").option("replaceWhere", pairs).saveAsTable(QUARANTINED_FILES_TABLE)
+
+
+def landing_changes(spark: SparkSession, *, until: dt.date) -> list[dt.date]:
+    """Batch dates up to ``until``, already asked of ingestion, whose landing files differ
+    from what it last took (a late file, a file replaced or added): for some source, the
+    files' fingerprint is not that of its latest succeeded ``ops.pipeline_runs`` row."""
+    if not spark.catalog.tableExists(runlog.PIPELINE_RUNS_TABLE):
+        return []
+    rows = spark.table(runlog.PIPELINE_RUNS_TABLE).where(
+        (F.col("pipeline") == PIPELINE) & (F.col("batch_date") <= F.lit(until))
+    ).groupBy("step", "batch_date", "status").agg(
+        F.max_by("message", "finished_at").alias("message")).collect()
+    asked = {row["batch_date"] for row in rows}
+    taken: dict[tuple[str, dt.date], str] = {}
+    for row in rows:
+        found = _FINGERPRINT.search(row["message"] or "")
+        if row["status"] == "succeeded" and found:
+            taken[(row["step"], row["batch_date"])] = found.group(1)
+    if not asked:
+        return []
+    landing = str(settings().landing_dir)
+    changed: set[dt.date] = set()
+    for source in SOURCES.values():
+        dates = [date for date in _delivered_dates(spark, landing, source) if date in asked]
+        if not dates:
+            continue
+        by_date: dict[dt.date, list[LandingFile]] = {}
+        for file in list_files(spark, landing_dir=landing, source=source, dates=dates):
+            if is_data_file(source, file.name):
+                by_date.setdefault(file.batch_date, []).append(file)
+        changed.update(date for date, here in by_date.items()
+                       if taken.get((f"bronze.{source.table}", date)) != fingerprint(here))
+    return sorted(changed)
+
+
+def _delivered_dates(spark: SparkSession, landing: str, source: Source) -> list[dt.date]:
+    """The batch dates of ``source``'s landing folders."""
+    jvm = spark.sparkContext._jvm
+    folder = jvm.org.apache.hadoop.fs.Path(f"{landing}/{source.name}")
+    fs = folder.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    if not fs.exists(folder):
+        return []
+    dates = []
+    for status in fs.listStatus(folder):
+        if status.isDirectory():
+            try:
+                dates.append(dt.date.fromisoformat(status.getPath().getName()))
+            except ValueError:
+                continue
+    return sorted(dates)

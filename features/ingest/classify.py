@@ -4,13 +4,46 @@ from __future__ import annotations
 
 import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql.types import DoubleType, FloatType, StructType
 
-from features.schemas import Source
+from features.schemas import EARLIEST_EVENT, EVENT_DAYS_AHEAD, Source
 
 MISSING_KEY = "missing_key"
 NEGATIVE_DURATION = "negative_duration"
+NON_FINITE = "non_finite"
+OUT_OF_RANGE = "out_of_range"
+NOT_ALLOWED = "not_allowed"
 UNKNOWN_CUSTOMER = "unknown_customer"
 DUPLICATE = "duplicate"
+
+
+def contract_reasons(source: Source) -> list[Column]:
+    """Why a typed record breaks its source's contract (features/schemas.py), per column:
+    ``non_finite: <column>`` (NaN, Infinity, or a number too large for a double),
+    ``out_of_range: <column>`` (a range, or an event time outside [EARLIEST_EVENT, the day
+    after its batch]), ``not_allowed: <column>`` (a value outside the allowed ones)."""
+    reasons = []
+    for field in StructType.fromDDL(source.ddl).fields:
+        if isinstance(field.dataType, (DoubleType, FloatType)):
+            value = F.col(field.name)
+            bad = F.isnan(value) | value.isin(float("inf"), float("-inf"))
+            reasons.append(F.when(bad, F.lit(f"{NON_FINITE}: {field.name}")))
+    for name, low, high in source.ranges:
+        value, outside = F.col(name), F.lit(False)
+        if low is not None:
+            outside = outside | (value < F.lit(low))
+        if high is not None:
+            outside = outside | (value > F.lit(high))
+        reasons.append(F.when(outside, F.lit(f"{OUT_OF_RANGE}: {name}")))
+    if source.event_time:
+        day = F.to_date(F.col(source.event_time))
+        outside = (day < F.lit(EARLIEST_EVENT).cast("date")) | (
+            day > F.date_add(F.col("_batch_date"), EVENT_DAYS_AHEAD))
+        reasons.append(F.when(outside, F.lit(f"{OUT_OF_RANGE}: {source.event_time}")))
+    for name, values in source.allowed:
+        value = F.lower(F.trim(F.col(name)))
+        reasons.append(F.when(~value.isin(*values), F.lit(f"{NOT_ALLOWED}: {name}")))
+    return reasons
 
 
 def row_hash(source: Source) -> Column:
@@ -27,8 +60,10 @@ def classify(
 ) -> DataFrame:
     """Add ``_reason``: null for a usable record, else why it is quarantined.
 
-    Reasons, first match wins: the parse status (malformed_record, unparseable_timestamp),
-    missing_key, negative_duration, unknown_customer, duplicate.
+    Reasons, first match wins: the parse status (malformed_record, invalid_encoding,
+    unparseable_timestamp, wrong_type), missing_key, negative_duration, the contract's
+    (non_finite, out_of_range, not_allowed: see :func:`contract_reasons`),
+    unknown_customer, duplicate.
 
     Args:
         parsed: Output of :mod:`features.ingest.readers`.
@@ -44,6 +79,7 @@ def classify(
     reasons = [F.col("_bad"), F.when(key_null, F.lit(MISSING_KEY))]
     if "duration_s" in source.columns:
         reasons.append(F.when(F.col("duration_s") < 0, F.lit(NEGATIVE_DURATION)))
+    reasons += contract_reasons(source)
     if known_customers is not None and "customer_id" in source.columns:
         frame = frame.join(F.broadcast(known_customers), "customer_id", "left")
         unknown = F.col("customer_id").isNotNull() & (

@@ -8,7 +8,7 @@ import datetime as dt
 import pyspark.sql.functions as F
 from pyspark.sql import Column, SparkSession
 
-from features.schemas import Source
+from features.schemas import DATA_SUFFIXES, Source
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,12 +21,14 @@ class LandingFile:
             e.g. ``landing/usage/2026-03-01/part-00000.parquet``.
         batch_date: The batch (folder) date.
         size: Bytes.
+        modified: Modification time, milliseconds since the epoch.
     """
 
     path: str
     name: str
     batch_date: dt.date
     size: int = 0
+    modified: int = 0
 
 
 def _fs(spark: SparkSession, path: str):
@@ -35,9 +37,15 @@ def _fs(spark: SparkSession, path: str):
     return hpath, hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
 
 
+def is_data_file(source: Source, name: str) -> bool:
+    """Whether a landing file's name says it is data of ``source``'s format."""
+    return name.lower().endswith(DATA_SUFFIXES[source.file_format])
+
+
 def list_files(spark: SparkSession, *, landing_dir: str, source: Source,
                dates: list[dt.date]) -> list[LandingFile]:
-    """Data files of ``source`` in the batches of ``dates`` (hidden and marker files skipped)."""
+    """Files of ``source`` in the batches of ``dates`` (hidden, marker and empty files
+    skipped), data or not: see :func:`is_data_file`."""
     files = []
     for date in dates:
         folder, fs = _fs(spark, f"{landing_dir}/{source.name}/{date.isoformat()}")
@@ -52,15 +60,20 @@ def list_files(spark: SparkSession, *, landing_dir: str, source: Source,
                 name=f"landing/{source.name}/{date.isoformat()}/{name}",
                 batch_date=date,
                 size=int(status.getLen()),
+                modified=int(status.getModificationTime()),
             ))
     return sorted(files, key=lambda f: f.name)
 
 
 def first_line(spark: SparkSession, path: str) -> str:
-    """The first line of a text file (a CSV header) without reading the rest."""
+    """The first line of a text file (a CSV header) without reading the rest; a compressed
+    file (``.gz``, ``.bz2``) is read through its codec, as Spark reads it."""
     jvm = spark.sparkContext._jvm
     hpath, fs = _fs(spark, path)
-    stream = fs.open(hpath)
+    raw = fs.open(hpath)
+    codec = jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(
+        spark.sparkContext._jsc.hadoopConfiguration()).getCodec(hpath)
+    stream = codec.createInputStream(raw) if codec is not None else raw
     try:
         reader = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(stream, "UTF-8"))
         return (reader.readLine() or "").lstrip("\ufeff")

@@ -1,36 +1,61 @@
 """Read a landing batch into one frame per source: typed columns plus parse status.
 
 Every reader returns the source's columns (typed), any added columns, and
-``_source_file, _line, _batch_date, _bad`` where ``_bad`` is ``malformed_record`` or
-``unparseable_timestamp`` when the record cannot be used as sent (else null).  Text sources
-also return the line as sent (``_raw``); :func:`raw_record` renders any source's record.
+``_source_file, _line, _batch_date, _bad`` where ``_bad`` says why the record cannot be used
+as sent (else null): ``malformed_record`` (not a record of the format), ``invalid_encoding``
+(bytes that are not UTF-8), ``unparseable_timestamp``, ``wrong_type: <column>``.  Text
+sources also return the record as sent (``_raw``; a CSV record may span lines inside a
+quoted field, RFC 4180); :func:`raw_record` renders any source's record.
 """
 
 from __future__ import annotations
 
 import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame, SparkSession, Window
-from pyspark.sql.types import DateType, StringType, StructField, StructType, TimestampType
+from pyspark.sql.types import StringType, StructField, StructType
 
 from features.ingest.files import LandingFile, batch_date_of, relative_name
-from features.ingest.schema_check import CORRUPT, contract
+from features.ingest.schema_check import CORRUPT, contract, is_scalar, typed_value
 from features.schemas import Source
 
 MALFORMED = "malformed_record"
-UNPARSEABLE = "unparseable_timestamp"
+INVALID_ENCODING = "invalid_encoding"
 # Split on commas outside double quotes (fields are quoted RFC 4180 style).
 _CSV_FIELDS = r',(?=(?:[^"]*"[^"]*")*[^"]*$)'
 
 
-def _numbered_lines(spark: SparkSession, files: list[LandingFile]) -> DataFrame:
-    """Non-blank lines with their file, 0-based line number and batch date."""
+def _numbered_lines(spark: SparkSession, files: list[LandingFile], *,
+                    quoted_newlines: bool = False) -> DataFrame:
+    """Non-blank records with their file, 0-based line number and batch date.
+
+    Args:
+        quoted_newlines: A record continues on the next line while a double-quoted field
+            is open (CSV, RFC 4180): its lines are joined with ``\\n`` and it is numbered
+            by its first line.  An unclosed quote makes the rest of its file one record
+            (which then fails to parse and is quarantined whole, not split).
+    """
     text = spark.read.text([file.path for file in files]).select(
         "value", relative_name().alias("_source_file"), batch_date_of().alias("_batch_date"),
         F.monotonically_increasing_id().alias("_order"),
     )
-    line = F.row_number().over(Window.partitionBy("_source_file").orderBy("_order")) - 1
-    return text.select("*", line.cast("long").alias("_line")).drop("_order") \
-        .where(F.trim("value") != "")
+    in_file = Window.partitionBy("_source_file").orderBy("_order")
+    line = F.row_number().over(in_file) - 1
+    text = text.select("*", line.cast("long").alias("_line"))
+    if quoted_newlines:
+        # A line starts a record when the quotes before it in its file are even.
+        odd = (F.length("value") - F.length(F.regexp_replace("value", '"', ""))) % 2
+        so_far = in_file.rowsBetween(Window.unboundedPreceding, Window.currentRow)
+        text = text.select("*", ((F.sum(odd).over(so_far) - odd) % 2).alias("_open"))
+        text = text.select("*", F.max(F.when(F.col("_open") == 0, F.col("_line")))
+                           .over(so_far).alias("_start"))
+        # Same file partitioning: no second shuffle, only a local sort per record.
+        record = Window.partitionBy("_source_file", "_start").orderBy("_line") \
+            .rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)
+        text = text.select(
+            F.concat_ws("\n", F.collect_list("value").over(record)).alias("value"),
+            "_source_file", "_batch_date", "_line", "_start",
+        ).where(F.col("_line") == F.col("_start")).drop("_start")
+    return text.drop("_order").where(F.trim("value") != "")
 
 
 def _first(*reasons: Column) -> Column:
@@ -70,11 +95,9 @@ def raw_record(frame: DataFrame) -> Column:
     return F.to_json(F.struct(*[F.col(f"`{c}`") for c in data]))
 
 
-def _typed(raw: Column, field: StructField) -> tuple[Column, Column]:
-    """Cast a string field to its contract type; return (value, reason if it fails)."""
-    value = raw.cast(field.dataType)
-    failed = raw.isNotNull() & value.isNull()
-    return value, F.when(failed, F.lit(UNPARSEABLE if _time_like(field) else MALFORMED))
+def _encoding(value: Column) -> Column:
+    """Spark's text reader keeps a line's bytes as they are: check they are UTF-8."""
+    return F.when(~F.is_valid_utf8(value), F.lit(INVALID_ENCODING))
 
 
 def read_csv(spark: SparkSession, source: Source, files: list[LandingFile],
@@ -86,18 +109,20 @@ def read_csv(spark: SparkSession, source: Source, files: list[LandingFile],
         groups.setdefault(tuple(headers[file.path]), []).append(file)
     frames = []
     for header, group in groups.items():
-        lines = _numbered_lines(spark, group).where(F.col("_line") > 0)
+        lines = _numbered_lines(spark, group, quoted_newlines=True).where(F.col("_line") > 0)
         schema = ", ".join(f"`{name}` string" for name in header)
         parsed = lines.select(
             "*",
             F.size(F.split("value", _CSV_FIELDS)).alias("_fields"),
             F.from_csv("value", schema, {"mode": "PERMISSIVE"}).alias("_csv"),
         )
-        columns, reasons = [], [F.when(F.col("_fields") != len(header), F.lit(MALFORMED))]
+        columns = []
+        reasons = [F.when(F.col("_fields") != len(header), F.lit(MALFORMED)),
+                   _encoding(F.col("value"))]
         for name in header:
             raw = F.col("_csv").getField(name)
             if name in fields:
-                value, reason = _typed(raw, fields[name])
+                value, reason = typed_value(raw, fields[name])
                 reasons.append(reason)
                 columns.append(value.alias(name))
             else:
@@ -111,10 +136,11 @@ def read_csv(spark: SparkSession, source: Source, files: list[LandingFile],
 
 def read_json(spark: SparkSession, source: Source, files: list[LandingFile],
               inferred: StructType) -> DataFrame:
-    """JSON lines: timestamps read as text then cast, added fields kept with inferred types."""
+    """JSON lines: scalar fields read as text then cast (a row whose value has another type
+    is quarantined, not its file), added fields kept with inferred types."""
     expected = contract(source)
     as_text = [
-        StructField(f.name, StringType() if _time_like(f) else f.dataType, True)
+        StructField(f.name, StringType() if is_scalar(f.dataType) else f.dataType, True)
         for f in expected.fields
     ]
     known = {field.name for field in expected.fields}
@@ -126,11 +152,11 @@ def read_json(spark: SparkSession, source: Source, files: list[LandingFile],
     )
     record = F.col("_json")
     malformed = record.isNull() | record.getField(CORRUPT).isNotNull()
-    columns, reasons = [], [F.when(malformed, F.lit(MALFORMED))]
+    columns, reasons = [], [F.when(malformed, F.lit(MALFORMED)), _encoding(F.col("value"))]
     for field in expected.fields:
         raw = record.getField(field.name)
-        if _time_like(field):
-            value, reason = _typed(raw, field)
+        if is_scalar(field.dataType) and not isinstance(field.dataType, StringType):
+            value, reason = typed_value(raw, field)
             reasons.append(reason)
             columns.append(value.alias(field.name))
         else:
@@ -140,10 +166,6 @@ def read_json(spark: SparkSession, source: Source, files: list[LandingFile],
         *columns, "_source_file", "_line", F.col("value").alias("_raw"), "_batch_date",
         _first(*reasons).alias("_bad"),
     )
-
-
-def _time_like(field: StructField) -> bool:
-    return isinstance(field.dataType, (TimestampType, DateType))
 
 
 def _union(frames: list[DataFrame]) -> DataFrame:

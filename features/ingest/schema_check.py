@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pyspark.sql.functions as F
-from pyspark.sql import SparkSession
+from pyspark.sql import Column, SparkSession
 from pyspark.sql.types import (
     ArrayType,
     BooleanType,
@@ -22,7 +22,7 @@ from pyspark.sql.types import (
 )
 
 from features.ingest.files import LandingFile, first_line, relative_name
-from features.schemas import Source
+from features.schemas import RESERVED_PREFIX, Source
 
 CORRUPT = "_corrupt_record"
 
@@ -41,6 +41,26 @@ def _mismatch(file: LandingFile, source: Source, detail: str) -> SchemaMismatch:
         f"{file.name} {detail} (expected by bronze.{source.table}); "
         "fix the file or the contract in features/schemas.py, then ingest the batch again"
     )
+
+
+def check_names(file: LandingFile, source: Source, names: list[str]) -> None:
+    """Raise :class:`SchemaMismatch` on a column Spark could not tell apart from another
+    (same name up to case) or that takes a name the lake keeps for itself."""
+    seen: dict[str, str] = {}
+    for name in names:
+        if name.startswith(RESERVED_PREFIX) and name != CORRUPT:
+            raise _mismatch(file, source, f"has column '{name}': names starting with "
+                            f"'{RESERVED_PREFIX}' are the lake's own (lineage such as "
+                            "_batch_date); rename it upstream")
+        if name.lower() in seen:
+            raise _mismatch(file, source, f"has columns '{seen[name.lower()]}' and '{name}', "
+                            "which differ only in case (Spark cannot tell them apart)")
+        seen[name.lower()] = name
+
+
+def unreadable_reason(error: BaseException, kind: str) -> str:
+    """The reason recorded for a file quarantined whole: what it is not, and why."""
+    return f"not a readable {kind} file: {console_line(error)[:300]}"
 
 
 SPARK_ROW_METADATA = "org.apache.spark.sql.parquet.row.metadata"
@@ -89,13 +109,22 @@ def parquet_schema(spark: SparkSession, path: str) -> StructType:
         return spark.read.parquet(path).schema
 
 
-def check_parquet(spark: SparkSession, source: Source, files: list[LandingFile]
-                  ) -> dict[str, StructType]:
-    """Return each file's schema; raise :class:`SchemaMismatch` on a missing or retyped column."""
+def check_parquet(spark: SparkSession, source: Source, files: list[LandingFile],
+                  unreadable: dict[str, str]) -> dict[str, StructType]:
+    """Return each file's schema; raise :class:`SchemaMismatch` on a missing or retyped column.
+
+    A file whose footer cannot be read is not Parquet (truncated, or another format under a
+    Parquet name): it goes to ``unreadable`` (path to reason) and the batch goes on without it.
+    """
     expected = contract(source)
     schemas = {}
     for file in files:
-        actual = parquet_schema(spark, file.path)
+        try:
+            actual = parquet_schema(spark, file.path)
+        except Exception as error:  # noqa: BLE001 - any read failure means unreadable
+            unreadable[file.path] = unreadable_reason(error, "Parquet")
+            continue
+        check_names(file, source, actual.fieldNames())
         found = {field.name: field.dataType for field in actual.fields}
         for field in expected.fields:
             if field.name not in found:
@@ -110,15 +139,28 @@ def check_parquet(spark: SparkSession, source: Source, files: list[LandingFile]
     return schemas
 
 
-def check_csv(spark: SparkSession, source: Source, files: list[LandingFile]
-              ) -> dict[str, list[str]]:
-    """Return each file's header columns; raise on a missing column.
+def check_csv(spark: SparkSession, source: Source, files: list[LandingFile],
+              unreadable: dict[str, str]) -> dict[str, list[str]]:
+    """Return each file's header columns; raise on a missing, ambiguous or reserved column.
 
-    CSV carries no types: a value that does not parse is quarantined, row by row.
+    CSV carries no types: a value that does not parse is quarantined, row by row.  A file
+    whose header is not text (binary, another encoding, a broken archive) goes to
+    ``unreadable`` (path to reason).
     """
     headers = {}
     for file in files:
-        header = [name.strip().strip('"') for name in first_line(spark, file.path).split(",")]
+        try:
+            line = first_line(spark, file.path)
+        except Exception as error:  # noqa: BLE001 - any read failure means unreadable
+            unreadable[file.path] = unreadable_reason(error, "CSV")
+            continue
+        if not line.strip() or "\ufffd" in line or "\x00" in line:
+            unreadable[file.path] = (
+                "not a readable CSV file: its first line is not a UTF-8 header"
+                if line.strip() else "not a readable CSV file: no header line")
+            continue
+        header = [name.strip().strip('"') for name in line.split(",")]
+        check_names(file, source, header)
         for name in source.columns:
             if name not in header:
                 raise _mismatch(file, source, f"lacks column '{name}' in its header")
@@ -161,21 +203,116 @@ def _json_type_errors(source: Source, inferred: StructType) -> list[str]:
     ]
 
 
-def check_json(spark: SparkSession, source: Source, files: list[LandingFile],
-               *, optional: tuple[str, ...] = ()) -> StructType:
-    """Return the inferred schema of the batch's JSON lines; raise on missing/retyped columns.
+WRONG_TYPE = "wrong_type"
+UNPARSEABLE = "unparseable_timestamp"
+_INTEGER = r"^\s*[+-]?[0-9]+\s*$"
 
-    A column is missing when no line of a file has it (``optional`` columns may be absent).
+
+def typed_value(raw: Column, field: StructField) -> tuple[Column, Column]:
+    """Read text ``raw`` as ``field``'s contract type; return (value, reason when it is not).
+
+    Strict where Spark's cast is lenient: ``12.5`` is not an integer (a cast would make it
+    12).  Times that do not parse are ``unparseable_timestamp``, other values
+    ``wrong_type: <column>``.
     """
-    if not files:
-        return StructType([])
-    paths = [file.path for file in files]
-    inferred = spark.read.json(paths)
-    if _json_type_errors(source, inferred.schema):
-        for file in files:  # name the file: infer each one alone (only on this error path)
+    value = raw.cast(field.dataType)
+    failed = raw.isNotNull() & value.isNull()
+    if isinstance(field.dataType, (LongType, IntegerType)):
+        failed = failed | (raw.isNotNull() & ~raw.rlike(_INTEGER))
+        value = F.when(raw.rlike(_INTEGER), value)
+    time_like = isinstance(field.dataType, (TimestampType, DateType))
+    reason = F.lit(UNPARSEABLE) if time_like else F.lit(f"{WRONG_TYPE}: {field.name}")
+    return value, F.when(failed, reason)
+
+
+def is_scalar(data_type: DataType) -> bool:
+    """Whether values of this type are read from text (not nested)."""
+    return not isinstance(data_type, (ArrayType, StructType, MapType))
+
+
+def _retyped_columns(spark: SparkSession, source: Source, files: list[LandingFile],
+                     inferred: StructType) -> None:
+    """Tell a retyped column (a file none of whose values has the contract's type: raise)
+    from row dirt (some values do not: those rows are quarantined by the reader)."""
+    got = {field.name: field.dataType for field in inferred.fields}
+    wrong = [field for field in contract(source).fields
+             if field.name in got and not _compatible(field.dataType, got[field.name])]
+    nested = [field for field in wrong if not is_scalar(field.dataType)]
+    if nested:  # a nested column sent as something else: name the file (infer each alone)
+        for file in files:
             errors = _json_type_errors(source, spark.read.json(file.path).schema)
             if errors:
                 raise _mismatch(file, source, errors[0])
+    scalars = [field for field in wrong if is_scalar(field.dataType)]
+    if not scalars:
+        return
+    schema = StructType([StructField(field.name, StringType(), True) for field in scalars])
+    record = F.from_json("value", schema)
+    text = spark.read.text([file.path for file in files]).select(
+        relative_name().alias("path"), record.alias("r"))
+    aggregates = []
+    for field in scalars:
+        raw = F.col("r").getField(field.name)
+        _, reason = typed_value(raw, field)
+        aggregates += [F.count(raw).alias(f"{field.name}__sent"),
+                       F.count(F.when(raw.isNotNull() & reason.isNull(), 1))
+                       .alias(f"{field.name}__typed")]
+    by_path = {row["path"]: row for row in text.groupBy("path").agg(*aggregates).collect()}
+    for file in files:
+        row = by_path.get(file.name)
+        for field in scalars:
+            if row is not None and row[f"{field.name}__sent"] and not row[f"{field.name}__typed"]:
+                sent = spark.read.json(file.path).schema
+                kind = next((f.dataType.simpleString() for f in sent.fields
+                             if f.name == field.name), "text")
+                raise _mismatch(file, source, f"has column '{field.name}' as {kind}, "
+                                f"not {field.dataType.simpleString()}")
+
+
+def _json_names(spark: SparkSession, source: Source, files: list[LandingFile]) -> StructType:
+    """The batch's inferred JSON schema, after checking every file's column names."""
+    from pyspark.errors import AnalysisException
+
+    try:
+        inferred = spark.read.json([file.path for file in files]).schema
+        check_names(files[0], source, inferred.fieldNames())
+        return inferred
+    except (AnalysisException, SchemaMismatch):
+        pass
+    for file in files:  # name the file (infer each one alone: only on this error path)
+        try:
+            names = spark.read.json(file.path).schema.fieldNames()
+        except AnalysisException as error:
+            raise _mismatch(file, source, "has columns that differ only in case "
+                            f"({console_line(error)})") from None
+        check_names(file, source, names)
+    raise AssertionError("unreachable: the batch's names failed but no file's did")
+
+
+def console_line(error: BaseException) -> str:
+    """The first line of an error's message."""
+    return next((line.strip() for line in str(error).splitlines() if line.strip()),
+                type(error).__name__)
+
+
+def check_json(spark: SparkSession, source: Source, files: list[LandingFile],
+               unreadable: dict[str, str], *, optional: tuple[str, ...] = ()) -> StructType:
+    """Return the inferred schema of the batch's JSON lines; raise on missing, retyped,
+    ambiguous or reserved columns.
+
+    A column is missing when no line of a file has it (``optional`` columns may be absent);
+    retyped when none of a file's values has its type (some values without it are row
+    dirt, quarantined by the reader).  A JSON file is read line by line, so a file that is
+    not JSON has every line quarantined: ``unreadable`` stays for files that cannot be
+    read at all (found when the read fails, see :mod:`features.ingest`).
+    """
+    del unreadable  # text is always readable; see the docstring
+    if not files:
+        return StructType([])
+    paths = [file.path for file in files]
+    inferred = _json_names(spark, source, files)
+    if _json_type_errors(source, inferred):
+        _retyped_columns(spark, source, files, inferred)
     required = [name for name in source.columns if name not in optional]
     text = spark.read.text(paths).select(relative_name().alias("path"), "value")
     present = text.where(F.trim("value") != "").groupBy("path").agg(*[
@@ -189,4 +326,4 @@ def check_json(spark: SparkSession, source: Source, files: list[LandingFile],
         for name in required:
             if not row[name]:
                 raise _mismatch(file, source, f"lacks column '{name}'")
-    return StructType([field for field in inferred.schema.fields if field.name != CORRUPT])
+    return StructType([field for field in inferred.fields if field.name != CORRUPT])

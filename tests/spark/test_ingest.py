@@ -104,9 +104,10 @@ def test_reingest_changes_nothing(spark, ingested) -> None:
         before[table].unpersist()
 
 
-def test_a_failing_source_is_recorded_beside_the_others(spark, ingested, monkeypatch) -> None:
-    """Sources after customers run side by side: one that fails must not lose the others'
-    run-log rows, and gets a failed row of its own."""
+def test_a_failing_source_rolls_back_the_batch_and_every_attempt_is_recorded(
+        spark, ingested, monkeypatch) -> None:
+    """A batch commits all its sources or none: when one fails, the tables a source beside
+    it wrote are restored, and both have their run-log rows (failed, and rolled back)."""
     import features.ingest as ingest
 
     real = ingest.ingest_source
@@ -118,14 +119,34 @@ def test_a_failing_source_is_recorded_beside_the_others(spark, ingested, monkeyp
 
     monkeypatch.setattr(ingest, "ingest_source", failing)
     day = TINY.dates[3]
-    before = spark.table("ops.pipeline_runs").count()
+    tables = ["bronze.subscriptions", "quarantine.subscriptions"]
+
+    def rows(table: str) -> list[tuple]:
+        frame = spark.table(table)
+        frame = frame.drop(*[c for c in LINEAGE_TIMES if c in frame.columns])
+        return sorted(tuple(map(str, row)) for row in frame.collect())
+
+    before = {table: rows(table) for table in tables}
+    version = _version(spark, "bronze.subscriptions")
+    runs_before = spark.table("ops.pipeline_runs").count()
+    spark.sql(f"delete from bronze.subscriptions where _batch_date = '{day.isoformat()}'")
+    deleted = rows("bronze.subscriptions")
+    assert len(deleted) < len(before["bronze.subscriptions"])
     with pytest.raises(RuntimeError, match="disk full"):
         ingest_batches(spark, [day], sources=["subscriptions", "usage"], threads=2)
-    rows = spark.table("ops.pipeline_runs").where("pipeline = 'ingest'").orderBy(
-        F.col("started_at").desc()).limit(spark.table("ops.pipeline_runs").count() - before)
-    found = {(r.step, r.status): r.message for r in rows.collect()}
+    found = {(r.step, r.status): r.message for r in spark.table("ops.pipeline_runs")
+             .where("pipeline = 'ingest'").orderBy(F.col("started_at").desc())
+             .limit(spark.table("ops.pipeline_runs").count() - runs_before).collect()}
     assert found[("bronze.usage_events", "failed")] == "RuntimeError: usage: disk full"
-    assert ("bronze.subscriptions", "succeeded") in found  # a source beside it kept its row
+    assert found[("bronze.subscriptions", "failed")] == \
+        "rolled back: RuntimeError: usage: disk full"
+    # subscriptions wrote its batch (a commit after the delete), then was restored
+    assert _version(spark, "bronze.subscriptions") >= version + 3
+    assert rows("bronze.subscriptions") == deleted
+    monkeypatch.setattr(ingest, "ingest_source", real)
+    ingest_batches(spark, [day], sources=["subscriptions"])  # the rerun restores the day
+    for table in tables:
+        assert rows(table) == before[table], table
 
 
 def _landing(name: str, day: dt.date):
