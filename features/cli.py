@@ -182,7 +182,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     spark = lakehouse.spark_session()
     lakehouse.ensure_databases(spark)
     rate = args.dirt_rate
-    dirt = DirtRates.none() if rate == 0 else DirtRates(*(rate,) * 7)
+    dirt = DirtRates.none() if rate == 0 else DirtRates.every(rate)
     config = GeneratorConfig(
         customers=args.customers, days=args.days, start=args.start, seed=args.seed, dirt=dirt,
         changes=tuple(args.change),

@@ -85,12 +85,13 @@ def usage_events(cfg: GeneratorConfig, grid: DataFrame) -> DataFrame:
         ("missing_key", dirt.missing_key),
         ("duplicate", dirt.duplicate),
         ("late", dirt.late),
+        ("out_of_range", dirt.out_of_range),
     ]).alias("dirt"))
     etype, kind_of = F.col("event_type"), F.col("dirt")
     duration = F.when(etype == "call", 1 + F.floor(-180.0 * F.log(1.0 - u("dur"))))
     duration = duration.when(etype == "data", 30 + F.floor(-600.0 * F.log(1.0 - u("dur"))))
     duration = F.when(kind_of == "negative_duration", -F.coalesce(duration, F.lit(0)) - 1) \
-        .otherwise(duration).cast("int")
+        .when(kind_of == "out_of_range", F.lit(2**31 - 1)).otherwise(duration).cast("int")
     drop_p = F.col("drop_base") * (1.0 + 2.5 * F.col("is_episode").cast("double"))
     cell = F.when(u("away") < 0.8, F.col("home_cell")).otherwise(
         F.format_string("cell-%04d", F.floor(u("cell") * 500).cast("int"))
@@ -150,6 +151,9 @@ _TAGS = {
 }
 
 
+_LATIN1_MARK = "<<caf-latin1>>"
+
+
 def _template(category: Column, u: Column) -> Column:
     """Pick a summary of the chat's category."""
     expr = None
@@ -190,6 +194,7 @@ def support_chats(cfg: GeneratorConfig, grid: DataFrame) -> DataFrame:
         ("missing_key", dirt.missing_key),
         ("duplicate", dirt.duplicate),
         ("late", dirt.late),
+        ("invalid_encoding", dirt.invalid_encoding),
     ]).alias("dirt"))
     cat, kind = F.col("category"), F.col("dirt")
     chat_at = F.date_format(
@@ -206,7 +211,9 @@ def support_chats(cfg: GeneratorConfig, grid: DataFrame) -> DataFrame:
         F.when(kind == "unparseable_timestamp", F.lit("31/02/2026 25:61"))
         .otherwise(chat_at).alias("chat_at"),
         pick(["chat", "phone", "email", "app"], u("channel")).alias("channel"),
-        _template(cat, u("summary")).alias("summary"),
+        F.when(kind == "invalid_encoding",
+               F.concat(_template(cat, u("summary")), F.lit(f" {_LATIN1_MARK}")))
+        .otherwise(_template(cat, u("summary"))).alias("summary"),
         F.when(u("has_tags") < 0.8, _tags(cat)).alias("tags"),
         F.when(u("has_agent") < 0.9, F.struct(
             F.format_string("a%03d", F.floor(u("agent") * 40).cast("int")).alias("agent_id"),
@@ -222,6 +229,10 @@ def support_chats(cfg: GeneratorConfig, grid: DataFrame) -> DataFrame:
     )
     line = F.to_json(record)
     line = F.when(kind == "malformed", F.substring(line, 1, 40)).otherwise(line)
+    # Spark strings are bytes: a Latin-1 "é" (0xE9) put in place of the mark stays invalid
+    # UTF-8 in the file, as a feed that mixes encodings sends it.
+    line = F.when(kind == "invalid_encoding", F.replace(
+        line, F.lit(_LATIN1_MARK), F.unbase64(F.lit("6Q==")).cast("string"))).otherwise(line)
     chats = frame.select(
         line.alias("value"),
         landing_day(cfg, day, kind == "late", u("late")).alias("day"),

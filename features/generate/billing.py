@@ -100,4 +100,6 @@ def csv_dirt(cfg: GeneratorConfig, frame: DataFrame, *, salt: str, key: str) -> 
         ("unknown_customer", dirt.unknown_customer),
         ("missing_key", dirt.missing_key),
         ("duplicate", dirt.duplicate),
+        ("non_finite", dirt.non_finite),
+        ("wrong_type", dirt.wrong_type),
     ]))

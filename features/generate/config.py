@@ -18,6 +18,11 @@ class DirtRates:
         missing_key: Records whose key is null.
         duplicate: Records sent twice, byte for byte.
         late: Events landing 1-5 days after the day they happened (usable, not dirt).
+        non_finite: Billing amounts sent as ``NaN``.
+        wrong_type: Billing records whose customer id is sent as a decimal (``42.5``).
+        out_of_range: Usage events with a duration of 2^31-1 seconds (a meter fault).
+        invalid_encoding: Support chats whose summary holds a byte that is not UTF-8
+            (Latin-1 text pasted into a UTF-8 feed).
     """
 
     malformed: float = 0.01
@@ -27,6 +32,15 @@ class DirtRates:
     missing_key: float = 0.01
     duplicate: float = 0.01
     late: float = 0.01
+    non_finite: float = 0.002
+    wrong_type: float = 0.002
+    out_of_range: float = 0.002
+    invalid_encoding: float = 0.002
+
+    @classmethod
+    def every(cls, rate: float) -> DirtRates:
+        """Every kind at ``rate``."""
+        return cls(**{field.name: rate for field in dataclasses.fields(cls)})
 
     @classmethod
     def none(cls) -> DirtRates:

@@ -50,6 +50,14 @@ def csv_lines(frame: DataFrame, source: Source) -> DataFrame:
     )
     frame = frame.withColumns(replaced)
     fields = [_render(name, dtype) for name, dtype in types.items()]
+    names = list(types)
+    if "amount" in types:
+        index = names.index("amount")
+        fields[index] = F.when(kind == "non_finite", F.lit("NaN")).otherwise(fields[index])
+    if "customer_id" in types:
+        index = names.index("customer_id")
+        fields[index] = F.when(kind == "wrong_type", F.concat(fields[index], F.lit(".5"))) \
+            .otherwise(fields[index])
     if source.event_time:
         index = list(types).index(source.event_time)
         fields[index] = F.when(kind == "unparseable_timestamp", F.lit(UNPARSEABLE_TIMESTAMP)) \

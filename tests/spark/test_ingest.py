@@ -23,6 +23,10 @@ REASONS = {
     "unknown_customer": "unknown_customer",
     "missing_key": "missing_key",
     "duplicate": "duplicate",
+    "non_finite": "non_finite: amount",
+    "wrong_type": "wrong_type: customer_id",
+    "out_of_range": "out_of_range: duration_s",
+    "invalid_encoding": "invalid_encoding",
 }
 LINEAGE_TIMES = ("_ingested_at", "_quarantined_at")
 
