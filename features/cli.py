@@ -39,6 +39,12 @@ def _cmd_setup(args: argparse.Namespace) -> int:
         spark = lakehouse.spark_session()
         names = lakehouse.ensure_databases(spark)
         print(f"Lakehouse at {cfg.root}: databases {', '.join(names)}")
+        from features import ingest
+
+        made = ingest.ensure_all_tables(spark)
+        if made:
+            print(f"Bronze and quarantine tables created empty (filled by their first "
+                  f"delivery): {', '.join(made)}")
     return 0
 
 
@@ -428,7 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     setup = command(
         "setup", "cache Delta's jars, write Spark's settings (shell tools then follow "
-                 "LAKEHOUSE_ROOT), make the lake's folders, MLflow store and databases")
+                 "LAKEHOUSE_ROOT), make the lake's folders, MLflow store, databases and "
+                 "empty bronze tables")
     setup.add_argument("--no-databases", dest="databases", action="store_false",
                        help="skip creating the databases (no Spark started)")
     setup.set_defaults(func=_cmd_setup)

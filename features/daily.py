@@ -281,7 +281,8 @@ def run_daily(
     def ingest_step() -> str:
         wanted = sorted(set(dates) | set(late))
         counts = ingest.ingest_batches(spark, wanted, log=detail)
-        if not counts and not spark.catalog.tableExists("bronze.customers"):
+        if not counts and (not spark.catalog.tableExists("bronze.customers")
+                           or spark.table("bronze.customers").limit(1).count() == 0):
             raise NothingIngested(
                 f"no landing files under {lakehouse.settings().landing_dir} for "
                 f"{min(dates)}..{day} and nothing ingested before: deliver the sources' "

@@ -157,6 +157,20 @@ def ensure_tables(spark: SparkSession, source: Source) -> tuple[str, str]:
             _table_location(spark, f"quarantine.{source.table}"))
 
 
+def ensure_all_tables(spark: SparkSession) -> list[str]:
+    """Create every source's bronze and quarantine tables, and ``quarantine.landing_files``,
+    empty with their contract's schema where missing; return the bronze tables made."""
+    made = []
+    for name in ORDER:
+        source = SOURCES[name]
+        if not spark.catalog.tableExists(f"bronze.{source.table}"):
+            made.append(f"bronze.{source.table}")
+        ensure_tables(spark, source)
+    spark.sql(f"create table if not exists {QUARANTINED_FILES_TABLE} "
+              f"({QUARANTINED_FILES_DDL}) using delta")
+    return made
+
+
 def known_customers(spark: SparkSession) -> DataFrame:
     """Customers of bronze with the first batch that brought each."""
     return spark.table("bronze.customers").groupBy("customer_id") \

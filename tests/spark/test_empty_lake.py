@@ -39,7 +39,17 @@ def _one_failure(proc: subprocess.CompletedProcess, command: str) -> str:
 
 
 def test_an_empty_lake_says_what_to_run(tmp_path) -> None:
+    """``features setup`` makes every bronze table, empty (so a source that has not
+    delivered yet never breaks dbt); a daily run on that lake still says nothing landed."""
+    from features.schemas import SOURCES
+
     root = tmp_path / "lake"
+    setup = _run(root, "setup")
+    assert setup.returncode == 0, setup.stdout + setup.stderr
+    made = next(line for line in setup.stdout.splitlines()
+                if line.startswith("Bronze and quarantine tables created empty"))
+    assert sorted(made.split(": ", 1)[1].split(", ")) == \
+        sorted(f"bronze.{source.table}" for source in SOURCES.values())
     daily = _one_failure(_run(root, "daily", "--date", "2026-01-05"), "daily")
     assert f"no landing files under {root / 'landing'} for 2026-01-05..2026-01-05" in daily
     assert "`features generate`" in daily
