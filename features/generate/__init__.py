@@ -126,9 +126,15 @@ def generate(
         seconds[name] = time.perf_counter() - started
         log(f"generate: {name} written in {seconds[name]:.1f}s")
     started = time.perf_counter()
-    rows = landing_counts(spark, root=root, dates=dates,
-                          names=[n for n in frames if not sources or n in sources])
+    names = [n for n in frames if not sources or n in sources]
+    rows = landing_counts(spark, root=root, dates=dates, names=names)
     seconds["count"] = time.perf_counter() - started
+    extra = sum(landing.add_file_dirt(
+        spark, root=root, source=SOURCES[name], dates=dates, seed=cfg.seed,
+        stray_file=cfg.dirt.stray_file, corrupt_file=cfg.dirt.corrupt_file) for name in names)
+    if extra:
+        log(f"generate: {extra} file(s) that are not data or cannot be read put beside the "
+            "data (stray notes, truncated re-sends)")
     risk.write_truth(cfg, state)
     snapshots = risk.risk_snapshots(spark, cfg, state).cache()
     auc = risk.ceiling_auc(snapshots)
@@ -150,7 +156,9 @@ def generate(
 
 def landing_counts(spark: SparkSession, *, root: str, dates: list[dt.date],
                    names: list[str]) -> dict[str, int]:
-    """Records per source in the landing folders of ``dates`` (CSV headers excluded)."""
+    """Records per source in the landing folders of ``dates``, counted by Spark's own
+    readers (CSV records as RFC 4180 reads them, headers excluded): the independent count
+    ingestion's balance is checked against."""
     counts: dict[str, int] = {}
     jvm = spark.sparkContext._jvm
     for name in names:
@@ -163,10 +171,10 @@ def landing_counts(spark: SparkSession, *, root: str, dates: list[dt.date],
             counts[name] = 0
         elif source.file_format == "parquet":
             counts[name] = spark.read.parquet(*paths).count()
+        elif source.file_format == "csv":  # records, not lines: a quoted field may span two
+            counts[name] = spark.read.options(header=True, multiLine=True).csv(paths).count()
         else:
-            per_file = spark.read.text(paths).groupBy(F.input_file_name()).count().collect()
-            headers = len(per_file) if source.file_format == "csv" else 0
-            counts[name] = sum(row["count"] for row in per_file) - headers
+            counts[name] = spark.read.text(paths).count()
     return counts
 
 

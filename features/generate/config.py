@@ -23,6 +23,13 @@ class DirtRates:
         out_of_range: Usage events with a duration of 2^31-1 seconds (a meter fault).
         invalid_encoding: Support chats whose summary holds a byte that is not UTF-8
             (Latin-1 text pasted into a UTF-8 feed).
+        quoted_newline: Churn reasons with an agent's note on a second line, in a quoted
+            CSV field (RFC 4180; usable, not dirt).
+        stray_file: Landing folders (source and day) that also hold a ``notes.txt`` (not
+            data: ingestion ignores it).
+        corrupt_file: Usage days that also hold a truncated copy of the day's file (a
+            partial re-send that cannot be read: quarantined whole; its records are in the
+            day's whole file, so nothing is lost).
     """
 
     malformed: float = 0.01
@@ -36,6 +43,9 @@ class DirtRates:
     wrong_type: float = 0.002
     out_of_range: float = 0.002
     invalid_encoding: float = 0.002
+    quoted_newline: float = 0.1
+    stray_file: float = 0.02
+    corrupt_file: float = 0.02
 
     @classmethod
     def every(cls, rate: float) -> DirtRates:

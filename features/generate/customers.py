@@ -258,6 +258,8 @@ def churn_rows(cfg: GeneratorConfig, state: DataFrame) -> DataFrame:
     return state.where(F.col("churn_day").isNotNull()).select(
         "customer_id",
         day_time(cfg, F.col("churn_day"), seconds).alias("churned_at"),
-        churn_reason(cfg).alias("reason"),
+        F.when(uniform(cfg.seed, "reason_note", F.col("customer_id")) < cfg.dirt.quoted_newline,
+               F.concat(churn_reason(cfg), F.lit("\n(noted by the agent)")))
+        .otherwise(churn_reason(cfg)).alias("reason"),
         F.col("churn_day").alias("day"),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 
 import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -117,3 +118,47 @@ def _publish(spark: SparkSession, tmp: str, target: str, ext: str, dates: list[d
         for index, part in enumerate(parts):
             fs.rename(part, hpath(dest, f"part-{index:05d}.{ext}"))
     fs.delete(hpath(tmp), True)
+
+
+STRAY_NAME = "notes.txt"
+PARTIAL_NAME = "part-99999.parquet"
+
+
+def _unit(*parts: object) -> float:
+    """A deterministic number in [0, 1) from ``parts``."""
+    digest = hashlib.sha256(":".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def add_file_dirt(spark: SparkSession, *, root: str, source: Source, dates: list[dt.date],
+                  seed: int, stray_file: float, corrupt_file: float) -> int:
+    """Put the file-level dirt of real deliveries beside the data: a ``notes.txt`` in a
+    share ``stray_file`` of the folders, and for Parquet sources in a share
+    ``corrupt_file`` a truncated copy of the day's first file.  Returns files added."""
+    jvm = spark.sparkContext._jvm
+    hpath = jvm.org.apache.hadoop.fs.Path
+    fs = hpath(root).getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    added = 0
+    for date in dates:
+        folder = f"{root}/{source.name}/{date.isoformat()}"
+        if not fs.exists(hpath(folder)):
+            continue
+        if _unit(seed, source.name, date, "stray") < stray_file:
+            out = fs.create(hpath(f"{folder}/{STRAY_NAME}"), True)
+            out.write(bytearray(f"delivery notes for {source.name} {date}: see the feed's "
+                                "runbook\n".encode()))
+            out.close()
+            added += 1
+        first = hpath(f"{folder}/part-00000.parquet")
+        if source.file_format == "parquet" and fs.exists(first) \
+                and _unit(seed, source.name, date, "corrupt") < corrupt_file:
+            stream = fs.open(first)
+            try:
+                data = bytes(jvm.org.apache.commons.io.IOUtils.toByteArray(stream))
+            finally:
+                stream.close()
+            out = fs.create(hpath(f"{folder}/{PARTIAL_NAME}"), True)
+            out.write(bytearray(data[: len(data) // 2]))
+            out.close()
+            added += 1
+    return added
