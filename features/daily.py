@@ -291,11 +291,14 @@ def run_daily(
             if date != day:
                 detail(f"[daily {day}] ingest: {date} waits for {', '.join(missing)}")
         if day in counts.waiting:
-            folder = lakehouse.settings().landing_dir / counts.waiting[day][0] / day.isoformat()
+            landing = lakehouse.settings().landing_dir
+            what = (f"{', '.join(counts.waiting[day])} (no readable file under "
+                    f"{landing / counts.waiting[day][0] / day.isoformat()} yet): ingested "
+                    "what landed" if counts.delivered.get(day) else
+                    f"its deliveries (nothing under {landing}/<source>/{day} yet)")
             raise BatchWaiting(
-                f"{day} is waiting for {', '.join(counts.waiting[day])} (nothing under "
-                f"{folder} yet): ingested what landed; dbt, training, scoring and monitoring "
-                f"wait. Run `features daily --date {day}` again when the files land")
+                f"{day} is waiting for {what}; dbt, training, scoring and monitoring wait. "
+                f"Run `features daily --date {day}` again when the files land")
         every = [c for per_day in counts.values() for c in per_day.values()]
         extra = [d for d in late if d not in set(dates)]
         return (f"{sum(c.read for c in every):,} records read, "

@@ -33,6 +33,7 @@ from features.ingest.schema_check import (
     check_csv,
     check_json,
     check_parquet,
+    is_corrupt,
     unreadable_reason,
 )
 from features.lakehouse import settings
@@ -87,11 +88,13 @@ class IngestResults(dict):
             or to every source when nothing at all was delivered for the date.
         quarantined_files: Landing files quarantined whole (name to reason).
         ignored: Landing files that are not data (names), left alone.
+        delivered: Batch date to the sources with readable files for it.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.waiting: dict[dt.date, list[str]] = {}
+        self.delivered: dict[dt.date, list[str]] = {}
         self.quarantined_files: dict[str, str] = {}
         self.ignored: list[str] = []
 
@@ -128,7 +131,9 @@ def _unreadable_files(spark: SparkSession, source: Source, files: list[LandingFi
         try:
             frame.select(F.xxhash64(*[F.col(f"`{c}`") for c in frame.columns])
                          .alias("h")).agg(F.sum("h")).collect()
-        except Exception as error:  # noqa: BLE001 - any read failure means unreadable
+        except Exception as error:  # noqa: BLE001 - a broken file, or re-raised
+            if not is_corrupt(error):
+                raise
             kind = {"csv": "CSV", "json": "JSON lines", "parquet": "Parquet"}[source.file_format]
             found[file.path] = unreadable_reason(error, kind)
     return found
@@ -245,7 +250,18 @@ def ingest_source(
             unreadable.update(bad)
             files = [file for file in files if file.path not in bad]
             if not files:
-                return {date: BatchCounts(0, 0, 0) for date in dates}
+                return clear_batches(spark, source, dates, commits=commits)
+
+
+def clear_batches(spark: SparkSession, source: Source, dates: list[dt.date], *,
+                  commits: _Commits | None = None) -> dict[dt.date, BatchCounts]:
+    """Empty the batches ``dates`` of a source whose files were all unreadable (what an
+    earlier ingestion of them wrote is replaced by nothing, as a rerun replaces a batch)."""
+    locations = ensure_tables(spark, source)
+    for location, ddl in zip(locations, (source.bronze_ddl, QUARANTINE_DDL), strict=True):
+        frame = spark.createDataFrame([], ddl)
+        _replace(frame, location, dates, rows=0, merge=False, commits=commits)
+    return {date: BatchCounts(0, 0, 0) for date in dates}
 
 
 class _ReadFailed(Exception):
@@ -375,8 +391,6 @@ def ingest_batches(
                 if file not in data:
                     results.ignored.append(file.name)
                     log(f"ingest: ignored {file.name}: not a {source.file_format} file")
-            for file in data:
-                delivered.setdefault(file.batch_date, set()).add(name)
             if data:
                 layout = _validate(spark, source, data, unreadable)
                 readable = [file for file in data if file.path not in unreadable]
@@ -388,11 +402,6 @@ def ingest_batches(
             for d in all_dates
         ])
         raise
-    for date in all_dates:
-        got = delivered.get(date, set())
-        missing = [name for name in wanted if SOURCES[name].daily and name not in got]
-        if not got or missing:
-            results.waiting[date] = missing or list(wanted)
     customers_known = any(item[0].name == "customers" for item in plan) or \
         spark.catalog.tableExists("bronze.customers")
     commits = _Commits()
@@ -408,8 +417,7 @@ def ingest_batches(
                                    check_customers=customers_known, log=log,
                                    unreadable=unreadable, commits=commits)
         else:
-            ensure_tables(spark, source)
-            counts = {date: BatchCounts(0, 0, 0) for date in dates_here}
+            counts = clear_batches(spark, source, dates_here, commits=commits)
         source_runs = []
         for date, batch in counts.items():
             files_here = [file for file in data if file.batch_date == date]
@@ -467,8 +475,11 @@ def ingest_batches(
                 collect(item, future.result)
     failed = [run for run in runs if run.status == "failed"]
     if errors or failed:  # all sources or none: undo what the others committed
-        commits.undo(spark)
         cause = console.first_line(errors[0]) if errors else f"{failed[0].step} failed"
+        try:
+            commits.undo(spark)
+        except Exception as undo_error:  # noqa: BLE001 - recorded; the first error is raised
+            cause += f" (and restoring the others failed: {console.first_line(undo_error)})"
         for run in runs:
             if run.status == "succeeded":
                 run.finish(status="failed", message=f"rolled back: {cause}")
@@ -476,14 +487,25 @@ def ingest_batches(
         if errors:
             raise errors[0]
         raise CountsMismatch("; ".join(f"{r.step} {r.batch_date}: {r.message}" for r in failed))
+    # What landed and could be read, per date: a daily source without it is waited for.
+    for source, data, _, _ in plan:
+        for file in data:
+            if file.path not in unreadable:
+                delivered.setdefault(file.batch_date, set()).add(source.name)
+    for date in all_dates:
+        got = delivered.get(date, set())
+        missing = [name for name in wanted if SOURCES[name].daily and name not in got]
+        if not got or missing:
+            results.waiting[date] = missing or list(wanted)
+        results.delivered[date] = sorted(got)
     names = {file.path: file for _, files, _, _ in plan for file in files}
     for path, reason in unreadable.items():
         results.quarantined_files[names[path].name] = reason
         log(f"ingest: {names[path].name} quarantined whole: {reason}")
     _record_unreadable(spark, plan, unreadable)
     for date, missing in results.waiting.items():
-        what = "nothing delivered" if set(missing) == set(wanted) and not delivered.get(date) \
-            else "no files of " + ", ".join(missing)
+        what = "nothing delivered" if not delivered.get(date) \
+            else "no readable files of " + ", ".join(missing)
         runs.append(runlog.StepRun(pipeline=PIPELINE, step="delivery", batch_date=date,
                                    run_id=run_id, started_at=started).finish(
             status="waiting", message=f"{what} under {landing}/<source>/{date.isoformat()}"))
@@ -539,12 +561,15 @@ def landing_changes(spark: SparkSession, *, until: dt.date) -> list[dt.date]:
         (F.col("pipeline") == PIPELINE) & (F.col("batch_date") <= F.lit(until))
     ).groupBy("step", "batch_date", "status").agg(
         F.max_by("message", "finished_at").alias("message")).collect()
-    asked = {row["batch_date"] for row in rows}
-    taken: dict[tuple[str, dt.date], str] = {}
+    # Dates ingestion took or waits for (one that failed validation stays failed until a
+    # person reruns it: it must not pull every later run into the same failure).
+    asked = {row["batch_date"] for row in rows if row["status"] in ("succeeded", "waiting")}
+    taken: dict[tuple[str, dt.date], str | None] = {}
     for row in rows:
-        found = _FINGERPRINT.search(row["message"] or "")
-        if row["status"] == "succeeded" and found:
-            taken[(row["step"], row["batch_date"])] = found.group(1)
+        if row["status"] == "succeeded" and row["step"].startswith("bronze."):
+            found = _FINGERPRINT.search(row["message"] or "")
+            # A row from before fingerprints were recorded matches whatever is there.
+            taken[(row["step"], row["batch_date"])] = found.group(1) if found else None
     if not asked:
         return []
     landing = str(settings().landing_dir)
@@ -557,8 +582,10 @@ def landing_changes(spark: SparkSession, *, until: dt.date) -> list[dt.date]:
         for file in list_files(spark, landing_dir=landing, source=source, dates=dates):
             if is_data_file(source, file.name):
                 by_date.setdefault(file.batch_date, []).append(file)
-        changed.update(date for date, here in by_date.items()
-                       if taken.get((f"bronze.{source.table}", date)) != fingerprint(here))
+        for date, here in by_date.items():
+            key = (f"bronze.{source.table}", date)
+            if key not in taken or (taken[key] is not None and taken[key] != fingerprint(here)):
+                changed.add(date)
     return sorted(changed)
 
 

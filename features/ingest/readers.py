@@ -20,6 +20,9 @@ from features.schemas import Source
 
 MALFORMED = "malformed_record"
 INVALID_ENCODING = "invalid_encoding"
+# A double quote at a field's edge: after a comma, a quote or the line's start, or before a
+# comma, a quote or the line's end.
+_FIELD_QUOTE = r'(?<![^,"])"|"(?![^,"])'
 # Split on commas outside double quotes (fields are quoted RFC 4180 style).
 _CSV_FIELDS = r',(?=(?:[^"]*"[^"]*")*[^"]*$)'
 
@@ -42,8 +45,11 @@ def _numbered_lines(spark: SparkSession, files: list[LandingFile], *,
     line = F.row_number().over(in_file) - 1
     text = text.select("*", line.cast("long").alias("_line"))
     if quoted_newlines:
-        # A line starts a record when the quotes before it in its file are even.
-        odd = (F.length("value") - F.length(F.regexp_replace("value", '"', ""))) % 2
+        # A line starts a record when the quotes before it in its file are even.  Only
+        # quotes that can open or close a field count (at a field's edge: next to a comma,
+        # another quote or the line's end); a stray one inside unquoted text (5" screen) is
+        # text to RFC 4180 readers, and must not fold the rest of the file into one record.
+        odd = F.regexp_count("value", F.lit(_FIELD_QUOTE)) % 2
         so_far = in_file.rowsBetween(Window.unboundedPreceding, Window.currentRow)
         text = text.select("*", ((F.sum(odd).over(so_far) - odd) % 2).alias("_open"))
         text = text.select("*", F.max(F.when(F.col("_open") == 0, F.col("_line")))

@@ -48,7 +48,8 @@ def check_names(file: LandingFile, source: Source, names: list[str]) -> None:
     (same name up to case) or that takes a name the lake keeps for itself."""
     seen: dict[str, str] = {}
     for name in names:
-        if name.startswith(RESERVED_PREFIX) and name != CORRUPT:
+        if name.startswith(RESERVED_PREFIX) and name != CORRUPT \
+                and not name.startswith("__index_level_"):  # pandas' index: dropped
             raise _mismatch(file, source, f"has column '{name}': names starting with "
                             f"'{RESERVED_PREFIX}' are the lake's own (lineage such as "
                             "_batch_date); rename it upstream")
@@ -121,7 +122,9 @@ def check_parquet(spark: SparkSession, source: Source, files: list[LandingFile],
     for file in files:
         try:
             actual = parquet_schema(spark, file.path)
-        except Exception as error:  # noqa: BLE001 - any read failure means unreadable
+        except Exception as error:  # noqa: BLE001 - a broken file, or re-raised
+            if not is_corrupt(error):
+                raise
             unreadable[file.path] = unreadable_reason(error, "Parquet")
             continue
         check_names(file, source, actual.fieldNames())
@@ -151,7 +154,9 @@ def check_csv(spark: SparkSession, source: Source, files: list[LandingFile],
     for file in files:
         try:
             line = first_line(spark, file.path)
-        except Exception as error:  # noqa: BLE001 - any read failure means unreadable
+        except Exception as error:  # noqa: BLE001 - a broken file, or re-raised
+            if not is_corrupt(error):
+                raise
             unreadable[file.path] = unreadable_reason(error, "CSV")
             continue
         if not line.strip() or "\ufffd" in line or "\x00" in line:
@@ -237,30 +242,29 @@ def _retyped_columns(spark: SparkSession, source: Source, files: list[LandingFil
     got = {field.name: field.dataType for field in inferred.fields}
     wrong = [field for field in contract(source).fields
              if field.name in got and not _compatible(field.dataType, got[field.name])]
-    nested = [field for field in wrong if not is_scalar(field.dataType)]
-    if nested:  # a nested column sent as something else: name the file (infer each alone)
-        for file in files:
-            errors = _json_type_errors(source, spark.read.json(file.path).schema)
-            if errors:
-                raise _mismatch(file, source, errors[0])
-    scalars = [field for field in wrong if is_scalar(field.dataType)]
-    if not scalars:
+    if not wrong:
         return
-    schema = StructType([StructField(field.name, StringType(), True) for field in scalars])
+    # Every value as its JSON text (Spark gives a nested value's text for a string field).
+    schema = StructType([StructField(field.name, StringType(), True) for field in wrong])
     record = F.from_json("value", schema)
     text = spark.read.text([file.path for file in files]).select(
         relative_name().alias("path"), record.alias("r"))
     aggregates = []
-    for field in scalars:
+    for field in wrong:
         raw = F.col("r").getField(field.name)
-        _, reason = typed_value(raw, field)
+        if is_scalar(field.dataType):
+            _, reason = typed_value(raw, field)
+            typed = reason.isNull()
+        else:  # an object or a list where the contract has one (its inside: the reader's)
+            typed = F.trim(raw).startswith(
+                "{" if isinstance(field.dataType, (StructType, MapType)) else "[")
         aggregates += [F.count(raw).alias(f"{field.name}__sent"),
-                       F.count(F.when(raw.isNotNull() & reason.isNull(), 1))
+                       F.count(F.when(raw.isNotNull() & typed, 1))
                        .alias(f"{field.name}__typed")]
     by_path = {row["path"]: row for row in text.groupBy("path").agg(*aggregates).collect()}
     for file in files:
         row = by_path.get(file.name)
-        for field in scalars:
+        for field in wrong:
             if row is not None and row[f"{field.name}__sent"] and not row[f"{field.name}__typed"]:
                 sent = spark.read.json(file.path).schema
                 kind = next((f.dataType.simpleString() for f in sent.fields
@@ -279,6 +283,7 @@ def _json_names(spark: SparkSession, source: Source, files: list[LandingFile]) -
         return inferred
     except (AnalysisException, SchemaMismatch):
         pass
+    seen: dict[str, tuple[str, LandingFile]] = {}
     for file in files:  # name the file (infer each one alone: only on this error path)
         try:
             names = spark.read.json(file.path).schema.fieldNames()
@@ -286,7 +291,61 @@ def _json_names(spark: SparkSession, source: Source, files: list[LandingFile]) -
             raise _mismatch(file, source, "has columns that differ only in case "
                             f"({console_line(error)})") from None
         check_names(file, source, names)
-    raise AssertionError("unreachable: the batch's names failed but no file's did")
+        for name in names:
+            earlier = seen.get(name.lower())
+            if earlier is not None and earlier[0] != name:
+                raise _mismatch(file, source, f"has column '{name}' where "
+                                f"{earlier[1].name} has '{earlier[0]}' (names that differ "
+                                "only in case: Spark cannot tell them apart)")
+            seen.setdefault(name.lower(), (name, file))
+    raise SchemaMismatch(f"bronze.{source.table}: the batch's JSON files could not be read "
+                         "together, and each one alone can: see the log")
+
+
+def _readable_json(spark: SparkSession, files: list[LandingFile],
+                   unreadable: dict[str, str]) -> list[LandingFile]:
+    """The files whose text can be read (a broken archive cannot): the others go to
+    ``unreadable``."""
+    from pyspark.errors import AnalysisException
+
+    try:
+        spark.read.text([file.path for file in files]).selectExpr("count(1)").collect()
+        return files
+    except AnalysisException:
+        raise
+    except Exception as error:  # noqa: BLE001 - find the file; re-raised if none is corrupt
+        found = {}
+        for file in files:
+            try:
+                spark.read.text(file.path).selectExpr("count(1)").collect()
+            except Exception as one:  # noqa: BLE001
+                if not is_corrupt(one):
+                    raise
+                found[file.path] = unreadable_reason(one, "JSON lines")
+        if not found:
+            raise error
+        unreadable.update(found)
+        return [file for file in files if file.path not in found]
+
+
+_CORRUPT_SIGNS = (
+    "FAILED_READ_FILE", "CANNOT_READ_FILE_FOOTER", "Could not read footer",
+    "ParquetDecodingException", "EOFException", "not a Parquet file",
+    "magic number", "ZipException", "Not in GZIP format", "Unexpected end of",
+    "can not read class", "CORRUPTED", "Corrupt", "corrupt", "invalid block type",
+    "invalid distance", "BZip2", "incorrect header check",
+)
+_NOT_CORRUPT_SIGNS = ("Permission denied", "AccessDenied", "Access denied",
+                      "FileNotFoundException", "No such file", "OutOfMemory",
+                      "SparkContext was shut down", "cancelled")
+
+
+def is_corrupt(error: BaseException) -> bool:
+    """Whether a read failure says the file itself is broken (not the disk, rights or
+    memory, which must stop the batch rather than quarantine a good file)."""
+    text = str(error)
+    return any(sign in text for sign in _CORRUPT_SIGNS) and \
+        not any(sign in text for sign in _NOT_CORRUPT_SIGNS)
 
 
 def console_line(error: BaseException) -> str:
@@ -303,10 +362,10 @@ def check_json(spark: SparkSession, source: Source, files: list[LandingFile],
     A column is missing when no line of a file has it (``optional`` columns may be absent);
     retyped when none of a file's values has its type (some values without it are row
     dirt, quarantined by the reader).  A JSON file is read line by line, so a file that is
-    not JSON has every line quarantined: ``unreadable`` stays for files that cannot be
-    read at all (found when the read fails, see :mod:`features.ingest`).
+    not JSON has every line quarantined; a file whose text cannot be read (a broken
+    archive) goes to ``unreadable``.
     """
-    del unreadable  # text is always readable; see the docstring
+    files = _readable_json(spark, files, unreadable) if files else files
     if not files:
         return StructType([])
     paths = [file.path for file in files]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import gzip
 import io
 import json
 import shutil
@@ -108,18 +109,29 @@ def test_unreadable_and_stray_files_do_not_stop_the_batch(spark, customers) -> N
     _write_text("payments", day, "part-00000.csv",
                 "payment_id,invoice_id,customer_id,amount,status,paid_at\n"
                 f"91,92,{customers[0]},25.0,on_time,{day} 08:00:00\n")
+    chat = json.dumps({"chat_id": "g1", "customer_id": customers[0], "chat_at": f"{day}T10:00:00Z",
+                       "channel": "app", "summary": "Asked about roaming"})
+    _write_text("chats", day, "part-00000.jsonl", chat + "\n")
+    archive = gzip.compress((chat.replace("g1", "g2") + "\n") * 200)
+    _write_text("chats", day, "part-00001.jsonl.gz", archive[: len(archive) // 2])
     for attempt in range(2):
         lines: list[str] = []
-        results = ingest_batches(spark, [day], sources=["usage", "payments"], log=lines.append)
+        results = ingest_batches(spark, [day], sources=["usage", "payments", "chats"],
+                                 log=lines.append)
         assert results["usage"][day] == BatchCounts(read=3, ingested=3, quarantined=0)
         assert results["payments"][day] == BatchCounts(read=1, ingested=1, quarantined=0)
+        assert results["chats"][day] == BatchCounts(read=1, ingested=1, quarantined=0)
         name = f"landing/usage/{day.isoformat()}/part-00001.parquet"
-        assert list(results.quarantined_files) == [name]
+        archive_name = f"landing/chats/{day.isoformat()}/part-00001.jsonl.gz"
+        assert sorted(results.quarantined_files) == sorted([name, archive_name])
         assert results.ignored == [f"landing/usage/{day.isoformat()}/README.txt"]
-        files = spark.table(QUARANTINED_FILES_TABLE).where(F.col("_batch_date") == day).collect()
+        files = spark.table(QUARANTINED_FILES_TABLE).where(F.col("_batch_date") == day) \
+            .orderBy("source").collect()
         assert [(r["source"], r["source_file"], r["size"]) for r in files] == \
-            [("usage", name, len(whole) // 2)], attempt
-        assert files[0]["reason"].startswith("not a readable Parquet file: ")
+            [("chats", archive_name, len(archive) // 2), ("usage", name, len(whole) // 2)], \
+            attempt
+        assert files[0]["reason"].startswith("not a readable JSON lines file: ")
+        assert files[1]["reason"].startswith("not a readable Parquet file: ")
         assert any(line.startswith(f"ingest: {name} quarantined whole: ") for line in lines)
         assert (settings().root / name).exists()  # kept where it landed
     run = next(r for r in _runs(spark, day) if r["step"] == "bronze.usage_events")
@@ -177,7 +189,8 @@ def test_row_level_dirt_goes_to_quarantine_with_its_reason(spark, customers) -> 
              json.dumps(dict(chat, chat_id="c3", customer_id=12.5)).encode(),
              json.dumps(dict(chat, chat_id="c4", summary="caf\u00e9"), ensure_ascii=False).encode()
              .replace(b"caf\xc3\xa9", b"caf\xe9"),
-             json.dumps(dict(chat, chat_id="c5", chat_at="1900-01-01T00:00:00Z")).encode()]
+             json.dumps(dict(chat, chat_id="c5", chat_at="1900-01-01T00:00:00Z")).encode(),
+             json.dumps(dict(chat, chat_id="c6", agent="n/a")).encode()]  # not an object
     _write_text("chats", day, "part-00000.jsonl", b"\n".join(lines) + b"\n")
     results = ingest_batches(spark, [day], sources=["payments", "usage", "chats"])
     assert _reasons(spark, "payments", day) == {
@@ -187,8 +200,9 @@ def test_row_level_dirt_goes_to_quarantine_with_its_reason(spark, customers) -> 
     assert results["payments"][day] == BatchCounts(read=9, ingested=1, quarantined=8)
     assert _reasons(spark, "usage_events", day) == {"out_of_range: duration_s": 1}
     assert _reasons(spark, "support_chats", day) == {
-        "wrong_type: customer_id": 2, "invalid_encoding": 1, "out_of_range: chat_at": 1}
-    assert results["chats"][day] == BatchCounts(read=5, ingested=1, quarantined=4)
+        "wrong_type: customer_id": 2, "invalid_encoding": 1, "out_of_range: chat_at": 1,
+        "malformed_record": 1}
+    assert results["chats"][day] == BatchCounts(read=6, ingested=1, quarantined=5)
     raw = {row["reason"]: row["raw_record"] for row in spark.table("quarantine.payments")
            .where(F.col("_batch_date") == day).collect()}
     assert raw["wrong_type: invoice_id"] == payments[6]  # the record as sent
@@ -202,43 +216,80 @@ def test_a_quoted_newline_is_one_record(spark, customers) -> None:
     day = DATES[3]
     text = ("customer_id,churned_at,reason\n"
             f'{customers[0]},{day} 09:00:00,"too expensive,\nand the app is slow"\n'
-            f"{customers[1]},{day} 10:00:00,moved abroad\n")
+            f'{customers[1]},{day} 10:00:00,the 5" screen broke\n'  # a stray quote is text
+            f"{customers[1]},{day} 11:00:00,moved abroad\n")
     _write_text("churn", day, "part-00000.csv", text)
     records = len(list(csv.reader(io.StringIO(text)))) - 1
     results = ingest_batches(spark, [day], sources=["churn"])
     assert results["churn"][day] == BatchCounts(read=records, ingested=records, quarantined=0)
-    reasons = {row["customer_id"]: row["reason"] for row in spark.table("bronze.churn_events")
-               .where(F.col("_batch_date") == day).collect()}
-    assert reasons == {customers[0]: "too expensive,\nand the app is slow",
-                       customers[1]: "moved abroad"}
+    reasons = [row["reason"] for row in spark.table("bronze.churn_events")
+               .where(F.col("_batch_date") == day).collect()]
+    assert sorted(reasons) == sorted(["too expensive,\nand the app is slow",
+                                      'the 5" screen broke', "moved abroad"])
 
 
 @pytest.mark.parametrize(("header", "column"), [
-    ("payment_id,invoice_id,customer_id,amount,status,paid_at,_batch_date", "_batch_date"),
-    ("payment_id,invoice_id,customer_id,amount,Amount,status,paid_at", "Amount"),
+    ("customer_id,churned_at,reason,_batch_date", "_batch_date"),
+    ("customer_id,churned_at,reason,Reason", "Reason"),
 ])
 def test_a_bad_column_stops_the_batch_before_any_write(spark, customers, header,
                                                       column) -> None:
+    """Validation runs over every source before any write: a good payments file validated
+    before the bad churn file is not written either."""
     day = DATES[4]
-    _write_usage(day, "part-00000.parquet", _usage_rows(customers[0], day, 2, "col"))
-    fields = {"payment_id": "1", "invoice_id": "2", "customer_id": str(customers[0]),
-              "amount": "1.0", "Amount": "1.0", "status": "late", "paid_at": f"{day} 01:00:00",
-              "_batch_date": str(day)}
     _write_text("payments", day, "part-00000.csv",
+                "payment_id,invoice_id,customer_id,amount,status,paid_at\n"
+                f"41,42,{customers[0]},25.0,on_time,{day} 08:00:00\n")
+    fields = {"customer_id": str(customers[0]), "churned_at": f"{day} 01:00:00",
+              "reason": "price", "Reason": "price", "_batch_date": str(day)}
+    _write_text("churn", day, "part-00000.csv",
                 header + "\n" + ",".join(fields[name] for name in header.split(",")) + "\n")
     try:
         with pytest.raises(SchemaMismatch) as error:
-            ingest_batches(spark, [day], sources=["usage", "payments"])
+            ingest_batches(spark, [day], sources=["payments", "churn"])
         message = str(error.value)
-        assert f"landing/payments/{day.isoformat()}/part-00000.csv" in message
+        assert f"landing/churn/{day.isoformat()}/part-00000.csv" in message
         assert f"'{column}'" in message
-        for table in ("bronze.usage_events", "bronze.payments"):
+        for table in ("bronze.payments", "bronze.churn_events"):
             assert spark.table(table).where(F.col("_batch_date") == day).count() == 0, table
         run = _runs(spark, day)[0]
         assert (run["step"], run["status"]) == ("validate", "failed")
         assert f"'{column}'" in run["message"]
     finally:
+        shutil.rmtree(_folder("churn", day))
         shutil.rmtree(_folder("payments", day))
+
+
+def test_json_columns_that_differ_only_in_case_across_files_stop_the_batch(
+        spark, customers) -> None:
+    day = DATES[4]
+    chat = {"chat_id": "k1", "customer_id": customers[0], "chat_at": f"{day}T10:00:00Z",
+            "channel": "app", "summary": "Asked about roaming"}
+    _write_text("chats", day, "part-00000.jsonl", json.dumps(dict(chat, note="a")) + "\n")
+    _write_text("chats", day, "part-00001.jsonl",
+                json.dumps(dict(chat, chat_id="k2", Note="b")) + "\n")
+    try:
+        with pytest.raises(SchemaMismatch, match="'Note'.*differ only in case"):
+            ingest_batches(spark, [day], sources=["chats"])
+        assert spark.table("bronze.support_chats").where(F.col("_batch_date") == day) \
+            .count() == 0
+    finally:
+        shutil.rmtree(_folder("chats", day))
+
+
+def test_a_day_whose_usage_cannot_be_read_is_waiting(spark, customers) -> None:
+    """Only a truncated usage file landed: it is quarantined whole, and the date waits for
+    a readable one (the daily job must not train or score on a day without usage)."""
+    day = DATES[7]
+    _write_usage(day, "whole.parquet", _usage_rows(customers[0], day, 20, "cut"))
+    whole = (_folder("usage", day) / "whole.parquet").read_bytes()
+    (_folder("usage", day) / "part-00000.parquet").write_bytes(whole[: len(whole) // 2])
+    (_folder("usage", day) / "whole.parquet").unlink()
+    results = ingest_batches(spark, [day], sources=["usage"])
+    assert results.waiting == {day: ["usage"]}
+    assert list(results.quarantined_files) == [
+        f"landing/usage/{day.isoformat()}/part-00000.parquet"]
+    assert results["usage"][day] == BatchCounts(read=0, ingested=0, quarantined=0)
 
 
 def test_a_late_delivery_waits_and_is_ingested_when_it_lands(spark, customers) -> None:
@@ -275,6 +326,6 @@ def test_the_daily_job_waits_for_a_date_without_files(spark, customers, capsys) 
     code = cli.main(["daily", "--date", day.isoformat()])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == cli.WAITING_EXIT
-    assert len(err) == 1 and f"{day} is waiting for usage" in err[0]
+    assert len(err) == 1 and f"{day} is waiting for its deliveries (nothing under" in err[0]
     daily = [r for r in _runs(spark, day) if r["pipeline"] == "daily"]
     assert [(r["step"], r["status"]) for r in daily] == [("ingest", "waiting")]
