@@ -188,7 +188,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     spark = lakehouse.spark_session()
     lakehouse.ensure_databases(spark)
     rate = args.dirt_rate
-    dirt = DirtRates.none() if rate == 0 else DirtRates.every(rate)
+    dirt = DirtRates() if rate is None else DirtRates.none() if rate == 0 \
+        else DirtRates.every(rate)
     config = GeneratorConfig(
         customers=args.customers, days=args.days, start=args.start, seed=args.seed, dirt=dirt,
         changes=tuple(args.change),
@@ -480,8 +481,10 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--start", type=_parse_date, default=_parse_date("2026-01-01"),
                      help="first day (YYYY-MM-DD)")
     gen.add_argument("--seed", type=int, default=7, help="the generator's seed")
-    gen.add_argument("--dirt-rate", type=float, default=0.01,
-                     help="share of records of each kind of dirt (0 for clean data)")
+    gen.add_argument("--dirt-rate", type=float, default=None,
+                     help="share of records of each kind of dirt, and of folders with file-level "
+                          "dirt (0 for clean data); by default the generator's own rates "
+                          "(features/generate/config.py: DirtRates)")
     gen.add_argument("--change", type=_parse_change, action="append", default=[],
                      metavar="kind=K,day=N,target=T,factor=F",
                      help="inject a change from day index N on, recorded in "
