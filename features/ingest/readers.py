@@ -23,6 +23,9 @@ INVALID_ENCODING = "invalid_encoding"
 # A double quote at a field's edge: after a comma, a quote or the line's start, or before a
 # comma, a quote or the line's end.
 _FIELD_QUOTE = r'(?<![^,"])"|"(?![^,"])'
+# A double quote inside unquoted text (5" screen), neither at a field's edge nor beside
+# another quote: text, left out when counting a record's fields.
+_STRAY_QUOTE = r'(?<=[^,"])"(?=[^,"])'
 # Split on commas outside double quotes (fields are quoted RFC 4180 style).
 _CSV_FIELDS = r',(?=(?:[^"]*"[^"]*")*[^"]*$)'
 
@@ -119,7 +122,8 @@ def read_csv(spark: SparkSession, source: Source, files: list[LandingFile],
         schema = ", ".join(f"`{name}` string" for name in header)
         parsed = lines.select(
             "*",
-            F.size(F.split("value", _CSV_FIELDS)).alias("_fields"),
+            F.size(F.split(F.regexp_replace("value", _STRAY_QUOTE, ""), _CSV_FIELDS))
+            .alias("_fields"),
             F.from_csv("value", schema, {"mode": "PERMISSIVE"}).alias("_csv"),
         )
         columns = []

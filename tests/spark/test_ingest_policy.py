@@ -112,7 +112,7 @@ def test_unreadable_and_stray_files_do_not_stop_the_batch(spark, customers) -> N
     chat = json.dumps({"chat_id": "g1", "customer_id": customers[0], "chat_at": f"{day}T10:00:00Z",
                        "channel": "app", "summary": "Asked about roaming"})
     _write_text("chats", day, "part-00000.jsonl", chat + "\n")
-    archive = gzip.compress((chat.replace("g1", "g2") + "\n") * 200)
+    archive = gzip.compress(((chat.replace("g1", "g2") + "\n") * 200).encode())
     _write_text("chats", day, "part-00001.jsonl.gz", archive[: len(archive) // 2])
     for attempt in range(2):
         lines: list[str] = []
@@ -183,7 +183,8 @@ def test_row_level_dirt_goes_to_quarantine_with_its_reason(spark, customers) -> 
     usage[1]["duration_s"] = 2**31 - 1
     _write_usage(day, "part-00000.parquet", usage)
     chat = {"chat_id": "c1", "customer_id": cid, "chat_at": f"{day}T10:00:00Z",
-            "channel": "app", "summary": "Customer asks about roaming, done"}
+            "channel": "app", "summary": "Customer asks about roaming, done",
+            "agent": {"agent_id": "a001", "team": "care", "tenure_months": 5}}
     lines = [json.dumps(chat).encode(),
              json.dumps(dict(chat, chat_id="c2", customer_id="abc")).encode(),
              json.dumps(dict(chat, chat_id="c3", customer_id=12.5)).encode(),
