@@ -164,6 +164,50 @@ def _cmd_serve_sql(args: argparse.Namespace) -> int:
             signal.signal(sig, handler)
 
 
+def _cmd_serve_model(args: argparse.Namespace) -> int:
+    import signal
+
+    from models_ml.churn import jobs, persist, serving
+
+    try:
+        serving.check_host(args.host)
+    except serving.InsecureModelServer as error:
+        raise UsageError(str(error)) from None
+    root = lakehouse.settings().root
+    if persist.champion_version(jobs.MODEL_NAME, root=root) is None:
+        raise UsageError(f"serve-model: no champion of {jobs.MODEL_NAME!r} in this lake's "
+                         "registry yet; `features train` (or `features daily`) makes one")
+    tracking, _ = persist.mlflow_uris(root)
+    uri = f"models:/{jobs.MODEL_NAME}@{persist.DEFAULT_ALIAS}"
+
+    def stop_on(signum: int, _frame) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, stop_on) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        process = serving.start(host=args.host, port=args.port, model_uri=uri,
+                                tracking_uri=tracking, root=root)
+        print(f"MLflow model server for {uri} on http://{args.host}:{args.port} (no login: "
+              "loopback only)\n"
+              f"  curl -s http://{args.host}:{args.port}/invocations -H 'Content-Type: "
+              "application/json' -d '{\"dataframe_split\": {\"columns\": [...], \"data\": "
+              "[[...]]}}'\n"
+              "  answers [P(stay), P(churn)] per row; Ctrl-C (or SIGTERM) stops it.",
+              flush=True)
+        try:
+            code = process.wait()
+        except KeyboardInterrupt as stop:
+            serving.stop(process)
+            print(f"serve-model: stopped ({stop or 'SIGINT'})", flush=True)
+            return 0
+        raise serving.ModelServerError(
+            f"the model server exited by itself with code {code}; see "
+            f"{root / 'logs' / 'model-server.log'}")
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def _parse_date(text: str):
     import datetime as dt
 
@@ -462,6 +506,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="where the users are: user U binds as uid=U,DN "
                             "(or $LAKEHOUSE_THRIFT_LDAP_BASE_DN)")
     serve.set_defaults(func=_cmd_serve_sql)
+
+    model = command("serve-model", "serve the champion churn model over MLflow's model "
+                                   "server on loopback (POST /invocations); SIGTERM or Ctrl-C "
+                                   "stops it")
+    model.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on: loopback only (the server has no logins)")
+    model.add_argument("--port", type=int, default=5001, help="port to listen on")
+    model.set_defaults(func=_cmd_serve_model)
 
     demo = command("demo", "the main job end to end on a small embedded lake: generate, "
                            "backfill with training, then one more day")

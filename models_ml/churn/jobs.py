@@ -289,6 +289,11 @@ def train_churn_model(
     frame = frame.persist(StorageLevel.MEMORY_AND_DISK)  # split, tuned on and judged
     result = train(frame, config)
     promotion = compare_with_champion(result, frame, promote=promote, log=log)
+    # What a client of the model server sends: a few rows of the features, as Feast serves.
+    example = frame.select(*config.feature_cols).limit(5).toPandas()
+    # Integer features as doubles in the signature: a client's row may miss one (null), and
+    # the pipeline reads every number as a double anyway.
+    example = example.astype({c: "float64" for c, t in example.dtypes.items() if t.kind in "iu"})
     frame.unpersist()
     baselines = drift_reference(spark, store, result, batch_date or last_day, log=log)
     log("train: held-out " + ", ".join(f"{k}={v:.3f}" for k, v in sorted(result.metrics.items())))
@@ -311,7 +316,7 @@ def train_churn_model(
              "holdout_ceiling": ceiling}
     notes.append(f"promotion: {promotion['reason']}")
     return save_and_register(result, name=MODEL_NAME, versions=versions, extra=extra,
-                             notes=notes, log=log,
+                             notes=notes, log=log, input_example=example,
                              alias=persist.DEFAULT_ALIAS if promotion["promoted"]
                              else persist.CHALLENGER_ALIAS)
 
@@ -396,6 +401,7 @@ def save_and_register(
     register: bool = True,
     alias: str = persist.DEFAULT_ALIAS,
     log: Callable[[str], None] = print,
+    input_example: Any = None,
 ) -> TrainingRun:
     """Save a model trained on the feature service (with its report) and register it.
 
@@ -408,6 +414,7 @@ def save_and_register(
         register: Also log it to MLflow and point ``alias`` at it.
         alias: ``champion`` (what scoring uses) or ``challenger``.
         log: Where progress lines go.
+        input_example: A few rows of the features (pandas) for MLflow's signature.
     """
     saved = persist.save_model(
         result, name=name, feature_service=FEATURE_SERVICE,
@@ -417,7 +424,8 @@ def save_and_register(
     registered = None
     if register:
         registered = persist.log_to_mlflow(
-            result, name=name, metadata=saved.metadata, report_dir=report_dir, alias=alias
+            result, name=name, metadata=saved.metadata, report_dir=report_dir, alias=alias,
+            input_example=input_example,
         )
     log(f"train: saved {saved.path}"
         + (f"; registered {registered.model_uri} as {alias}" if registered else ""))

@@ -309,8 +309,14 @@ def log_to_mlflow(
     experiment: str | None = None,
     alias: str | None = DEFAULT_ALIAS,
     root: Path | None = None,
+    input_example: Any = None,
 ) -> RegisteredModel:
     """Log a training result to MLflow (Spark flavor), register it and optionally alias it.
+
+    With an ``input_example`` (a few rows of the feature columns, pandas), the model is
+    logged with it and the signature MLflow infers from it, so that a client of
+    ``mlflow models serve`` knows what to send; a classifier is logged as
+    :func:`models_ml.churn.serving.serving_copy` makes it (its probabilities served).
 
     Args:
         result: The training result.
@@ -342,9 +348,12 @@ def log_to_mlflow(
         mlflow.log_dict(_jsonable(meta), METADATA_FILE)
         if report_dir is not None:
             mlflow.log_artifacts(str(report_dir), artifact_path="report")
+        from models_ml.churn import serving
+
         info = mlflow.spark.log_model(
-            result.model,
+            serving.serving_copy(result.model),
             artifact_path="model",
+            input_example=input_example,
             registered_model_name=name,
             pip_requirements=[f"pyspark=={pyspark.__version__}"],
             dfs_tmpdir=_dfs_tmpdir(root),
@@ -380,9 +389,11 @@ def load_registered(
     """Load a registered model as a PipelineModel, by alias (default) or version."""
     import mlflow.spark
 
+    from models_ml.churn import serving
+
     configure_mlflow(root)
     uri = f"models:/{name}/{version}" if version is not None else f"models:/{name}@{alias}"
-    return mlflow.spark.load_model(uri, dfs_tmpdir=_dfs_tmpdir(root))
+    return serving.restore_output_cols(mlflow.spark.load_model(uri, dfs_tmpdir=_dfs_tmpdir(root)))
 
 
 def load_promoted(

@@ -1,0 +1,105 @@
+"""The champion over MLflow's model server, started as an operator starts it.
+
+Uses the daily job's lake (its champion was registered by the daily job, with a signature
+and an input example): ``features serve-model`` in a process of its own, a batch of one
+day's feature rows posted in MLflow's scoring format, the answers compared with the batch
+scoring job's for the same customers and day, then SIGTERM to the command.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pyspark.sql.functions as F
+import pytest
+
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.e2e
+
+FEATURES = str(Path(sys.executable).with_name("features"))
+
+
+def _wait_for(url: str, process: subprocess.Popen, timeout: float = 300.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stdout.read() if process.stdout else ""
+        try:
+            with urllib.request.urlopen(url, timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(1)
+    raise AssertionError(f"{url} did not answer within {timeout:.0f} s")
+
+
+def test_the_champion_served_by_mlflow_scores_like_the_batch_job(daily_lake,
+                                                                  lakehouse_root) -> None:
+    import mlflow
+
+    from features import feast_repo
+    from models_ml.churn import jobs, persist
+
+    spark, dates, *_ = daily_lake
+    day = dates[-1]
+    persist.configure_mlflow()
+    uri = f"models:/{jobs.MODEL_NAME}@{persist.DEFAULT_ALIAS}"
+    info = mlflow.models.get_model_info(uri)
+    assert info.signature is not None and info.signature.inputs is not None
+    assert info.saved_input_example_info is not None
+    store = feast_repo.feature_store()
+    columns = list(jobs.model_config(store).feature_cols)
+    assert set(info.signature.inputs.input_names()) == set(columns)
+
+    jobs.score_day(spark, day, log=lambda _: None)  # with the champion, as served below
+    batch = {row["customer_id"]: row["churn_probability"] for row in
+             spark.table(jobs.PREDICTIONS_TABLE).where(F.col("score_date") == F.lit(day))
+             .collect()}
+    rows = jobs.day_features(spark, store, day).orderBy("customer_id").limit(12).toPandas()
+    assert len(rows) == 12
+    body = {"dataframe_split": json.loads(rows[columns].to_json(orient="split", index=False))}
+
+    port = free_port()
+    env = dict(os.environ, LAKEHOUSE_ROOT=str(lakehouse_root))
+    process = subprocess.Popen([FEATURES, "serve-model", "--port", str(port)], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True)
+    try:
+        _wait_for(f"http://127.0.0.1:{port}/ping", process)
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations", data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=120) as answer:
+            served = json.loads(answer.read())["predictions"]
+        assert len(served) == len(rows)
+        for customer, pair in zip(rows["customer_id"], served, strict=True):
+            assert len(pair) == 2 and pair[0] + pair[1] == pytest.approx(1.0, abs=1e-12)
+            assert pair[1] == pytest.approx(batch[int(customer)], abs=1e-9), customer
+    finally:
+        os.kill(process.pid, signal.SIGTERM)  # as a service manager stops it
+        code = process.wait(timeout=90)
+    output = process.stdout.read()
+    assert code == 0, output
+    assert "serve-model: stopped (SIGTERM)" in output
+    with socket.socket() as sock:  # nothing listens any more
+        assert sock.connect_ex(("127.0.0.1", port)) != 0
+    leftover = subprocess.run(["pgrep", "-f", f"models serve .*-p {port}"],
+                              capture_output=True, text=True)
+    assert leftover.stdout.strip() == "", leftover.stdout
+
+
+def test_the_model_server_stays_on_loopback(lakehouse_root) -> None:
+    proc = subprocess.run([FEATURES, "serve-model", "--host", "0.0.0.0"],
+                          env=dict(os.environ, LAKEHOUSE_ROOT=str(lakehouse_root)),
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 2
+    assert "beyond loopback" in proc.stderr and "authenticating reverse proxy" in proc.stderr
