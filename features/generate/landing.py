@@ -122,6 +122,7 @@ def _publish(spark: SparkSession, tmp: str, target: str, ext: str, dates: list[d
 
 STRAY_NAME = "notes.txt"
 PARTIAL_NAME = "part-99999.parquet"
+PARTIAL_BYTES = 4096
 
 
 def _unit(*parts: object) -> float:
@@ -158,7 +159,8 @@ def add_file_dirt(spark: SparkSession, *, root: str, source: Source, dates: list
             finally:
                 stream.close()
             out = fs.create(hpath(f"{folder}/{PARTIAL_NAME}"), True)
-            out.write(bytearray(data[: len(data) // 2]))
+            # A fixed length where it can be: the same file whatever the writer's partitions.
+            out.write(bytearray(data[: min(len(data) // 2, PARTIAL_BYTES)]))
             out.close()
             added += 1
     return added

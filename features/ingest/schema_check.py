@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pyspark.sql.functions as F
 from pyspark.sql import Column, SparkSession
@@ -60,8 +61,16 @@ def check_names(file: LandingFile, source: Source, names: list[str]) -> None:
 
 
 def unreadable_reason(error: BaseException, kind: str) -> str:
-    """The reason recorded for a file quarantined whole: what it is not, and why."""
-    return f"not a readable {kind} file: {console_line(error)[:300]}"
+    """The reason recorded for a file quarantined whole: what it is not, and why (the
+    Java exception's message, paths relative to the lake: the same on every machine)."""
+    lines = [line.strip().lstrip(": ") for line in str(error).splitlines() if line.strip()]
+    lines = [line for line in lines if line and not line.startswith(_PY4J_CALL)]
+    text = lines[0] if lines else type(error).__name__
+    text = re.sub(r"\S*/(landing/[^\s.,;]+(?:\.[A-Za-z0-9]+)*)", r"\1", text)
+    return f"not a readable {kind} file: {text[:300]}"
+
+
+_PY4J_CALL = "An error occurred while calling"
 
 
 SPARK_ROW_METADATA = "org.apache.spark.sql.parquet.row.metadata"
