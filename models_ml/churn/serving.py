@@ -84,7 +84,10 @@ def start(*, host: str, port: int, model_uri: str, tracking_uri: str, root: Path
     conf.mkdir(parents=True, exist_ok=True)
     logs = root / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, MLFLOW_TRACKING_URI=tracking_uri, SPARK_CONF_DIR=str(conf))
+    # MLflow runs uvicorn by name: this environment's scripts first on the PATH.
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    env = dict(os.environ, MLFLOW_TRACKING_URI=tracking_uri, SPARK_CONF_DIR=str(conf),
+               PATH=path)
     log = (logs / "model-server.log").open("ab")
     process = subprocess.Popen(server_command(host=host, port=port, model_uri=model_uri),
                                env=env, stdout=log, stderr=subprocess.STDOUT,
