@@ -27,6 +27,7 @@ from pyspark.sql import DataFrame, SparkSession
 from features import console, runlog
 from features.ingest.classify import classify, prior_keys
 from features.ingest.files import LandingFile, is_data_file, list_files
+from features.ingest.files import _fs as landing_fs
 from features.ingest.readers import raw_record, read_source
 from features.ingest.schema_check import (
     SchemaMismatch,
@@ -591,9 +592,7 @@ def landing_changes(spark: SparkSession, *, until: dt.date) -> list[dt.date]:
 
 def _delivered_dates(spark: SparkSession, landing: str, source: Source) -> list[dt.date]:
     """The batch dates of ``source``'s landing folders."""
-    jvm = spark.sparkContext._jvm
-    folder = jvm.org.apache.hadoop.fs.Path(f"{landing}/{source.name}")
-    fs = folder.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    folder, fs = landing_fs(spark, f"{landing}/{source.name}")
     if not fs.exists(folder):
         return []
     dates = []
