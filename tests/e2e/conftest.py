@@ -34,7 +34,9 @@ def daily_lake(spark, lakehouse_root):
     config = GeneratorConfig(customers=CUSTOMERS, days=DAYS, seed=SEED)
     summary = generate(spark, config)
     dates = [config.start + dt.timedelta(days=i) for i in range(DAYS)]
+    lakes.hold_back(lakehouse_root, dates[-2])
     backfill = run_daily(spark, dates[:-1], options=DailyOptions(retrain="always"))
+    lakes.deliver(lakehouse_root, dates[-2])
     daily = run_daily(spark, dates[-1:])
     # Later tests change the lake (rescoring, drift rows, more models); what the daily job
     # itself left is kept by version, for comparing with other lakes built from this seed.

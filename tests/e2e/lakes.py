@@ -9,6 +9,8 @@ does not depend on row order or file layout.
 
 from __future__ import annotations
 
+import datetime as dt
+import shutil
 from pathlib import Path
 
 import pyspark.sql.functions as F
@@ -25,6 +27,30 @@ WALL_CLOCK_COLUMNS = frozenset({
 # Tables whose rows are a log of attempts, which a crash legitimately lengthens.
 LOG_TABLES = frozenset({"ops.pipeline_runs"})
 DECIMALS = 9
+# A feed both lakes deliver late: its folder of the backfill's last day is held back from
+# the backfill and lands before the last day's run, which must ingest it beside its own
+# day's files (a file for a date already ingested is taken by the next run).
+LATE_SOURCE = "chats"
+
+
+def late_folder(root: Path, day: dt.date) -> Path:
+    """The landing folder of :data:`LATE_SOURCE` for ``day`` in the lake under ``root``."""
+    return root / "landing" / LATE_SOURCE / day.isoformat()
+
+
+def hold_back(root: Path, day: dt.date) -> Path:
+    """Move the late feed's folder of ``day`` out of the landing area; return where to."""
+    folder = late_folder(root, day)
+    assert any(folder.iterdir()), f"the generator wrote no {LATE_SOURCE} files for {day}"
+    aside = root / "held-back" / LATE_SOURCE / day.isoformat()
+    aside.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(folder, aside)
+    return aside
+
+
+def deliver(root: Path, day: dt.date) -> None:
+    """Land the folder :func:`hold_back` kept (its files' times unchanged)."""
+    shutil.move(root / "held-back" / LATE_SOURCE / day.isoformat(), late_folder(root, day))
 
 
 def delta_tables(spark: SparkSession) -> dict[str, int]:

@@ -21,6 +21,7 @@ import threading
 from pathlib import Path
 
 from features.daily import STEPS
+from tests.e2e import lakes
 
 KILL_SEED = int(os.environ.get("RELIABILITY_SEED", "20261201"))
 MAX_DELAY_S = 20.0
@@ -122,9 +123,11 @@ def build(daily_lake, root: Path, cluster_env: dict[str, str]) -> tuple[Path, li
                               "--seed", str(SEED), "--start", dates[0].isoformat()],
                              env=env, log=log)
     assert generated == 0, f"generate failed; see {log}"
+    lakes.hold_back(root, dates[-2])  # delivered late, as in the daily lake
     backfill = run_with_kills(
         ["daily", "--from", dates[0].isoformat(), "--to", dates[-2].isoformat(),
          "--retrain", "always"], kills=1, rng=rng, env=env, log=log)
+    lakes.deliver(root, dates[-2])
     last = run_with_kills(["daily", "--date", dates[-1].isoformat()], kills=2, rng=rng,
                           env=env, log=log)
     return root, backfill + last, log

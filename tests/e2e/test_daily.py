@@ -26,6 +26,34 @@ def test_every_step_ran_and_was_recorded(daily_lake) -> None:
         (dates[-2], "score"), (dates[-1], "score"), (dates[-1], "dbt_build")}
 
 
+def test_a_file_that_lands_late_is_ingested_by_the_next_run(daily_lake, lakehouse_root) -> None:
+    """The late feed's folder of the backfill's last day landed after the backfill: the
+    next day's run ingested it beside its own files, without ``--force``, every record of
+    it in bronze or in quarantine, under its own batch date."""
+    from tests.e2e import lakes
+
+    spark, dates, _, backfill, daily, _ = daily_lake
+    assert f"(late files of {dates[-2]} too)" in daily["ingest"], daily["ingest"]
+    assert "late files" not in backfill["ingest"]
+    from features.ingest.files import is_data_file
+    from features.schemas import QUARANTINED_FILES_TABLE, SOURCES
+
+    folder = lakes.late_folder(lakehouse_root, dates[-2])
+    whole = {row[0] for row in spark.table(QUARANTINED_FILES_TABLE)
+             .where(f"_batch_date = '{dates[-2]}'").select("source_file").collect()}
+    records = sum(len([line for line in path.read_bytes().splitlines() if line.strip()])
+                  for path in folder.iterdir()
+                  if is_data_file(SOURCES[lakes.LATE_SOURCE], path.name)
+                  and str(path.relative_to(lakehouse_root)) not in whole)
+    stored = sum(spark.sql(f"select count(*) from {database}.support_chats "
+                           f"where _batch_date = '{dates[-2]}'").first()[0]
+                 for database in ("bronze", "quarantine"))
+    assert stored == records > 0
+    staged = spark.sql(f"select count(*) from staging.stg_bronze__support_chats "
+                       f"where to_date(chat_at) = '{dates[-2]}'").first()[0]
+    assert staged > 0
+
+
 def test_predictions_cover_every_active_customer_once(daily_lake) -> None:
     spark, dates, *_ = daily_lake
     day = dates[-1]
