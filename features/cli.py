@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import sys
 from collections.abc import Sequence
 
@@ -123,9 +125,25 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     )
 
 
-def _cmd_serve_sql(args: argparse.Namespace) -> int:
+@contextlib.contextmanager
+def _stopped_by_signals():
+    """While a server runs in the foreground: SIGTERM (a service manager) and SIGHUP (a
+    terminal's hangup) stop it as Ctrl-C does, by raising ``KeyboardInterrupt`` with the
+    signal's name, so that the server's processes go with this one."""
     import signal
 
+    def stop_on(signum: int, _frame) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, stop_on) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _cmd_serve_sql(args: argparse.Namespace) -> int:
     from features import sql_server
 
     auth = sql_server.LdapAuth.from_env()
@@ -134,13 +152,9 @@ def _cmd_serve_sql(args: argparse.Namespace) -> int:
             raise sql_server.InsecureServer("serve-sql: --ldap-url and --ldap-base-dn go together")
         auth = sql_server.LdapAuth(url=args.ldap_url, base_dn=args.ldap_base_dn)
 
-    def stop_on(signum: int, _frame) -> None:
-        raise KeyboardInterrupt(signal.Signals(signum).name)
-
-    # A service manager sends SIGTERM (a terminal's hangup SIGHUP): the server's JVM, in a
-    # process group of its own, goes with this process instead of holding the lake.
-    previous = {sig: signal.signal(sig, stop_on) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    try:
+    # The server's JVM, in a process group of its own, goes with this process instead of
+    # holding the lake.
+    with _stopped_by_signals():
         process = sql_server.start(host=args.host, port=args.port, auth=auth)
         login = " -n <user> -p <password>" if auth else ""
         who = f"LDAP logins against {auth.url}" if auth else "no login: loopback only"
@@ -159,32 +173,24 @@ def _cmd_serve_sql(args: argparse.Namespace) -> int:
         raise sql_server.ThriftServerError(
             f"the Thrift Server exited by itself with code {code}; see "
             f"{lakehouse.settings().root / 'thrift-server.log'}")
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def _cmd_serve_model(args: argparse.Namespace) -> int:
-    import signal
-
     from models_ml.churn import jobs, persist, serving
 
     try:
         serving.check_host(args.host)
     except serving.InsecureModelServer as error:
         raise UsageError(str(error)) from None
+    if args.online:
+        return _serve_online(args)
     root = lakehouse.settings().root
     if persist.champion_version(jobs.MODEL_NAME, root=root) is None:
         raise UsageError(f"serve-model: no champion of {jobs.MODEL_NAME!r} in this lake's "
                          "registry yet; `features train` (or `features daily`) makes one")
     tracking, _ = persist.mlflow_uris(root)
     uri = f"models:/{jobs.MODEL_NAME}@{persist.DEFAULT_ALIAS}"
-
-    def stop_on(signum: int, _frame) -> None:
-        raise KeyboardInterrupt(signal.Signals(signum).name)
-
-    previous = {sig: signal.signal(sig, stop_on) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    try:
+    with _stopped_by_signals():
         process = serving.start(host=args.host, port=args.port, model_uri=uri,
                                 tracking_uri=tracking, root=root)
         print(f"MLflow model server for {uri} on http://{args.host}:{args.port} (no login: "
@@ -203,9 +209,50 @@ def _cmd_serve_model(args: argparse.Namespace) -> int:
         raise serving.ModelServerError(
             f"the model server exited by itself with code {code}; see "
             f"{root / 'logs' / 'model-server.log'}")
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+
+
+def _online_scorer():
+    """The online scorer, or a usage error when the lake has no model yet."""
+    from models_ml.churn import online
+
+    try:
+        with console.libraries_to_log():
+            return online.OnlineScorer.load()
+    except online.NoModel as error:
+        raise UsageError(f"features: {error}") from None
+
+
+def _serve_online(args: argparse.Namespace) -> int:
+    from models_ml.churn import jobs, online
+
+    scorer = _online_scorer()
+    server = online.make_server(scorer, host=args.host, port=args.port)
+    url = f"http://{'[::1]' if args.host == '::1' else args.host}:{args.port}"
+    decided = (f"risk deciles from the batch scores of {scorer.score_date}" if scorer.score_date
+               else "no risk deciles: this version has no batch scores yet")
+    print(f"Online scores of {jobs.MODEL_NAME} v{scorer.version} from Feast's online "
+          f"store on {url} (no login: loopback only; {decided})\n"
+          f"  curl -s '{url}/predict?customer_id=1&customer_id=2'\n"
+          "  Ctrl-C (or SIGTERM) stops it.", flush=True)
+    with _stopped_by_signals():
+        try:
+            with console.libraries_to_log():
+                server.serve_forever()
+        except KeyboardInterrupt as stop:
+            print(f"serve-model: stopped ({stop or 'SIGINT'})", flush=True)
+            return 0
+        finally:
+            server.server_close()
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    scorer = _online_scorer()
+    with console.libraries_to_log():
+        answers = scorer.predict(args.customer_ids)
+    for answer in answers:
+        print(json.dumps(answer))
+    return 0
 
 
 def _parse_date(text: str):
@@ -513,7 +560,18 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--host", default="127.0.0.1",
                        help="address to listen on: loopback only (the server has no logins)")
     model.add_argument("--port", type=int, default=5001, help="port to listen on")
+    model.add_argument("--online", action="store_true",
+                       help="serve online scores instead: GET /predict?customer_id=N (the "
+                            "customers' latest features from Feast's online store, scored "
+                            "by the lake's serving version; as `features predict`)")
     model.set_defaults(func=_cmd_serve_model)
+
+    predict = command("predict", "score customers on their latest features in Feast's online "
+                                 "store with the serving churn model; one JSON object per "
+                                 "customer and line")
+    predict.add_argument("--customer-id", dest="customer_ids", type=int, action="append",
+                         required=True, metavar="N", help="a customer to score; repeatable")
+    predict.set_defaults(func=_cmd_predict)
 
     demo = command("demo", "the main job end to end on a small embedded lake: generate, "
                            "backfill with training, then one more day")

@@ -348,12 +348,20 @@ def _lake_conf_dir_for_launch(cfg: LakehouseSettings) -> Iterator[None]:
             os.environ["SPARK_CONF_DIR"] = previous
 
 
-def spark_session(cfg: LakehouseSettings | None = None):  # -> SparkSession
+def spark_session(cfg: LakehouseSettings | None = None, *,
+                  metastore: bool = True):  # -> SparkSession
     """Return the one configured SparkSession, creating it on first call.
 
     Delta's SQL extension and catalog, Hive support with the metastore and the
     warehouse under the lakehouse root, AQE, UTC.  Raises
     :class:`features.jars.DeltaJarsUnavailable` when Delta's jars cannot be had.
+
+    Args:
+        cfg: The lake's settings (the environment's by default).
+        metastore: False: a session that reads tables by their folders only, with an
+            in-memory catalog, for processes that must not take the embedded metastore
+            (which admits one process) from the daily job, such as the online scorer.
+            A session already running is returned as it is.
     """
     from pyspark.sql import SparkSession
 
@@ -364,13 +372,18 @@ def spark_session(cfg: LakehouseSettings | None = None):  # -> SparkSession
     from pyspark import SparkContext
 
     starting = SparkContext._active_spark_context is None
-    if starting:
+    if starting and metastore:
         check_lake_free(cfg)
     cfg.root.mkdir(parents=True, exist_ok=True)
     ensure_jvm_jars(cfg)
     builder = SparkSession.builder
-    for key, value in spark_conf(cfg).items():
+    conf = spark_conf(cfg)
+    if not metastore:
+        conf["spark.sql.catalogImplementation"] = "in-memory"
+    for key, value in conf.items():
         builder = builder.config(key, value)
+    if metastore:
+        builder = builder.enableHiveSupport()
     # The JVM's own output (the JDK's notes, anything Spark prints) goes to its log file.
     # (Only when a JVM starts: another thread's call finds no active session of its own
     # but the running context, and must not take the console away meanwhile.)  The launch
@@ -380,7 +393,7 @@ def spark_session(cfg: LakehouseSettings | None = None):  # -> SparkSession
     launch = _lake_conf_dir_for_launch(cfg) if starting else contextlib.nullcontext()
     with redirect as log_file, launch:
         try:
-            spark = builder.enableHiveSupport().getOrCreate()
+            spark = builder.getOrCreate()
         except Exception as error:
             raise SparkStartFailed(
                 f"Spark did not start ({console.first_line(error)}); see {log_file}") from error

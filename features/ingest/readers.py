@@ -77,7 +77,8 @@ def read_parquet(spark: SparkSession, source: Source, files: list[LandingFile],
 
     No ``_raw`` column: the record's JSON is rendered from its typed columns only for the
     rows that go to quarantine (see :func:`raw_record`), not carried through the shuffles
-    of every row.
+    of every row.  Parquet's string type promises UTF-8 but its readers do not check it: a
+    row with other bytes in a string column is ``invalid_encoding``.
     """
     groups: dict[str, list[str]] = {}
     for file in files:
@@ -86,12 +87,14 @@ def read_parquet(spark: SparkSession, source: Source, files: list[LandingFile],
     for paths in groups.values():
         frame = spark.read.parquet(*paths)
         data = frame.columns
+        text = [field.name for field in frame.schema.fields
+                if isinstance(field.dataType, StringType)]
         frames.append(frame.select(
             *data,
             relative_name().alias("_source_file"),
             F.col("_metadata.row_index").cast("long").alias("_line"),
             batch_date_of().alias("_batch_date"),
-            F.lit(None).cast("string").alias("_bad"),
+            _first(*[_encoding(F.col(f"`{name}`")) for name in text]).alias("_bad"),
         ))
     return _union(frames)
 
@@ -105,7 +108,8 @@ def raw_record(frame: DataFrame) -> Column:
 
 
 def _encoding(value: Column) -> Column:
-    """Spark's text reader keeps a line's bytes as they are: check they are UTF-8."""
+    """Spark's text and Parquet readers keep a string's bytes as they are: check they are
+    UTF-8."""
     return F.when(~F.is_valid_utf8(value), F.lit(INVALID_ENCODING))
 
 

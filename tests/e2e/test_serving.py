@@ -1,9 +1,12 @@
-"""The champion over MLflow's model server, started as an operator starts it.
+"""The champion served, started as an operator starts it, scoring like the batch job.
 
 Uses the daily job's lake (its champion was registered by the daily job, with a signature
-and an input example): ``features serve-model`` in a process of its own, a batch of one
-day's feature rows posted in MLflow's scoring format, the answers compared with the batch
-scoring job's for the same customers and day, then SIGTERM to the command.
+and an input example; its last day materialized into Feast's online store):
+``features serve-model`` in a process of its own, a batch of one day's feature rows posted in
+MLflow's scoring format, the answers compared with the batch scoring job's for the same
+customers and day, then SIGTERM to the command; ``features predict`` and ``features
+serve-model --online`` on the customers' features in the online store, compared with the
+batch scores of the day materialized last.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -103,3 +107,88 @@ def test_the_model_server_stays_on_loopback(lakehouse_root) -> None:
                           capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 2
     assert "beyond loopback" in proc.stderr and "authenticating reverse proxy" in proc.stderr
+
+
+def _batch_scores(spark, day) -> dict:
+    """The day's batch scores by the serving version (scored again: earlier tests may have
+    rescored the day with another version)."""
+    from models_ml.churn import jobs
+
+    jobs.score_day(spark, day, log=lambda _: None)
+    return {row["customer_id"]: row for row in spark.table(jobs.PREDICTIONS_TABLE)
+            .where(F.col("score_date") == F.lit(day)).collect()}
+
+
+def _same_as_batch(answers: list[dict], batch: dict) -> None:
+    for answer in answers:
+        row = batch[answer["customer_id"]]
+        assert answer["churn_probability"] == pytest.approx(row["churn_probability"],
+                                                            abs=1e-9), answer
+        assert answer["risk_decile"] == row["risk_decile"], answer
+        assert answer["model_version"] == row["model_version"], answer
+        assert "error" not in answer
+
+
+def test_online_scores_are_the_batch_scores_of_the_day_materialized(daily_lake,
+                                                                    capsys) -> None:
+    """The daily job materialized its last day: ``features predict`` reads the customers'
+    features from the online store and answers what batch scoring wrote for that day; an
+    unknown customer gets an answer saying so, not an exception."""
+    from features import cli
+
+    spark, dates, *_ = daily_lake
+    batch = _batch_scores(spark, dates[-1])
+    ids = sorted(batch)
+    unknown = max(ids) + 1_000_000
+    asked = [*ids, unknown]
+    assert cli.main(["predict", *[f"--customer-id={i}" for i in asked]]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    answers = [json.loads(line) for line in lines]
+    assert [a["customer_id"] for a in answers] == asked
+    _same_as_batch(answers[:-1], batch)
+    assert len({a["risk_decile"] for a in answers[:-1]}) >= 5  # the deciles are spread
+    last = answers[-1]
+    assert last["churn_probability"] is None and last["risk_decile"] is None
+    assert last["model_version"] == answers[0]["model_version"]
+    assert last["error"].startswith(f"no features in the online store for customer {unknown}")
+
+
+def test_the_online_endpoint_answers_like_predict(daily_lake, lakehouse_root) -> None:
+    """``features serve-model --online`` in a process of its own, beside this one's Spark,
+    which holds the embedded metastore: its session must not need it.  One customer, then
+    every customer of the day, then a bad request; SIGTERM stops it."""
+    spark, dates, *_ = daily_lake
+    batch = _batch_scores(spark, dates[-1])
+    ids = sorted(batch)
+    port = free_port()
+    env = dict(os.environ, LAKEHOUSE_ROOT=str(lakehouse_root), SPARK_MASTER="local[1]",
+               LAKEHOUSE_DRIVER_MEMORY="1g")
+    process = subprocess.Popen([FEATURES, "serve-model", "--online", "--port", str(port)],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for(f"{url}/ping", process)
+        with urllib.request.urlopen(f"{url}/predict?customer_id={ids[0]}", timeout=60) as one:
+            answers = json.loads(one.read())["predictions"]
+        assert [a["customer_id"] for a in answers] == ids[:1]
+        _same_as_batch(answers, batch)
+        request = urllib.request.Request(
+            f"{url}/predict", data=json.dumps({"customer_ids": ids}).encode(),
+            headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as many:
+            answers = json.loads(many.read())["predictions"]
+        assert [a["customer_id"] for a in answers] == ids
+        _same_as_batch(answers, batch)
+        with pytest.raises(urllib.error.HTTPError) as bad:
+            urllib.request.urlopen(f"{url}/predict?customer_id=abc", timeout=60)
+        assert bad.value.code == 400
+        assert "integers" in json.loads(bad.value.read())["error"]
+    finally:
+        os.kill(process.pid, signal.SIGTERM)
+        code = process.wait(timeout=90)
+    output = process.stdout.read()
+    assert code == 0, output
+    assert "serve-model: stopped (SIGTERM)" in output
+    with socket.socket() as sock:
+        assert sock.connect_ex(("127.0.0.1", port)) != 0

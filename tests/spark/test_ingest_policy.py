@@ -161,7 +161,8 @@ def test_a_file_that_fails_when_read_is_quarantined_whole(spark, customers) -> N
 
 def test_row_level_dirt_goes_to_quarantine_with_its_reason(spark, customers) -> None:
     """Non-finite and out-of-range numbers, decimals in integer columns, a value outside the
-    allowed ones, events dated 1900 or 2099, text in a JSON number, invalid UTF-8: each row
+    allowed ones, events dated 1900 or 2099, text in a JSON number, invalid UTF-8 (in JSON
+    text and in a Parquet string): each row
     to quarantine with its reason and raw record, the rest of its file ingested."""
     day = DATES[2]
     cid = customers[0]
@@ -179,9 +180,15 @@ def test_row_level_dirt_goes_to_quarantine_with_its_reason(spark, customers) -> 
         f"9,19,{cid},25.0,failed,2099-01-01 00:00:00",
     ]
     _write_text("payments", day, "part-00000.csv", "\n".join(payments) + "\n")
-    usage = _usage_rows(cid, day, 2, "u")
+    usage = _usage_rows(cid, day, 3, "u")
     usage[1]["duration_s"] = 2**31 - 1
-    _write_usage(day, "part-00000.parquet", usage)
+    table = pa.Table.from_pylist(usage, USAGE_SCHEMA)
+    cells = pa.array([b"cell-0001", b"cell-0001", b"cell-\xff01"], pa.binary())
+    # Parquet's string type promises UTF-8; writers need not check it (viewed, not cast).
+    table = table.set_column(table.schema.get_field_index("cell_id"), "cell_id",
+                             cells.view(pa.string()))
+    _folder("usage", day).mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, _folder("usage", day) / "part-00000.parquet")
     chat = {"chat_id": "c1", "customer_id": cid, "chat_at": f"{day}T10:00:00Z",
             "channel": "app", "summary": "Customer asks about roaming, done",
             "agent": {"agent_id": "a001", "team": "care", "tenure_months": 5}}
@@ -199,7 +206,8 @@ def test_row_level_dirt_goes_to_quarantine_with_its_reason(spark, customers) -> 
         "not_allowed: status": 1, "out_of_range: paid_at": 2,
     }
     assert results["payments"][day] == BatchCounts(read=9, ingested=1, quarantined=8)
-    assert _reasons(spark, "usage_events", day) == {"out_of_range: duration_s": 1}
+    assert _reasons(spark, "usage_events", day) == {"out_of_range: duration_s": 1,
+                                                    "invalid_encoding": 1}
     assert _reasons(spark, "support_chats", day) == {
         "wrong_type: customer_id": 2, "invalid_encoding": 1, "out_of_range: chat_at": 1,
         "malformed_record": 1}

@@ -1,0 +1,272 @@
+"""Online scores: the champion on customers' latest features from Feast's online store.
+
+``features predict --customer-id N`` and ``features serve-model --online`` answer with
+:class:`OnlineScorer`: the feature service's features of the asked customers as Feast's
+online store holds them (what ``features materialize`` / the daily job loaded: SQLite by
+default, Redis on the cluster setup), scored by the lake's serving version of the churn
+model (the champion, as batch scoring uses), in a Spark session without the metastore
+(the embedded one admits one process, and the daily job needs it).
+
+The risk decile places a probability among the batch scores of the newest score date of
+the same model version: decile ``d``'s cut is the highest probability batch scoring put in
+deciles ``1..d``, so a customer's online decile is the batch decile of the same
+probability.  For a customer materialized on day D, the online answer therefore equals
+that customer's row of ``predictions.churn_scores`` for D.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import socket
+import threading
+import urllib.parse
+from collections.abc import Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pyspark.sql.functions as F
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.types import (
+    BooleanType,
+    DataType,
+    DoubleType,
+    FloatType,
+    IntegerType,
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+)
+
+from features import feast_repo, lakehouse
+from models_ml.churn import jobs, persist
+from models_ml.churn.train import score
+
+# Feast's value types of the feature service, as the batch frame's Spark types.
+_SPARK_TYPES: dict[str, DataType] = {
+    "Int32": IntegerType(), "Int64": LongType(), "Float32": FloatType(),
+    "Float64": DoubleType(), "String": StringType(), "Bool": BooleanType(),
+}
+NO_FEATURES = "no features in the online store"
+
+
+class NoModel(RuntimeError):
+    """The lake has no churn model to score with yet."""
+
+
+def _predictions(spark: SparkSession) -> DataFrame | None:
+    """The batch scores, through the catalog or (a session without the metastore) by the
+    managed table's folder; None when nothing was scored yet."""
+    if spark.conf.get("spark.sql.catalogImplementation", "in-memory") == "hive":
+        if not spark.catalog.tableExists(jobs.PREDICTIONS_TABLE):
+            return None
+        return spark.table(jobs.PREDICTIONS_TABLE)
+    database, table = jobs.PREDICTIONS_TABLE.split(".")
+    folder = lakehouse.settings().warehouse_dir / f"{database}.db" / table
+    if not (folder / "_delta_log").is_dir():
+        return None
+    return spark.read.format("delta").load(str(folder))
+
+
+def decile_cuts(spark: SparkSession, version: str) -> tuple[dt.date | None, list[float]]:
+    """The newest score date of ``version`` and its nine decile cuts (none: not scored).
+
+    Cut ``d`` is the highest probability in deciles ``1..d`` of that date (a decile left
+    empty by ties takes the cut below it).
+    """
+    scores = _predictions(spark)
+    if scores is None:
+        return None, []
+    mine = scores.where((F.col("model_name") == jobs.MODEL_NAME)
+                        & (F.col("model_version") == version))
+    day = mine.agg(F.max("score_date")).first()[0]
+    if day is None:
+        return None, []
+    highest = dict(mine.where(F.col("score_date") == F.lit(day)).groupBy("risk_decile")
+                   .agg(F.max("churn_probability")).collect())
+    cuts: list[float] = []
+    for decile in range(1, 10):
+        below = [highest[d] for d in range(1, decile + 1) if d in highest]
+        cuts.append(max(below) if below else float("-inf"))
+    return day, cuts
+
+
+def risk_decile(probability: float, cuts: Sequence[float]) -> int:
+    """1 (least likely to churn) .. 10: one more than the cuts ``probability`` exceeds."""
+    return 1 + sum(probability > cut for cut in cuts)
+
+
+@dataclasses.dataclass
+class OnlineScorer:
+    """The champion and the online store, loaded once, scoring customers by id.
+
+    Attributes:
+        spark: The session the pipeline runs in.
+        model: The serving version's fitted pipeline.
+        version: Its version (as ``predictions.churn_scores.model_version`` writes it).
+        store: Feast's ``FeatureStore``.
+        schema: ``customer_id`` and the feature service's features as Spark types.
+        config: The model's configuration over the feature service.
+        threshold: The model's decision threshold.
+        score_date: The batch score date the deciles come from (None: never scored).
+        cuts: The decile cuts of that date.
+    """
+
+    spark: SparkSession
+    model: Any
+    version: str
+    store: Any
+    schema: StructType
+    config: Any
+    threshold: float | None
+    score_date: dt.date | None
+    cuts: list[float]
+
+    @classmethod
+    def load(cls, spark: SparkSession | None = None) -> OnlineScorer:
+        """Load the serving version and its decile cuts (a session without the
+        metastore unless one runs already).
+
+        Raises:
+            NoModel: When no churn model has been trained in this lake.
+        """
+        spark = spark or lakehouse.spark_session(metastore=False)
+        version = jobs.serving_version()
+        if version is None:
+            raise NoModel(f"no {jobs.MODEL_NAME} model in this lake yet: `features train` "
+                          "(or `features daily`) makes one")
+        model, metadata = persist.load_model(jobs.MODEL_NAME, version=version)
+        store = feast_repo.feature_store()
+        fields = [StructField("customer_id", LongType())]
+        for projection in store.get_feature_service(jobs.FEATURE_SERVICE) \
+                .feature_view_projections:
+            for field in projection.features:
+                fields.append(StructField(field.name, _SPARK_TYPES[str(field.dtype)]))
+        day, cuts = decile_cuts(spark, str(metadata.get("version", version)))
+        return cls(spark=spark, model=model, version=str(metadata.get("version", version)),
+                   store=store, schema=StructType(fields), config=jobs.model_config(store),
+                   threshold=metadata.get("threshold"), score_date=day, cuts=cuts)
+
+    def features(self, customer_ids: Sequence[int]) -> list[dict[str, Any]]:
+        """The customers' latest features in the online store, one dict per id, in order
+        (a feature the store lacks is None)."""
+        online = self.store.get_online_features(
+            features=self.store.get_feature_service(jobs.FEATURE_SERVICE),
+            entity_rows=[{"customer_id": int(c)} for c in customer_ids],
+        ).to_dict()
+        names = [field.name for field in self.schema.fields]
+        return [{name: (int(customer_ids[i]) if name == "customer_id"
+                        else online[name][i]) for name in names}
+                for i in range(len(customer_ids))]
+
+    def predict(self, customer_ids: Sequence[int]) -> list[dict[str, Any]]:
+        """One answer per id, in order: ``customer_id``, ``churn_probability``,
+        ``risk_decile`` (None when the version was never batch-scored) and
+        ``model_version``; a customer without any feature in the online store gets
+        ``error`` instead of a probability."""
+        rows = self.features(customer_ids)
+        known = [row for row in rows
+                 if any(row[name] is not None for name in self.schema.names[1:])]
+        scored: dict[int, float] = {}
+        if known:
+            frame = self.spark.createDataFrame(known, self.schema)
+            out = score(self.model, frame, config=self.config, threshold=self.threshold)
+            scored = {row["customer_id"]: float(row["score"])
+                      for row in out.select("customer_id", "score").collect()}
+        answers = []
+        for row in rows:
+            customer = row["customer_id"]
+            answer: dict[str, Any] = {"customer_id": customer, "churn_probability": None,
+                                      "risk_decile": None, "model_version": self.version}
+            if customer in scored:
+                probability = scored[customer]
+                answer["churn_probability"] = probability
+                if self.cuts:
+                    answer["risk_decile"] = risk_decile(probability, self.cuts)
+            else:
+                answer["error"] = (
+                    f"{NO_FEATURES} for customer {customer}: not a customer, or none of its "
+                    "features materialized yet (`features materialize --to DATE`, which "
+                    "the daily job runs)")
+            answers.append(answer)
+        return answers
+
+
+MAX_CUSTOMERS = 1000  # per request
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """``GET /predict?customer_id=N[&customer_id=M...]`` or ``POST /predict`` with
+    ``{"customer_ids": [N, ...]}``: ``{"predictions": [...]}`` (one answer per id, see
+    :meth:`OnlineScorer.predict`); ``GET /ping``: 200 when it can answer."""
+
+    scorer: OnlineScorer
+    lock: threading.Lock
+    server_version = "lakehouse-online"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
+        from features import console
+
+        console.LOGGER.info("online: %s", format % args)
+
+    def _send(self, status: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _answer(self, raw: Sequence[Any]) -> None:
+        try:
+            ids = [int(value) for value in raw]
+        except (TypeError, ValueError):
+            self._send(400, {"error": f"customer ids are integers, not {list(raw)!r}"})
+            return
+        if not ids or len(ids) > MAX_CUSTOMERS:
+            self._send(400, {"error": f"ask for 1 to {MAX_CUSTOMERS} customer ids "
+                                      f"(got {len(ids)})"})
+            return
+        with self.lock:  # one Spark job at a time: the model's session is shared
+            predictions = self.scorer.predict(ids)
+        self._send(200, {"predictions": predictions})
+
+    def do_GET(self) -> None:  # noqa: N802 - the base's name
+        url = urllib.parse.urlsplit(self.path)
+        if url.path == "/ping":
+            self._send(200, {"model_version": self.scorer.version})
+        elif url.path == "/predict":
+            self._answer(urllib.parse.parse_qs(url.query).get("customer_id", []))
+        else:
+            self._send(404, {"error": "GET /predict?customer_id=N or POST /predict"})
+
+    def do_POST(self) -> None:  # noqa: N802 - the base's name
+        if urllib.parse.urlsplit(self.path).path != "/predict":
+            self._send(404, {"error": "POST /predict with {\"customer_ids\": [...]}"})
+            return
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = json.loads(self.rfile.read(length) or b"{}")
+            raw = body["customer_ids"]
+            if not isinstance(raw, list):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            self._send(400, {"error": 'the body is {"customer_ids": [N, ...]}'})
+            return
+        self._answer(raw)
+
+
+def make_server(scorer: OnlineScorer, *, host: str, port: int) -> ThreadingHTTPServer:
+    """An HTTP server of ``scorer``'s answers on ``host:port`` (loopback: it checks no
+    logins; see :func:`models_ml.churn.serving.check_host`); ``serve_forever`` runs it."""
+    from models_ml.churn.serving import check_host
+
+    check_host(host)
+    handler = type("OnlineHandler", (_Handler,), {"scorer": scorer,
+                                                  "lock": threading.Lock()})
+    server = type("OnlineServer", (ThreadingHTTPServer,), {
+        "daemon_threads": True,
+        "address_family": socket.AF_INET6 if ":" in host else socket.AF_INET})
+    return server((host, port), handler)
