@@ -6,7 +6,7 @@ import argparse
 import contextlib
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from features import console, lakehouse
 
@@ -126,7 +126,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 @contextlib.contextmanager
-def _stopped_by_signals():
+def _stopped_by_signals() -> Iterator[None]:
     """While a server runs in the foreground: SIGTERM (a service manager) and SIGHUP (a
     terminal's hangup) stop it as Ctrl-C does, by raising ``KeyboardInterrupt`` with the
     signal's name, so that the server's processes go with this one."""
@@ -168,7 +168,7 @@ def _cmd_serve_sql(args: argparse.Namespace) -> int:
             code = process.wait()
         except KeyboardInterrupt as stop:
             sql_server.stop(process)
-            print(f"serve-sql: stopped ({stop or 'SIGINT'}); the lake is free", flush=True)
+            print(f"serve-sql: stopped ({str(stop) or 'SIGINT'}); the lake is free", flush=True)
             return 0
         raise sql_server.ThriftServerError(
             f"the Thrift Server exited by itself with code {code}; see "
@@ -184,6 +184,9 @@ def _cmd_serve_model(args: argparse.Namespace) -> int:
         raise UsageError(str(error)) from None
     if args.online:
         return _serve_online(args)
+    if args.runtime is not None:
+        raise UsageError("serve-model: --runtime goes with --online (MLflow's server runs the "
+                         "Spark model)")
     root = lakehouse.settings().root
     if persist.champion_version(jobs.MODEL_NAME, root=root) is None:
         raise UsageError(f"serve-model: no champion of {jobs.MODEL_NAME!r} in this lake's "
@@ -204,34 +207,40 @@ def _cmd_serve_model(args: argparse.Namespace) -> int:
             code = process.wait()
         except KeyboardInterrupt as stop:
             serving.stop(process)
-            print(f"serve-model: stopped ({stop or 'SIGINT'})", flush=True)
+            print(f"serve-model: stopped ({str(stop) or 'SIGINT'})", flush=True)
             return 0
         raise serving.ModelServerError(
             f"the model server exited by itself with code {code}; see "
             f"{root / 'logs' / 'model-server.log'}")
 
 
-def _online_scorer():
-    """The online scorer, or a usage error when the lake has no model yet."""
+def _online_scorer(runtime: str):  # -> OnlineScorer
+    """The online scorer, or a usage error when the lake has no model yet (or the runtime
+    asked for cannot run it)."""
     from models_ml.churn import online
 
     try:
         with console.libraries_to_log():
-            return online.OnlineScorer.load()
-    except online.NoModel as error:
+            scorer = online.OnlineScorer.load(runtime=runtime)
+    except (online.NoModel, online.RuntimeUnavailable) as error:
         raise UsageError(f"features: {error}") from None
+    if scorer.note:
+        console.LOGGER.info("online scores: %s", scorer.note)
+    return scorer
 
 
 def _serve_online(args: argparse.Namespace) -> int:
     from models_ml.churn import jobs, online
 
-    scorer = _online_scorer()
-    server = online.make_server(scorer, host=args.host, port=args.port)
+    runtime = args.runtime or "auto"
+    scorer = _online_scorer(runtime)
+    server = online.make_server(scorer, host=args.host, port=args.port, runtime=runtime)
     url = f"http://{'[::1]' if args.host == '::1' else args.host}:{args.port}"
     decided = (f"risk deciles from the batch scores of {scorer.score_date}" if scorer.score_date
                else "no risk deciles: this version has no batch scores yet")
-    print(f"Online scores of {jobs.MODEL_NAME} v{scorer.version} from Feast's online "
-          f"store on {url} (no login: loopback only; {decided})\n"
+    print(f"Online scores of {jobs.MODEL_NAME} v{scorer.version} ({scorer.runtime}) from "
+          f"Feast's online store on {url} (no login: loopback only; {decided}; a newer "
+          f"model or score date is picked up within {online.REFRESH_S:.0f} s)\n"
           f"  curl -s '{url}/predict?customer_id=1&customer_id=2'\n"
           "  Ctrl-C (or SIGTERM) stops it.", flush=True)
     with _stopped_by_signals():
@@ -239,15 +248,19 @@ def _serve_online(args: argparse.Namespace) -> int:
             with console.libraries_to_log():
                 server.serve_forever()
         except KeyboardInterrupt as stop:
-            print(f"serve-model: stopped ({stop or 'SIGINT'})", flush=True)
+            print(f"serve-model: stopped ({str(stop) or 'SIGINT'})", flush=True)
             return 0
         finally:
             server.server_close()
     return 0
 
 
+# What scores online (models_ml.churn.online.RUNTIMES; not imported here: no Spark to parse).
+_RUNTIMES = ("auto", "onnx", "spark")
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
-    scorer = _online_scorer()
+    scorer = _online_scorer(args.runtime)
     with console.libraries_to_log():
         answers = scorer.predict(args.customer_ids)
     for answer in answers:
@@ -565,12 +578,17 @@ def build_parser() -> argparse.ArgumentParser:
                             "customers' latest features from Feast's online store, scored "
                             "by the lake's serving version; as `features predict`)")
     model.set_defaults(func=_cmd_serve_model)
+    runtime_help = ("what scores online: onnx (the pipeline in onnxruntime, float32, under a "
+                    "millisecond; the onnx extra), spark (exact, ~250 ms), auto: onnx when "
+                    "installed (default: auto)")
+    model.add_argument("--runtime", choices=_RUNTIMES, help="with --online: " + runtime_help)
 
     predict = command("predict", "score customers on their latest features in Feast's online "
                                  "store with the serving churn model; one JSON object per "
                                  "customer and line")
     predict.add_argument("--customer-id", dest="customer_ids", type=int, action="append",
                          required=True, metavar="N", help="a customer to score; repeatable")
+    predict.add_argument("--runtime", choices=_RUNTIMES, default="auto", help=runtime_help)
     predict.set_defaults(func=_cmd_predict)
 
     demo = command("demo", "the main job end to end on a small embedded lake: generate, "

@@ -78,7 +78,8 @@ def read_parquet(spark: SparkSession, source: Source, files: list[LandingFile],
     No ``_raw`` column: the record's JSON is rendered from its typed columns only for the
     rows that go to quarantine (see :func:`raw_record`), not carried through the shuffles
     of every row.  Parquet's string type promises UTF-8 but its readers do not check it: a
-    row with other bytes in a string column is ``invalid_encoding``.
+    row with other bytes in a top-level string column is ``invalid_encoding`` (strings
+    nested in structs or arrays are not checked: the Parquet sources have none).
     """
     groups: dict[str, list[str]] = {}
     for file in files:
@@ -94,7 +95,7 @@ def read_parquet(spark: SparkSession, source: Source, files: list[LandingFile],
             relative_name().alias("_source_file"),
             F.col("_metadata.row_index").cast("long").alias("_line"),
             batch_date_of().alias("_batch_date"),
-            _first(*[_encoding(F.col(f"`{name}`")) for name in text]).alias("_bad"),
+            _first(*[_encoding(frame[name]) for name in text]).alias("_bad"),
         ))
     return _union(frames)
 

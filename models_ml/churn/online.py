@@ -4,8 +4,10 @@
 :class:`OnlineScorer`: the feature service's features of the asked customers as Feast's
 online store holds them (what ``features materialize`` / the daily job loaded: SQLite by
 default, Redis on the cluster setup), scored by the lake's serving version of the churn
-model (the champion, as batch scoring uses), in a Spark session without the metastore
-(the embedded one admits one process, and the daily job needs it).
+model (the champion, as batch scoring uses): exported to ONNX and run by onnxruntime when the
+``onnx`` extra is installed (:mod:`models_ml.churn.onnx_runtime`; under a millisecond, float32),
+else by its Spark pipeline (exact; about 250 ms a request), in a Spark session without the
+metastore (the embedded one admits one process, and the daily job needs it).
 
 The risk decile places a probability among the batch scores of the newest score date of
 the same model version: decile ``d``'s cut is the highest probability batch scoring put in
@@ -19,14 +21,18 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import logging
+import re
 import socket
 import threading
+import time
 import urllib.parse
 from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pyspark.sql.functions as F
+from pyspark.ml.classification import LogisticRegressionModel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import (
     BooleanType,
@@ -41,7 +47,7 @@ from pyspark.sql.types import (
 )
 
 from features import feast_repo, lakehouse
-from models_ml.churn import jobs, persist
+from models_ml.churn import jobs, onnx_runtime, persist
 from models_ml.churn.train import score
 
 # Feast's value types of the feature service, as the batch frame's Spark types.
@@ -49,11 +55,17 @@ _SPARK_TYPES: dict[str, DataType] = {
     "Int32": IntegerType(), "Int64": LongType(), "Float32": FloatType(),
     "Float64": DoubleType(), "String": StringType(), "Bool": BooleanType(),
 }
+LOGGER = logging.getLogger("features")
 NO_FEATURES = "no features in the online store"
+RUNTIMES = ("auto", "onnx", "spark")
 
 
 class NoModel(RuntimeError):
     """The lake has no churn model to score with yet."""
+
+
+class RuntimeUnavailable(RuntimeError):
+    """The runtime asked for cannot run this model here."""
 
 
 def _predictions(spark: SparkSession) -> DataFrame | None:
@@ -70,20 +82,26 @@ def _predictions(spark: SparkSession) -> DataFrame | None:
     return spark.read.format("delta").load(str(folder))
 
 
+def newest_score_date(spark: SparkSession, version: str) -> dt.date | None:
+    """The newest date batch scoring scored with ``version`` (None: never)."""
+    scores = _predictions(spark)
+    if scores is None:
+        return None
+    return scores.where((F.col("model_name") == jobs.MODEL_NAME)
+                        & (F.col("model_version") == version)).agg(F.max("score_date")).first()[0]
+
+
 def decile_cuts(spark: SparkSession, version: str) -> tuple[dt.date | None, list[float]]:
     """The newest score date of ``version`` and its nine decile cuts (none: not scored).
 
     Cut ``d`` is the highest probability in deciles ``1..d`` of that date (a decile left
     empty by ties takes the cut below it).
     """
-    scores = _predictions(spark)
-    if scores is None:
-        return None, []
-    mine = scores.where((F.col("model_name") == jobs.MODEL_NAME)
-                        & (F.col("model_version") == version))
-    day = mine.agg(F.max("score_date")).first()[0]
+    day = newest_score_date(spark, version)
     if day is None:
         return None, []
+    mine = _predictions(spark).where((F.col("model_name") == jobs.MODEL_NAME)
+                                     & (F.col("model_version") == version))
     highest = dict(mine.where(F.col("score_date") == F.lit(day)).groupBy("risk_decile")
                    .agg(F.max("churn_probability")).collect())
     cuts: list[float] = []
@@ -93,9 +111,11 @@ def decile_cuts(spark: SparkSession, version: str) -> tuple[dt.date | None, list
     return day, cuts
 
 
-def risk_decile(probability: float, cuts: Sequence[float]) -> int:
-    """1 (least likely to churn) .. 10: one more than the cuts ``probability`` exceeds."""
-    return 1 + sum(probability > cut for cut in cuts)
+def risk_decile(probability: float, cuts: Sequence[float], tolerance: float = 0.0) -> int:
+    """1 (least likely to churn) .. 10: one more than the cuts ``probability`` exceeds by
+    more than ``tolerance`` (a float32 runtime's probability of the customer that makes a
+    cut may land a hair above it)."""
+    return 1 + sum(probability > cut + tolerance for cut in cuts)
 
 
 @dataclasses.dataclass
@@ -112,6 +132,9 @@ class OnlineScorer:
         threshold: The model's decision threshold.
         score_date: The batch score date the deciles come from (None: never scored).
         cuts: The decile cuts of that date.
+        service: The feature service the model reads (Feast's ``FeatureService``).
+        onnx: The pipeline in onnxruntime (None: scored by Spark).
+        note: Why the runtime is Spark when ONNX was wanted (None otherwise).
     """
 
     spark: SparkSession
@@ -123,15 +146,33 @@ class OnlineScorer:
     threshold: float | None
     score_date: dt.date | None
     cuts: list[float]
+    service: Any = None
+    onnx: Any = None
+    note: str | None = None
+
+    @property
+    def runtime(self) -> str:
+        """``onnx`` or ``spark``: what scores the rows."""
+        return "onnx" if self.onnx is not None else "spark"
 
     @classmethod
-    def load(cls, spark: SparkSession | None = None) -> OnlineScorer:
+    def load(cls, spark: SparkSession | None = None, *, runtime: str = "auto") -> OnlineScorer:
         """Load the serving version and its decile cuts (a session without the
         metastore unless one runs already).
 
+        Args:
+            spark: The session to use (a new one without the metastore by default).
+            runtime: ``onnx`` (the pipeline exported to onnxruntime: sub-millisecond,
+                float32), ``spark`` (the pipeline as batch scoring runs it: exact, about
+                250 ms a request) or ``auto`` (ONNX when the ``onnx`` extra is installed
+                and the pipeline converts, else Spark).
+
         Raises:
             NoModel: When no churn model has been trained in this lake.
+            RuntimeUnavailable: When ``onnx`` is asked for and cannot run the model.
         """
+        if runtime not in RUNTIMES:
+            raise ValueError(f"runtime: one of {RUNTIMES}, not {runtime!r}")
         spark = spark or lakehouse.spark_session(metastore=False)
         version = jobs.serving_version()
         if version is None:
@@ -140,20 +181,75 @@ class OnlineScorer:
         model, metadata = persist.load_model(jobs.MODEL_NAME, version=version)
         store = feast_repo.feature_store()
         fields = [StructField("customer_id", LongType())]
-        for projection in store.get_feature_service(jobs.FEATURE_SERVICE) \
-                .feature_view_projections:
+        service = store.get_feature_service(jobs.FEATURE_SERVICE)
+        for projection in service.feature_view_projections:
             for field in projection.features:
                 fields.append(StructField(field.name, _SPARK_TYPES[str(field.dtype)]))
         day, cuts = decile_cuts(spark, str(metadata.get("version", version)))
-        return cls(spark=spark, model=model, version=str(metadata.get("version", version)),
-                   store=store, schema=StructType(fields), config=jobs.model_config(store),
-                   threshold=metadata.get("threshold"), score_date=day, cuts=cuts)
+        scorer = cls(spark=spark, model=model, version=str(metadata.get("version", version)),
+                     store=store, schema=StructType(fields), config=jobs.model_config(store),
+                     threshold=metadata.get("threshold"), score_date=day, cuts=cuts,
+                     service=service)
+        if runtime != "spark":
+            try:
+                scorer.onnx = scorer._export()
+            except onnx_runtime.NotConvertible as error:
+                if runtime == "onnx":
+                    raise RuntimeUnavailable(f"ONNX cannot score v{version}: {error}") from None
+                scorer.note = f"scored by Spark: {error}"
+        return scorer
+
+    def _export(self) -> onnx_runtime.OnnxPipeline:
+        """The pipeline in onnxruntime, checked against Spark on up to 50 customers of the
+        version's newest score date (a linear model's export when it was never scored).
+
+        Raises:
+            onnx_runtime.NotConvertible: When the export is missing, fails or differs.
+        """
+        if not onnx_runtime.available():
+            raise onnx_runtime.NotConvertible(
+                "the onnx extra is not installed (pip install -e '.[onnx]')")
+        exported = onnx_runtime.OnnxPipeline(self.model, config=self.config, spark=self.spark)
+        sample: list[dict[str, Any]] = []
+        if self.score_date is not None:
+            ids = [row[0] for row in _predictions(self.spark).where(
+                (F.col("model_name") == jobs.MODEL_NAME)
+                & (F.col("model_version") == self.version)
+                & (F.col("score_date") == F.lit(self.score_date))
+            ).select("customer_id").orderBy("customer_id").limit(50).collect()]
+            sample = [row for row in self.features(ids) if self._has_features(row)]
+        if sample:
+            expected = self._spark_probabilities(sample)
+            exported.verify(sample, [expected[row["customer_id"]] for row in sample])
+        elif not isinstance(self.model.stages[-1], LogisticRegressionModel):
+            raise onnx_runtime.NotConvertible(
+                f"no batch scores of v{self.version} to check the export of a "
+                f"{type(self.model.stages[-1]).__name__} against")
+        return exported
+
+    def stale(self) -> bool:
+        """Whether the lake serves another version now, or scored this one on a newer date
+        (new decile cuts), than when this scorer was loaded."""
+        version = jobs.serving_version()
+        if version is None or str(version) != self.version:
+            return True
+        return newest_score_date(self.spark, self.version) != self.score_date
+
+    def _has_features(self, row: dict[str, Any]) -> bool:
+        return any(row[name] is not None for name in self.schema.names[1:])
+
+    def _spark_probabilities(self, rows: Sequence[dict[str, Any]]) -> dict[int, float]:
+        """P(churn) by customer id, by the Spark pipeline as batch scoring runs it."""
+        frame = self.spark.createDataFrame(list(rows), self.schema)
+        out = score(self.model, frame, config=self.config, threshold=self.threshold)
+        return {row["customer_id"]: float(row["score"])
+                for row in out.select("customer_id", "score").collect()}
 
     def features(self, customer_ids: Sequence[int]) -> list[dict[str, Any]]:
         """The customers' latest features in the online store, one dict per id, in order
         (a feature the store lacks is None)."""
         online = self.store.get_online_features(
-            features=self.store.get_feature_service(jobs.FEATURE_SERVICE),
+            features=self.service,
             entity_rows=[{"customer_id": int(c)} for c in customer_ids],
         ).to_dict()
         names = [field.name for field in self.schema.fields]
@@ -166,15 +262,17 @@ class OnlineScorer:
         ``risk_decile`` (None when the version was never batch-scored) and
         ``model_version``; a customer without any feature in the online store gets
         ``error`` instead of a probability."""
+        if not customer_ids:
+            return []
         rows = self.features(customer_ids)
-        known = [row for row in rows
-                 if any(row[name] is not None for name in self.schema.names[1:])]
+        known = [row for row in rows if self._has_features(row)]
         scored: dict[int, float] = {}
-        if known:
-            frame = self.spark.createDataFrame(known, self.schema)
-            out = score(self.model, frame, config=self.config, threshold=self.threshold)
-            scored = {row["customer_id"]: float(row["score"])
-                      for row in out.select("customer_id", "score").collect()}
+        if known and self.onnx is not None:
+            scored = dict(zip([row["customer_id"] for row in known],
+                              self.onnx.probabilities(known), strict=True))
+        elif known:
+            scored = self._spark_probabilities(known)
+        tolerance = onnx_runtime.TOLERANCE if self.onnx is not None else 0.0
         answers = []
         for row in rows:
             customer = row["customer_id"]
@@ -184,7 +282,7 @@ class OnlineScorer:
                 probability = scored[customer]
                 answer["churn_probability"] = probability
                 if self.cuts:
-                    answer["risk_decile"] = risk_decile(probability, self.cuts)
+                    answer["risk_decile"] = risk_decile(probability, self.cuts, tolerance)
             else:
                 answer["error"] = (
                     f"{NO_FEATURES} for customer {customer}: not a customer, or none of its "
@@ -195,6 +293,29 @@ class OnlineScorer:
 
 
 MAX_CUSTOMERS = 1000  # per request
+REFRESH_S = 300.0  # how often the server asks whether the lake serves a newer model or day
+_ID = re.compile(r"[0-9]{1,18}")
+
+
+class _Serving:
+    """What the server's threads share: the scorer, reloaded when it is stale (checked at
+    most every :data:`REFRESH_S` seconds), and the lock that keeps one scoring at a time
+    (the Spark session and onnxruntime's session are shared)."""
+
+    def __init__(self, scorer: OnlineScorer, runtime: str) -> None:
+        self.scorer = scorer
+        self.runtime = runtime
+        self.lock = threading.Lock()
+        self.checked = time.monotonic()
+
+    def predict(self, ids: list[int]) -> list[dict[str, Any]]:
+        with self.lock:
+            if time.monotonic() - self.checked > REFRESH_S:
+                self.checked = time.monotonic()
+                if self.scorer.stale():
+                    LOGGER.info("online: the lake serves a newer model or score date; reloading")
+                    self.scorer = OnlineScorer.load(self.scorer.spark, runtime=self.runtime)
+            return self.scorer.predict(ids)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -202,14 +323,12 @@ class _Handler(BaseHTTPRequestHandler):
     ``{"customer_ids": [N, ...]}``: ``{"predictions": [...]}`` (one answer per id, see
     :meth:`OnlineScorer.predict`); ``GET /ping``: 200 when it can answer."""
 
-    scorer: OnlineScorer
-    lock: threading.Lock
+    serving: _Serving
     server_version = "lakehouse-online"
+    timeout = 30  # seconds a client may take to send its request
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
-        from features import console
-
-        console.LOGGER.info("online: %s", format % args)
+        LOGGER.info("online: %s", format % args)
 
     def _send(self, status: int, body: dict[str, Any]) -> None:
         data = json.dumps(body).encode()
@@ -220,23 +339,31 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def _answer(self, raw: Sequence[Any]) -> None:
-        try:
-            ids = [int(value) for value in raw]
-        except (TypeError, ValueError):
+        ids = [int(value) for value in raw
+               if (isinstance(value, int) and not isinstance(value, bool) and value >= 0)
+               or (isinstance(value, str) and _ID.fullmatch(value))]
+        if len(ids) != len(raw):
             self._send(400, {"error": f"customer ids are integers, not {list(raw)!r}"})
             return
         if not ids or len(ids) > MAX_CUSTOMERS:
             self._send(400, {"error": f"ask for 1 to {MAX_CUSTOMERS} customer ids "
                                       f"(got {len(ids)})"})
             return
-        with self.lock:  # one Spark job at a time: the model's session is shared
-            predictions = self.scorer.predict(ids)
+        try:
+            predictions = self.serving.predict(ids)
+        except Exception as error:  # noqa: BLE001 - the client gets one line, the log the rest
+            LOGGER.exception("online: scoring %s failed", ids[:10])
+            self._send(500, {"error": f"scoring failed ({type(error).__name__}: "
+                                      f"{str(error).splitlines()[0] if str(error) else ''}); "
+                                      "see the server's log"})
+            return
         self._send(200, {"predictions": predictions})
 
     def do_GET(self) -> None:  # noqa: N802 - the base's name
         url = urllib.parse.urlsplit(self.path)
         if url.path == "/ping":
-            self._send(200, {"model_version": self.scorer.version})
+            scorer = self.serving.scorer
+            self._send(200, {"model_version": scorer.version, "runtime": scorer.runtime})
         elif url.path == "/predict":
             self._answer(urllib.parse.parse_qs(url.query).get("customer_id", []))
         else:
@@ -248,6 +375,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             length = int(self.headers.get("Content-Length") or 0)
+            if not 0 <= length <= 64 * MAX_CUSTOMERS:
+                raise ValueError
             body = json.loads(self.rfile.read(length) or b"{}")
             raw = body["customer_ids"]
             if not isinstance(raw, list):
@@ -258,14 +387,15 @@ class _Handler(BaseHTTPRequestHandler):
         self._answer(raw)
 
 
-def make_server(scorer: OnlineScorer, *, host: str, port: int) -> ThreadingHTTPServer:
+def make_server(scorer: OnlineScorer, *, host: str, port: int,
+                runtime: str = "auto") -> ThreadingHTTPServer:
     """An HTTP server of ``scorer``'s answers on ``host:port`` (loopback: it checks no
-    logins; see :func:`models_ml.churn.serving.check_host`); ``serve_forever`` runs it."""
+    logins; see :func:`models_ml.churn.serving.check_host`); ``serve_forever`` runs it.
+    A scorer gone stale is reloaded with ``runtime``."""
     from models_ml.churn.serving import check_host
 
     check_host(host)
-    handler = type("OnlineHandler", (_Handler,), {"scorer": scorer,
-                                                  "lock": threading.Lock()})
+    handler = type("OnlineHandler", (_Handler,), {"serving": _Serving(scorer, runtime)})
     server = type("OnlineServer", (ThreadingHTTPServer,), {
         "daemon_threads": True,
         "address_family": socket.AF_INET6 if ":" in host else socket.AF_INET})

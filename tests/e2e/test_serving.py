@@ -119,33 +119,38 @@ def _batch_scores(spark, day) -> dict:
             .where(F.col("score_date") == F.lit(day)).collect()}
 
 
-def _same_as_batch(answers: list[dict], batch: dict) -> None:
+def _same_as_batch(answers: list[dict], batch: dict, *, tolerance: float = 1e-9) -> None:
     for answer in answers:
         row = batch[answer["customer_id"]]
         assert answer["churn_probability"] == pytest.approx(row["churn_probability"],
-                                                            abs=1e-9), answer
+                                                            abs=tolerance), answer
         assert answer["risk_decile"] == row["risk_decile"], answer
         assert answer["model_version"] == row["model_version"], answer
         assert "error" not in answer
 
 
-def test_online_scores_are_the_batch_scores_of_the_day_materialized(daily_lake,
-                                                                    capsys) -> None:
+@pytest.mark.parametrize("runtime", ["spark", "onnx"])
+def test_online_scores_are_the_batch_scores_of_the_day_materialized(daily_lake, capsys,
+                                                                    runtime) -> None:
     """The daily job materialized its last day: ``features predict`` reads the customers'
-    features from the online store and answers what batch scoring wrote for that day; an
-    unknown customer gets an answer saying so, not an exception."""
+    features from the online store and answers what batch scoring wrote for that day (the
+    Spark runtime to 1e-9, the ONNX export within float32's precision); an unknown
+    customer gets an answer saying so, not an exception."""
     from features import cli
+    from models_ml.churn import onnx_runtime
 
     spark, dates, *_ = daily_lake
     batch = _batch_scores(spark, dates[-1])
     ids = sorted(batch)
     unknown = max(ids) + 1_000_000
     asked = [*ids, unknown]
-    assert cli.main(["predict", *[f"--customer-id={i}" for i in asked]]) == 0
+    assert cli.main(["predict", "--runtime", runtime,
+                     *[f"--customer-id={i}" for i in asked]]) == 0
     lines = capsys.readouterr().out.splitlines()
     answers = [json.loads(line) for line in lines]
     assert [a["customer_id"] for a in answers] == asked
-    _same_as_batch(answers[:-1], batch)
+    _same_as_batch(answers[:-1], batch,
+                   tolerance=1e-9 if runtime == "spark" else onnx_runtime.TOLERANCE)
     assert len({a["risk_decile"] for a in answers[:-1]}) >= 5  # the deciles are spread
     last = answers[-1]
     assert last["churn_probability"] is None and last["risk_decile"] is None
@@ -155,8 +160,11 @@ def test_online_scores_are_the_batch_scores_of_the_day_materialized(daily_lake,
 
 def test_the_online_endpoint_answers_like_predict(daily_lake, lakehouse_root) -> None:
     """``features serve-model --online`` in a process of its own, beside this one's Spark,
-    which holds the embedded metastore: its session must not need it.  One customer, then
-    every customer of the day, then a bad request; SIGTERM stops it."""
+    which holds the embedded metastore: its session must not need it.  Its runtime is the
+    ONNX export (the onnx extra is installed with the tests).  One customer, then every
+    customer of the day, then a bad request; SIGTERM stops it."""
+    from models_ml.churn import onnx_runtime
+
     spark, dates, *_ = daily_lake
     batch = _batch_scores(spark, dates[-1])
     ids = sorted(batch)
@@ -169,21 +177,24 @@ def test_the_online_endpoint_answers_like_predict(daily_lake, lakehouse_root) ->
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_for(f"{url}/ping", process)
+        with urllib.request.urlopen(f"{url}/ping", timeout=60) as ping:
+            assert json.loads(ping.read())["runtime"] == "onnx"
         with urllib.request.urlopen(f"{url}/predict?customer_id={ids[0]}", timeout=60) as one:
             answers = json.loads(one.read())["predictions"]
         assert [a["customer_id"] for a in answers] == ids[:1]
-        _same_as_batch(answers, batch)
+        _same_as_batch(answers, batch, tolerance=onnx_runtime.TOLERANCE)
         request = urllib.request.Request(
             f"{url}/predict", data=json.dumps({"customer_ids": ids}).encode(),
             headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=60) as many:
             answers = json.loads(many.read())["predictions"]
         assert [a["customer_id"] for a in answers] == ids
-        _same_as_batch(answers, batch)
-        with pytest.raises(urllib.error.HTTPError) as bad:
-            urllib.request.urlopen(f"{url}/predict?customer_id=abc", timeout=60)
-        assert bad.value.code == 400
-        assert "integers" in json.loads(bad.value.read())["error"]
+        _same_as_batch(answers, batch, tolerance=onnx_runtime.TOLERANCE)
+        for query in ("customer_id=abc", "customer_id=1.7", ""):
+            with pytest.raises(urllib.error.HTTPError) as bad:
+                urllib.request.urlopen(f"{url}/predict?{query}", timeout=60)
+            assert bad.value.code == 400, query
+            assert "customer ids" in json.loads(bad.value.read())["error"]
     finally:
         os.kill(process.pid, signal.SIGTERM)
         code = process.wait(timeout=90)
@@ -192,3 +203,31 @@ def test_the_online_endpoint_answers_like_predict(daily_lake, lakehouse_root) ->
     assert "serve-model: stopped (SIGTERM)" in output
     with socket.socket() as sock:
         assert sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_the_onnx_export_scores_missing_and_unseen_values_like_spark(daily_lake) -> None:
+    """Rows the online store may hold: a categorical feature missing or never seen in
+    training, numeric features missing; the ONNX export answers what the Spark pipeline
+    answers for each (the string indexer's "keep", the imputer's medians)."""
+    from models_ml.churn import online, onnx_runtime
+
+    spark, dates, *_ = daily_lake
+    _batch_scores(spark, dates[-1])
+    scorer = online.OnlineScorer.load(spark, runtime="onnx")
+    assert scorer.runtime == "onnx" and scorer.config.categorical_cols
+    category = scorer.config.categorical_cols[0]
+    numeric = list(scorer.config.numeric_cols)
+    ids = [row["customer_id"] for row in spark.table("predictions.churn_scores")
+           .where(F.col("score_date") == F.lit(dates[-1])).orderBy("customer_id")
+           .limit(4).collect()]
+    rows = scorer.features(ids)
+    rows[0][category] = None
+    rows[1][category] = "no-such-contract"
+    rows[2].update({name: None for name in numeric[:10]})
+    rows[3].update({name: None for name in numeric})
+    exact = scorer._spark_probabilities(rows)
+    exported = scorer.onnx.probabilities(rows)
+    for row, probability in zip(rows, exported, strict=True):
+        assert probability == pytest.approx(exact[row["customer_id"]],
+                                            abs=onnx_runtime.TOLERANCE), row["customer_id"]
+    assert len({round(p, 6) for p in exported}) > 1

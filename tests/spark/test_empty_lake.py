@@ -67,8 +67,8 @@ def test_a_source_that_never_delivered_does_not_stop_the_daily_job(tmp_path) -> 
     the next run: the daily lake's, tests/e2e/test_daily.py.)"""
     root = tmp_path / "young"
     start = dt.date(2026, 1, 1)
-    days = [start + dt.timedelta(days=i) for i in range(4)]
-    made = _run(root, "generate", "--customers", "20", "--days", "4", "--seed", "3",
+    days = [start + dt.timedelta(days=i) for i in range(2)]
+    made = _run(root, "generate", "--customers", "20", "--days", "2", "--seed", "3",
                 "--dirt-rate", "0", "--start", start.isoformat())
     assert made.returncode == 0, made.stdout + made.stderr
     shutil.rmtree(root / "landing" / "churn", ignore_errors=True)  # not delivered yet
