@@ -34,8 +34,7 @@ from features.ingest.schema_check import (
     check_csv,
     check_json,
     check_parquet,
-    is_corrupt,
-    unreadable_reason,
+    read_or_note,
 )
 from features.lakehouse import settings
 from features.schemas import (
@@ -126,17 +125,13 @@ def _unreadable_files(spark: SparkSession, source: Source, files: list[LandingFi
                       layout: object) -> dict[str, str]:
     """Files of a batch whose read failed, each read alone in full (after a batch read
     failed: a page that does not decompress, a broken archive)."""
-    found = {}
+    found: dict[str, str] = {}
+    kind = {"csv": "CSV", "json": "JSON lines", "parquet": "Parquet"}[source.file_format]
     for file in files:
         frame = read_source(spark, source, [file], layout)
-        try:
-            frame.select(F.xxhash64(*[F.col(f"`{c}`") for c in frame.columns])
-                         .alias("h")).agg(F.sum("h")).collect()
-        except Exception as error:  # noqa: BLE001 - a broken file, or re-raised
-            if not is_corrupt(error):
-                raise
-            kind = {"csv": "CSV", "json": "JSON lines", "parquet": "Parquet"}[source.file_format]
-            found[file.path] = unreadable_reason(error, kind)
+        read_or_note(frame.select(F.xxhash64(*[F.col(f"`{c}`") for c in frame.columns])
+                                  .alias("h")).agg(F.sum("h")).collect,
+                     file.path, kind=kind, unreadable=found)
     return found
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
+from functools import partial
+from typing import TypeVar
 
 import pyspark.sql.functions as F
 from pyspark.sql import Column, SparkSession
@@ -24,6 +27,8 @@ from pyspark.sql.types import (
 
 from features.ingest.files import LandingFile, first_line, relative_name
 from features.schemas import RESERVED_PREFIX, Source
+
+T = TypeVar("T")
 
 CORRUPT = "_corrupt_record"
 
@@ -129,12 +134,9 @@ def check_parquet(spark: SparkSession, source: Source, files: list[LandingFile],
     expected = contract(source)
     schemas = {}
     for file in files:
-        try:
-            actual = parquet_schema(spark, file.path)
-        except Exception as error:  # noqa: BLE001 - a broken file, or re-raised
-            if not is_corrupt(error):
-                raise
-            unreadable[file.path] = unreadable_reason(error, "Parquet")
+        actual = read_or_note(partial(parquet_schema, spark, file.path), file.path,
+                              kind="Parquet", unreadable=unreadable)
+        if actual is None:
             continue
         check_names(file, source, actual.fieldNames())
         found = {field.name: field.dataType for field in actual.fields}
@@ -161,12 +163,9 @@ def check_csv(spark: SparkSession, source: Source, files: list[LandingFile],
     """
     headers = {}
     for file in files:
-        try:
-            line = first_line(spark, file.path)
-        except Exception as error:  # noqa: BLE001 - a broken file, or re-raised
-            if not is_corrupt(error):
-                raise
-            unreadable[file.path] = unreadable_reason(error, "CSV")
+        line = read_or_note(partial(first_line, spark, file.path), file.path, kind="CSV",
+                            unreadable=unreadable)
+        if line is None:
             continue
         if not line.strip() or "\ufffd" in line or "\x00" in line:
             unreadable[file.path] = (
@@ -323,14 +322,10 @@ def _readable_json(spark: SparkSession, files: list[LandingFile],
     except AnalysisException:
         raise
     except Exception as error:  # noqa: BLE001 - find the file; re-raised if none is corrupt
-        found = {}
+        found: dict[str, str] = {}
         for file in files:
-            try:
-                spark.read.text(file.path).selectExpr("count(1)").collect()
-            except Exception as one:  # noqa: BLE001
-                if not is_corrupt(one):
-                    raise
-                found[file.path] = unreadable_reason(one, "JSON lines")
+            read_or_note(spark.read.text(file.path).selectExpr("count(1)").collect,
+                         file.path, kind="JSON lines", unreadable=found)
         if not found:
             raise error
         unreadable.update(found)
@@ -347,6 +342,20 @@ _CORRUPT_SIGNS = (
 _NOT_CORRUPT_SIGNS = ("Permission denied", "AccessDenied", "Access denied",
                       "FileNotFoundException", "No such file", "OutOfMemory",
                       "SparkContext was shut down", "cancelled")
+
+
+def read_or_note(read: Callable[[], T], path: str, *, kind: str,
+                 unreadable: dict[str, str]) -> T | None:
+    """``read()``, or None when it failed because the file at ``path`` is corrupt: then
+    the reason goes to ``unreadable[path]`` (``kind`` names the format in it).  Any other
+    failure (a missing file, a lost session) is raised: it says nothing about the file."""
+    try:
+        return read()
+    except Exception as error:  # noqa: BLE001 - a broken file, or re-raised
+        if not is_corrupt(error):
+            raise
+        unreadable[path] = unreadable_reason(error, kind)
+        return None
 
 
 def is_corrupt(error: BaseException) -> bool:

@@ -6,9 +6,10 @@ same pipeline in well under a millisecond.  onnxmltools converts the fitted stag
 (``Imputer``, ``StringIndexer``, ``OneHotEncoder``, ``VectorAssembler``, ``StandardScaler``
 and the classifier); the pipeline's first stage, a ``SQLTransformer`` that casts the numeric
 features to double, has no converter and is done here (a number, or NaN for a missing one,
-which the imputer replaces as Spark's does).  Two fixes are applied to what onnxmltools
-1.16 writes: its imputer splits columns with the ``Split`` attribute of opsets before 13
-inside an opset-13 graph (the sizes become the operator's input, as opset 13 has it), and
+which the imputer replaces as Spark's does).  These fixes are applied to what onnxmltools
+1.16 writes: it declares the default operator set twice (8 and 13, under its two names) and
+its imputer splits columns with the ``Split`` attribute of opsets before 13 (one declaration,
+13, is kept, and the sizes become the operator's input, as opset 13 has it);
 its scaler divides by a zero standard deviation where Spark's ``StandardScaler`` writes 0
 (the scale becomes 0); and its string indexer maps a missing or unseen value to -1 where
 Spark's (``handleInvalid="keep"``) gives it the index after the labels.  ONNX-ML's operators
@@ -60,8 +61,17 @@ def _fix_graph(model: Any) -> None:
     import numpy as np
     from onnx import helper, numpy_helper
 
+    # The default domain is declared twice ("" and its alias "ai.onnx", opsets 8 and 13),
+    # and which one onnxruntime reads varies between processes: keep one, the newer.
+    versions: dict[str, int] = {}
+    for entry in model.opset_import:
+        domain = "" if entry.domain in ("", "ai.onnx") else entry.domain
+        versions[domain] = max(versions.get(domain, 0), entry.version)
+    del model.opset_import[:]
+    model.opset_import.extend(helper.make_opsetid(domain, version)
+                              for domain, version in versions.items())
     for node in model.graph.node:
-        if node.op_type == "Split":
+        if node.op_type == "Split" and versions.get("", 0) >= 13:
             sizes = [list(a.ints) for a in node.attribute if a.name == "split"]
             if sizes:
                 kept = [a for a in node.attribute if a.name != "split"]
@@ -126,8 +136,12 @@ class OnnxPipeline:
         finally:
             LOGGER.debug("onnxmltools printed: %s", printed.getvalue())
         _fix_graph(converted)
-        self.session = onnxruntime.InferenceSession(converted.SerializeToString(),
-                                                    providers=["CPUExecutionProvider"])
+        try:
+            self.session = onnxruntime.InferenceSession(converted.SerializeToString(),
+                                                        providers=["CPUExecutionProvider"])
+        except Exception as error:  # noqa: BLE001 - onnxruntime's errors share no base class
+            raise NotConvertible(f"onnxruntime refused the export: "
+                                 f"{str(error).splitlines()[0][:300]}") from error
         outputs = [o.name for o in self.session.get_outputs()]
         if "probability" not in outputs:
             raise NotConvertible(f"the ONNX graph has no probability output ({outputs})")
