@@ -82,13 +82,19 @@ def _predictions(spark: SparkSession) -> DataFrame | None:
     return spark.read.format("delta").load(str(folder))
 
 
-def newest_score_date(spark: SparkSession, version: str) -> dt.date | None:
-    """The newest date batch scoring scored with ``version`` (None: never)."""
+def _scores_of(spark: SparkSession, version: str) -> DataFrame | None:
+    """The batch scores of the churn model's ``version`` (None when nothing was scored)."""
     scores = _predictions(spark)
     if scores is None:
         return None
     return scores.where((F.col("model_name") == jobs.MODEL_NAME)
-                        & (F.col("model_version") == version)).agg(F.max("score_date")).first()[0]
+                        & (F.col("model_version") == version))
+
+
+def newest_score_date(spark: SparkSession, version: str) -> dt.date | None:
+    """The newest date batch scoring scored with ``version`` (None: never)."""
+    scores = _scores_of(spark, version)
+    return None if scores is None else scores.agg(F.max("score_date")).first()[0]
 
 
 def decile_cuts(spark: SparkSession, version: str) -> tuple[dt.date | None, list[float]]:
@@ -100,10 +106,8 @@ def decile_cuts(spark: SparkSession, version: str) -> tuple[dt.date | None, list
     day = newest_score_date(spark, version)
     if day is None:
         return None, []
-    mine = _predictions(spark).where((F.col("model_name") == jobs.MODEL_NAME)
-                                     & (F.col("model_version") == version))
-    highest = dict(mine.where(F.col("score_date") == F.lit(day)).groupBy("risk_decile")
-                   .agg(F.max("churn_probability")).collect())
+    highest = dict(_scores_of(spark, version).where(F.col("score_date") == F.lit(day))
+                   .groupBy("risk_decile").agg(F.max("churn_probability")).collect())
     cuts: list[float] = []
     for decile in range(1, 10):
         below = [highest[d] for d in range(1, decile + 1) if d in highest]
@@ -185,8 +189,9 @@ class OnlineScorer:
         for projection in service.feature_view_projections:
             for field in projection.features:
                 fields.append(StructField(field.name, _SPARK_TYPES[str(field.dtype)]))
-        day, cuts = decile_cuts(spark, str(metadata.get("version", version)))
-        scorer = cls(spark=spark, model=model, version=str(metadata.get("version", version)),
+        served = str(metadata.get("version", version))
+        day, cuts = decile_cuts(spark, served)
+        scorer = cls(spark=spark, model=model, version=served,
                      store=store, schema=StructType(fields), config=jobs.model_config(store),
                      threshold=metadata.get("threshold"), score_date=day, cuts=cuts,
                      service=service)
@@ -212,11 +217,9 @@ class OnlineScorer:
         exported = onnx_runtime.OnnxPipeline(self.model, config=self.config, spark=self.spark)
         sample: list[dict[str, Any]] = []
         if self.score_date is not None:
-            ids = [row[0] for row in _predictions(self.spark).where(
-                (F.col("model_name") == jobs.MODEL_NAME)
-                & (F.col("model_version") == self.version)
-                & (F.col("score_date") == F.lit(self.score_date))
-            ).select("customer_id").orderBy("customer_id").limit(50).collect()]
+            ids = [row[0] for row in _scores_of(self.spark, self.version)
+                   .where(F.col("score_date") == F.lit(self.score_date))
+                   .select("customer_id").orderBy("customer_id").limit(50).collect()]
             sample = [row for row in self.features(ids) if self._has_features(row)]
         if sample:
             expected = self._spark_probabilities(sample)
