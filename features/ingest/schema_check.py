@@ -377,7 +377,8 @@ def check_json(spark: SparkSession, source: Source, files: list[LandingFile],
     """Return the inferred schema of the batch's JSON lines; raise on missing, retyped,
     ambiguous or reserved columns.
 
-    A column is missing when no line of a file has it (``optional`` columns may be absent);
+    A column is missing when no line of a file that parses has it (``optional`` columns may
+    be absent);
     retyped when none of a file's values has its type (some values without it are row
     dirt, quarantined by the reader).  A JSON file is read line by line, so a file that is
     not JSON has every line quarantined; a file whose text cannot be read (a broken
@@ -392,13 +393,16 @@ def check_json(spark: SparkSession, source: Source, files: list[LandingFile],
         _retyped_columns(spark, source, files, inferred)
     required = [name for name in source.columns if name not in optional]
     text = spark.read.text(paths).select(relative_name().alias("path"), "value")
-    present = text.where(F.trim("value") != "").groupBy("path").agg(*[
+    # Only lines that are JSON objects say which columns a file has: a file whose every
+    # line is broken (a truncated one-record file) has its lines quarantined, not a schema.
+    parsed = F.trim("value").startswith("{") & F.get_json_object("value", "$").isNotNull()
+    present = text.where(parsed).groupBy("path").agg(*[
         F.max(F.col("value").contains(f'"{name}"').cast("int")).alias(name) for name in required
     ]).collect()
     by_path = {row["path"]: row for row in present}
     for file in files:
         row = by_path.get(file.name)
-        if row is None:
+        if row is None:  # no line of it parses: the reader quarantines them all
             continue
         for name in required:
             if not row[name]:

@@ -96,8 +96,9 @@ def _runs(spark, day: dt.date):
 
 def test_unreadable_and_stray_files_do_not_stop_the_batch(spark, customers) -> None:
     """A truncated Parquet file is quarantined whole (recorded with its size, kept where it
-    landed), a README is ignored, and the rest of the batch, a good payments file beside
-    them included, is ingested; a rerun changes nothing."""
+    landed), a JSON file of one cut-short line has that line quarantined, a README is
+    ignored, and the rest of the batch, a good payments file beside them included, is
+    ingested; a rerun changes nothing."""
     day = DATES[0]
     good = _usage_rows(customers[0], day, 3, "good")
     _write_usage(day, "part-00000.parquet", good)
@@ -114,13 +115,17 @@ def test_unreadable_and_stray_files_do_not_stop_the_batch(spark, customers) -> N
     _write_text("chats", day, "part-00000.jsonl", chat + "\n")
     archive = gzip.compress(((chat.replace("g1", "g2") + "\n") * 200).encode())
     _write_text("chats", day, "part-00001.jsonl.gz", archive[: len(archive) // 2])
+    # A one-record file cut short (a small day's truncated re-send): its line is dirt, not
+    # a file without columns.
+    _write_text("chats", day, "part-00002.jsonl", chat.replace("g1", "g3")[:30] + "\n")
     for attempt in range(2):
         lines: list[str] = []
         results = ingest_batches(spark, [day], sources=["usage", "payments", "chats"],
                                  log=lines.append)
         assert results["usage"][day] == BatchCounts(read=3, ingested=3, quarantined=0)
         assert results["payments"][day] == BatchCounts(read=1, ingested=1, quarantined=0)
-        assert results["chats"][day] == BatchCounts(read=1, ingested=1, quarantined=0)
+        assert results["chats"][day] == BatchCounts(read=2, ingested=1, quarantined=1)
+        assert _reasons(spark, "support_chats", day) == {"malformed_record": 1}
         name = f"landing/usage/{day.isoformat()}/part-00001.parquet"
         archive_name = f"landing/chats/{day.isoformat()}/part-00001.jsonl.gz"
         assert sorted(results.quarantined_files) == sorted([name, archive_name])
