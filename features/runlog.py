@@ -74,6 +74,8 @@ class StepRun:
 
 def ensure_table(spark: SparkSession) -> None:
     """Create ``ops.pipeline_runs`` if it does not exist."""
+    if spark.catalog.tableExists(PIPELINE_RUNS_TABLE):  # a name lookup: no DDL, no Delta log
+        return
     spark.sql("create database if not exists ops")
     spark.sql(
         f"create table if not exists {PIPELINE_RUNS_TABLE} ({PIPELINE_RUNS_DDL}) using delta"

@@ -50,6 +50,9 @@ def feature_marts(spark):
     write_bronze(spark, BRONZE_SCHEMA, batch_one(), mode="overwrite")
     result = dbt("build", "--full-refresh")
     assert result.success, failures(result)
+    # The project's unit tests run here (the daily job's builds leave them out).
+    assert sum(str(getattr(r.node, "resource_type", "")) in ("unit_test", "NodeType.Unit")
+               for r in result.result) >= 2
     return spark
 
 
