@@ -21,7 +21,6 @@ SPARK_MINOR = "4.2"
 SCALA_BINARY = "2.13"
 DELTA_GROUP = "io.delta"
 DELTA_ARTIFACT = f"delta-spark_{SPARK_MINOR}_{SCALA_BINARY}"
-DELTA_COORDINATE = f"{DELTA_GROUP}:{DELTA_ARTIFACT}:{DELTA_JVM_VERSION}"
 # The jars Spark needs beyond its own: Delta and its storage layer.  Their other
 # declared dependencies (Hadoop, Parquet, Jackson, RoaringBitmap) ship with Spark
 # in newer versions; putting Delta's older copies on the classpath would clash.

@@ -74,7 +74,7 @@ class StepRun:
 
 def ensure_table(spark: SparkSession) -> None:
     """Create ``ops.pipeline_runs`` if it does not exist."""
-    if spark.catalog.tableExists(PIPELINE_RUNS_TABLE):  # a name lookup: no DDL, no Delta log
+    if spark.catalog.tableExists(PIPELINE_RUNS_TABLE):  # no DDL, no metastore write
         return
     spark.sql("create database if not exists ops")
     spark.sql(

@@ -85,15 +85,6 @@ def wait_for_port(host: str, port: int, *, timeout_s: float, what: str,
                       + _tail(log_file))
 
 
-def port_open(host: str, port: int) -> bool:
-    """Whether something listens on ``host:port``."""
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 def _tail(log_file: Path | None, lines: int = 20) -> str:
     if log_file is None or not log_file.is_file():
         return ""

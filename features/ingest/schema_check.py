@@ -377,12 +377,12 @@ def check_json(spark: SparkSession, source: Source, files: list[LandingFile],
     """Return the inferred schema of the batch's JSON lines; raise on missing, retyped,
     ambiguous or reserved columns.
 
-    A column is missing when no line of a file that parses has it (``optional`` columns may
-    be absent);
+    A column is missing when no line of a file has it (``optional`` columns may be absent);
     retyped when none of a file's values has its type (some values without it are row
-    dirt, quarantined by the reader).  A JSON file is read line by line, so a file that is
-    not JSON has every line quarantined; a file whose text cannot be read (a broken
-    archive) goes to ``unreadable``.
+    dirt, quarantined by the reader).  A JSON file is read line by line: a file whose every
+    line is an object cut short (a truncated one-record file) has its lines quarantined as
+    malformed, while text that is not JSON lines at all lacks every column and stops the
+    batch; a file whose text cannot be read (a broken archive) goes to ``unreadable``.
     """
     files = _readable_json(spark, files, unreadable) if files else files
     if not files:
@@ -393,16 +393,25 @@ def check_json(spark: SparkSession, source: Source, files: list[LandingFile],
         _retyped_columns(spark, source, files, inferred)
     required = [name for name in source.columns if name not in optional]
     text = spark.read.text(paths).select(relative_name().alias("path"), "value")
-    # Only lines that are JSON objects say which columns a file has: a file whose every
-    # line is broken (a truncated one-record file) has its lines quarantined, not a schema.
-    parsed = F.trim("value").startswith("{") & F.get_json_object("value", "$").isNotNull()
-    present = text.where(parsed).groupBy("path").agg(*[
-        F.max(F.col("value").contains(f'"{name}"').cast("int")).alias(name) for name in required
-    ]).collect()
+    # A file none of whose lines parses, each of them the start of an object (a one-record
+    # file cut short), has its lines quarantined as malformed by the reader, not a schema
+    # to check.  "Parses" as the reader decides it (features.ingest.readers.read_json).
+    # Text that is not JSON at all (a CSV or an error page in a JSON folder) is still
+    # refused here, whole.
+    record = F.from_json("value", StructType(
+        [StructField(name, StringType(), True) for name in required]
+        + [StructField(CORRUPT, StringType(), True)]), {"columnNameOfCorruptRecord": CORRUPT})
+    parsed = record.isNotNull() & record.getField(CORRUPT).isNull()
+    present = text.where(F.trim("value") != "").groupBy("path").agg(
+        *[F.max(F.col("value").contains(f'"{name}"').cast("int")).alias(name)
+          for name in required],
+        F.max(parsed.cast("int")).alias(f"{CORRUPT}_parsed"),
+        F.min(F.col("value").rlike(r"^\s*\{").cast("int")).alias(f"{CORRUPT}_objects"),
+    ).collect()
     by_path = {row["path"]: row for row in present}
     for file in files:
         row = by_path.get(file.name)
-        if row is None:  # no line of it parses: the reader quarantines them all
+        if row is None or (not row[f"{CORRUPT}_parsed"] and row[f"{CORRUPT}_objects"]):
             continue
         for name in required:
             if not row[name]:

@@ -56,11 +56,6 @@ class SavedModel:
     path: Path
     metadata: dict[str, Any]
 
-    @property
-    def model_path(self) -> Path:
-        """Directory of the saved PipelineModel."""
-        return self.path / "model"
-
 
 def models_dir(root: Path | None = None) -> Path:
     """``<lakehouse root>/artifacts/models``."""

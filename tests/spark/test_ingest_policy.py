@@ -291,6 +291,28 @@ def test_json_columns_that_differ_only_in_case_across_files_stop_the_batch(
         shutil.rmtree(_folder("chats", day))
 
 
+def test_text_that_is_not_json_lines_stops_the_batch(spark, customers) -> None:
+    """A CSV extract saved as .jsonl in the chats folder (no line of it an object) is
+    refused whole, naming the file, unlike a one-record file cut short (whose line is row
+    dirt); so is a file of tab-indented objects, which parse, without the channel."""
+    day = DATES[4]
+    name = f"landing/chats/{day.isoformat()}/part-00000.jsonl"
+    try:
+        _write_text("chats", day, "part-00000.jsonl",
+                    f"chat_id,customer_id,chat_at\nx1,{customers[0]},{day} 10:00:00\n")
+        with pytest.raises(SchemaMismatch, match=f"{name} lacks column "):
+            ingest_batches(spark, [day], sources=["chats"])
+        chat = {"chat_id": "t1", "customer_id": customers[0], "chat_at": f"{day}T10:00:00Z",
+                "summary": "Asked about roaming"}
+        _write_text("chats", day, "part-00000.jsonl", "\t" + json.dumps(chat) + "\n")
+        with pytest.raises(SchemaMismatch, match=f"{name} lacks column 'channel'"):
+            ingest_batches(spark, [day], sources=["chats"])
+        assert spark.table("bronze.support_chats").where(F.col("_batch_date") == day) \
+            .count() == 0
+    finally:
+        shutil.rmtree(_folder("chats", day))
+
+
 def test_a_day_whose_usage_cannot_be_read_is_waiting(spark, customers) -> None:
     """Only a truncated usage file landed: it is quarantined whole, and the date waits for
     a readable one (the daily job must not train or score on a day without usage)."""
