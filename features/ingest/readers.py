@@ -15,7 +15,13 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql.types import StringType, StructField, StructType
 
 from features.ingest.files import LandingFile, batch_date_of, relative_name
-from features.ingest.schema_check import CORRUPT, contract, is_scalar, typed_value
+from features.ingest.schema_check import (
+    contract,
+    is_malformed,
+    is_scalar,
+    read_json_line,
+    typed_value,
+)
 from features.schemas import Source
 
 MALFORMED = "malformed_record"
@@ -160,13 +166,10 @@ def read_json(spark: SparkSession, source: Source, files: list[LandingFile],
     ]
     known = {field.name for field in expected.fields}
     extras = [field for field in inferred.fields if field.name not in known]
-    schema = StructType(as_text + extras + [StructField(CORRUPT, StringType(), True)])
     lines = _numbered_lines(spark, files)
-    parsed = lines.select(
-        "*", F.from_json("value", schema, {"columnNameOfCorruptRecord": CORRUPT}).alias("_json")
-    )
+    parsed = lines.select("*", read_json_line(F.col("value"), as_text + extras).alias("_json"))
     record = F.col("_json")
-    malformed = record.isNull() | record.getField(CORRUPT).isNotNull()
+    malformed = is_malformed(record)
     columns, reasons = [], [F.when(malformed, F.lit(MALFORMED)), _encoding(F.col("value"))]
     for field in expected.fields:
         raw = record.getField(field.name)

@@ -238,6 +238,19 @@ def typed_value(raw: Column, field: StructField) -> tuple[Column, Column]:
     return value, F.when(failed, reason)
 
 
+def read_json_line(value: Column, fields: list[StructField]) -> Column:
+    """A JSON line read into ``fields`` and the corrupt-record column (Spark's permissive
+    mode keeps the text of a line that does not parse there)."""
+    return F.from_json(value, StructType([*fields, StructField(CORRUPT, StringType(), True)]),
+                       {"columnNameOfCorruptRecord": CORRUPT})
+
+
+def is_malformed(record: Column) -> Column:
+    """Whether a line read by :func:`read_json_line` did not parse: the reader quarantines
+    it as malformed, and the column check of its file does not count it."""
+    return record.isNull() | record.getField(CORRUPT).isNotNull()
+
+
 def is_scalar(data_type: DataType) -> bool:
     """Whether values of this type are read from text (not nested)."""
     return not isinstance(data_type, (ArrayType, StructType, MapType))
@@ -395,13 +408,10 @@ def check_json(spark: SparkSession, source: Source, files: list[LandingFile],
     text = spark.read.text(paths).select(relative_name().alias("path"), "value")
     # A file none of whose lines parses, each of them the start of an object (a one-record
     # file cut short), has its lines quarantined as malformed by the reader, not a schema
-    # to check.  "Parses" as the reader decides it (features.ingest.readers.read_json).
-    # Text that is not JSON at all (a CSV or an error page in a JSON folder) is still
-    # refused here, whole.
-    record = F.from_json("value", StructType(
-        [StructField(name, StringType(), True) for name in required]
-        + [StructField(CORRUPT, StringType(), True)]), {"columnNameOfCorruptRecord": CORRUPT})
-    parsed = record.isNotNull() & record.getField(CORRUPT).isNull()
+    # to check ("parses" as the reader decides it).  Text that is not JSON at all (a CSV or
+    # an error page in a JSON folder) is still refused here, whole.
+    parsed = ~is_malformed(read_json_line(
+        F.col("value"), [StructField(name, StringType(), True) for name in required]))
     present = text.where(F.trim("value") != "").groupBy("path").agg(
         *[F.max(F.col("value").contains(f'"{name}"').cast("int")).alias(name)
           for name in required],
