@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 
@@ -33,6 +34,7 @@ def _cmd_setup(args: argparse.Namespace) -> int:
     print(f"PostgreSQL JDBC driver cached: {driver[0]}")
     print(f"Spark defaults written: {lakehouse.write_spark_defaults()} (and spark-env.sh "
           "beside it: shell tools follow LAKEHOUSE_ROOT)")
+    _record_class_archive()
     cfg = _prepare_lake()
     print(f"Lake at {cfg.root}: Spark settings in {lakehouse.lake_conf_dir(cfg)}, Feast's "
           f"registry in {cfg.artifacts_dir / 'feast'}, MLflow's store in "
@@ -48,6 +50,28 @@ def _cmd_setup(args: argparse.Namespace) -> int:
             print(f"Bronze and quarantine tables created empty (filled by their first "
                   f"delivery): {', '.join(made)}")
     return 0
+
+
+def _record_class_archive() -> None:
+    """Record the JVM's class archive of this environment once (a start of Spark paid once
+    per machine, not per process); a failure only costs the speed-up, and says where to look."""
+    from features import jvm_archive
+
+    if not jvm_archive.enabled():
+        print(f"JVM class archive off ({jvm_archive.SWITCH}=0)")
+        return
+    try:
+        recorded = jvm_archive.record()
+    except (RuntimeError, OSError, subprocess.TimeoutExpired) as error:
+        print(f"JVM class archive not recorded: {error}; Spark starts without it")
+        return
+    path = jvm_archive.archive_path()
+    if recorded is None:
+        print(f"JVM class archive in place: {path}")
+    else:
+        size = recorded[0].stat().st_size / 2**20
+        print(f"JVM class archive recorded in {recorded[1]:.0f} s: {path} ({size:.0f} MiB; "
+              "every Spark start of this environment maps it)")
 
 
 def environment(cfg: lakehouse.LakehouseSettings) -> dict[str, str]:

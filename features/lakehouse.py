@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from features import console, jars
+from features import console, jars, jvm_archive
 
 DATABASES: tuple[str, ...] = (
     "bronze",
@@ -244,6 +244,11 @@ def _driver_host(cfg: LakehouseSettings) -> str | None:
     return "127.0.0.1" if host in ("127.0.0.1", "localhost") else None
 
 
+def _workers_here(cfg: LakehouseSettings) -> bool:
+    """True when the master is a cluster's on loopback (its workers run on this machine)."""
+    return not cfg.master.startswith("local") and _driver_host(cfg) == "127.0.0.1"
+
+
 def _state_partitions(cfg: LakehouseSettings) -> int:
     """Tasks that rebuild a Delta table's state: the local cores, or the shuffle's
     partitions on a cluster."""
@@ -380,6 +385,10 @@ def spark_session(cfg: LakehouseSettings | None = None, *,
     conf = spark_conf(cfg)
     if not metastore:
         conf["spark.sql.catalogImplementation"] = "in-memory"
+    if starting:
+        # Spark's classes mapped from the environment's archive (`features setup` records
+        # it), on the executors too when the workers are on this machine.
+        jvm_archive.apply(conf, executors=_workers_here(cfg))
     for key, value in conf.items():
         builder = builder.config(key, value)
     if metastore:

@@ -74,9 +74,9 @@ print("FORMAT", spark.sql("describe detail features.persisted").first().format)
 """
 
 
-def _run_python(code: str, root: Path) -> str:
+def _run_python(code: str, root: Path, **env_vars: str) -> str:
     env = dict(os.environ, LAKEHOUSE_ROOT=str(root), SPARK_MASTER="local[1]",
-               LAKEHOUSE_DRIVER_MEMORY="1g")
+               LAKEHOUSE_DRIVER_MEMORY="1g", **env_vars)
     proc = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         env=env, capture_output=True, text=True, timeout=300, check=False,
@@ -86,9 +86,24 @@ def _run_python(code: str, root: Path) -> str:
 
 
 def test_metastore_and_warehouse_persist_across_processes(tmp_path: Path) -> None:
+    """Two processes, one after the other, see one lake; and a fresh process maps Spark's
+    and Delta's classes from the environment's archive (``features setup`` records it: if
+    it has not run, this test records it first, about a minute)."""
+    from features import jvm_archive
+
+    jvm_archive.record()
     # Derby admits one JVM at a time, so this pair uses a lake of its own.
     root = tmp_path / "lake"
-    _run_python(_WRITER, root)
+    loaded = tmp_path / "classes.log"
+    _run_python(_WRITER, root, LAKEHOUSE_JVM_OPTIONS=f"-Xlog:class+load=info:file={loaded}")
+    sources = {}
+    for line in loaded.read_text().splitlines():
+        name, _, source = line.partition(" source: ")
+        sources[name.rsplit(" ", 1)[-1]] = source
+    archived = "shared objects file (top)"  # the archive on top of the JDK's own
+    assert sources["org.apache.spark.sql.classic.SparkSession"] == archived
+    assert sources["org.apache.spark.sql.delta.DeltaLog"] == archived
+    assert sum(source == archived for source in sources.values()) > 10_000
     assert (root / "metastore_db").is_dir()
     assert (root / "warehouse" / "features.db" / "persisted" / "_delta_log").is_dir()
     out = _run_python(_READER, root)
