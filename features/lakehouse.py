@@ -281,9 +281,11 @@ def _write_if_changed(target: Path, text: str) -> None:
 
 
 def _defaults_text(cfg: LakehouseSettings) -> str:
-    """:func:`spark_conf` as the text of a ``spark-defaults.conf``."""
-    return _GENERATED_HEADER + "".join(f"{key} {value}\n"
-                                       for key, value in spark_conf(cfg).items())
+    """:func:`spark_conf` as the text of a ``spark-defaults.conf``, with the class archive
+    mapped when it is recorded (shell tools and the Thrift Server start faster too)."""
+    conf = spark_conf(cfg)
+    jvm_archive.apply(conf, executors=_workers_here(cfg))
+    return _GENERATED_HEADER + "".join(f"{key} {value}\n" for key, value in conf.items())
 
 
 def write_lake_conf(cfg: LakehouseSettings | None = None) -> Path:
