@@ -64,6 +64,7 @@ test-second-lake: setup system-packages
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check features models_ml tests bench
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf lakehouse dbt_project/target dbt_project/logs spark-warehouse derby.log metastore_db

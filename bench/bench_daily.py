@@ -151,10 +151,13 @@ def main(argv: list[str] | None = None) -> int:
 
     _, metadata = persist.load_model("churn", version=jobs.serving_version())
     auc = metadata.get("metrics", {}).get("areaUnderROC")
-    ceiling = (metadata.get("holdout_ceiling") or {}).get("auc")
+    from features.demo import holdout_ceiling
+
+    same_rows = holdout_ceiling(spark, metadata)
+    ceiling = same_rows["auc"]
     if auc is not None and ceiling:
         print(f"model v{metadata['version']}: held-out ROC AUC {auc:.4f}; the generator's hidden "
-              f"score on the same {metadata['holdout_ceiling']['rows']:,} rows {ceiling:.4f} "
+              f"score on the same {same_rows['rows']:,} rows {ceiling:.4f} "
               f"({100 * auc / ceiling:.0f}% of it); ceiling over all generator snapshots "
               f"{summary.ceiling_auc:.4f}")
     if not (args.keep or args.root):

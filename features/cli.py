@@ -121,11 +121,9 @@ def _cmd_apply(args: argparse.Namespace) -> int:
 
 
 def _cmd_materialize(args: argparse.Namespace) -> int:
-    import datetime as dt
+    from features import days, feast_repo
 
-    from features import feast_repo
-
-    end = dt.datetime.combine(args.date_to, dt.time(23, 59, 59), tzinfo=dt.UTC)
+    end = days.end_of_day(args.date_to)
     lakehouse.spark_session()
     with console.libraries_to_log():
         starts = feast_repo.materialize_incremental(end)

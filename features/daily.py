@@ -22,11 +22,11 @@ from collections.abc import Callable, Sequence
 import pyspark.sql.functions as F
 from pyspark.sql import SparkSession
 
-from features import console, feast_repo, lakehouse, runlog
+from features import console, days, dbt_contracts, dbt_runs, feast_repo, lakehouse, runlog
 
 PIPELINE = "daily"
 STEPS: tuple[str, ...] = ("ingest", "dbt_build", "feast", "train", "score", "monitor")
-DBT_PROJECT = feast_repo.REPO_PATH.parent / "dbt_project"
+DBT_PROJECT = dbt_contracts.DBT_PROJECT
 # Churners a matured score date needs before its realized AUC can make retraining due.
 MIN_POSITIVES = 10
 
@@ -91,13 +91,10 @@ def run_dbt_build(*, tests_since: dt.date | None = None,
     Returns:
         The number of nodes built and tested.
     """
-    from dbt.cli.main import dbtRunner
-
     root = lakehouse.settings().root
     # dbt's unit tests check the models' SQL on fixed inputs, not the day's data: they run
     # in development and CI (`make test`), as dbt advises, not in every production build.
-    args = ["build", "--project-dir", str(DBT_PROJECT), "--profiles-dir", str(DBT_PROJECT),
-            "--target", "session", "--log-path", str(console.log_dir(root)),
+    args = ["build", "--log-path", str(console.log_dir(root)),
             "--exclude-resource-type", "unit_test"]
     if not console.is_verbose():
         args += ["--log-level", "none", "--log-level-file", "debug"]
@@ -105,17 +102,11 @@ def run_dbt_build(*, tests_since: dt.date | None = None,
         args += ["--vars", json.dumps({"tests_since": tests_since.isoformat()})]
     progress = _DbtProgress(enabled=sys.stdout.isatty() and not console.is_verbose())
     try:
-        result = dbtRunner(callbacks=[progress]).invoke(args)
+        result = dbt_runs.invoke(args, project=DBT_PROJECT, callbacks=[progress])
     finally:
         progress.close()
     if not result.success:
-        failed = []
-        try:
-            failed = [f"{r.node.name}: {r.message}" for r in result.result
-                      if str(r.status) not in ("success", "pass")]
-        except TypeError:
-            failed = [str(result.exception)]
-        raise StepFailed("dbt build failed: " + "; ".join(failed[:5])
+        raise StepFailed("dbt build failed: " + "; ".join(dbt_runs.failures(result)[:5])
                          + f" (dbt's log: {console.log_dir(root) / 'dbt.log'})")
     nodes = len(list(result.result))
     log(f"dbt: build succeeded ({nodes} nodes)")
@@ -316,7 +307,7 @@ def run_daily(
         return f"{nodes} models, seeds and tests ok"
 
     def feast_step() -> str:
-        end = dt.datetime.combine(day, dt.time(23, 59, 59), tzinfo=dt.UTC)
+        end = days.end_of_day(day)
         with console.libraries_to_log():
             views, changed = feast_repo.apply_changes()
             feast_repo.materialize_incremental(end)

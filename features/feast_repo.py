@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from features import lakehouse
+from features import dbt_contracts, lakehouse
 
 REPO_PATH = Path(__file__).resolve().parent.parent / "feature_repo"
 
@@ -74,6 +74,14 @@ def apply_changes(cfg: lakehouse.LakehouseSettings | None = None) -> tuple[list[
     try:
         store = feature_store(cfg)
         contents = _get_repo_contents(path, config.project, config)
+        retyped = dbt_contracts.type_changes(store.list_feature_views(),
+                                             contents.feature_views)
+        if retyped:
+            raise FeatureTypeChanged(
+                f"feast apply refused: {'; '.join(retyped)}. A model trained on a feature "
+                f"would read values of another type: give the column a new name in the mart "
+                f"and its contract (drop the old one when no model uses it), or delete the "
+                f"view (`feast delete VIEW`) and apply again")
         changed = changes(store, contents)
         if changed:
             apply_total(config, path, skip_source_validation=False)
@@ -82,6 +90,10 @@ def apply_changes(cfg: lakehouse.LakehouseSettings | None = None) -> tuple[list[
     if changed:  # the registry was rewritten: read it afresh
         store = feature_store(cfg)
     return sorted(view.name for view in store.list_feature_views()), changed
+
+
+class FeatureTypeChanged(RuntimeError):
+    """A registered feature's type differs from its mart's dbt contract."""
 
 
 _IMPORTED_FROM: list[str] = []

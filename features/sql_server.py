@@ -17,12 +17,11 @@ import dataclasses
 import ipaddress
 import os
 import signal
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 from features import console, lakehouse
+from features.cluster import daemons
 
 THRIFT_CLASS = "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2"
 
@@ -125,20 +124,6 @@ def thrift_command(
     return command + ["spark-internal"]
 
 
-def wait_for_port(host: str, port: int, *, timeout_s: float, process=None) -> None:
-    """Wait until ``host:port`` accepts connections (or the process dies)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise ThriftServerError(f"Thrift Server exited with code {process.returncode}")
-        try:
-            with socket.create_connection((host, port), timeout=1):
-                return
-        except OSError:
-            time.sleep(1)
-    raise ThriftServerError(f"Thrift Server did not listen on {host}:{port} in {timeout_s:.0f}s")
-
-
 def start(
     cfg: lakehouse.LakehouseSettings | None = None,
     *,
@@ -171,7 +156,8 @@ def start(
         env=dict(os.environ, SPARK_CONF_DIR=str(lakehouse.write_lake_conf(cfg))),
     )
     try:
-        wait_for_port(host, port, timeout_s=timeout_s, process=process)
+        daemons.wait_for_port(host, port, timeout_s=timeout_s, what="Thrift Server",
+                              process=process, error=ThriftServerError)
     except ThriftServerError as err:
         stop(process)
         tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-20:])

@@ -69,20 +69,31 @@ def _reap(pid: int) -> None:
 
 
 def wait_for_port(host: str, port: int, *, timeout_s: float, what: str,
-                  pid_file: Path | None = None, log_file: Path | None = None) -> None:
-    """Wait until ``host:port`` accepts connections; fail early when the server died."""
+                  pid_file: Path | None = None, process=None, log_file: Path | None = None,
+                  error: type[Exception] = DaemonError) -> None:
+    """Wait until ``host:port`` accepts connections; fail early when the server died.
+
+    Args:
+        what: The server, as the messages name it.
+        pid_file: A daemon's pid file (the server is gone when its process is).
+        process: A child process (``subprocess.Popen``) that is the server.
+        log_file: Whose last lines a failure shows.
+        error: The exception raised on failure.
+    """
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if pid_file is not None and not alive(pid_file):
-            raise DaemonError(f"{what} exited before listening on {host}:{port}"
-                              + _tail(log_file))
+            raise error(f"{what} exited before listening on {host}:{port}" + _tail(log_file))
+        if process is not None and process.poll() is not None:
+            raise error(f"{what} exited with code {process.returncode} before listening on "
+                        f"{host}:{port}" + _tail(log_file))
         try:
             with socket.create_connection((host, port), timeout=1):
                 return
         except OSError:
             time.sleep(0.5)
-    raise DaemonError(f"{what} did not listen on {host}:{port} in {timeout_s:.0f}s"
-                      + _tail(log_file))
+    raise error(f"{what} did not listen on {host}:{port} in {timeout_s:.0f}s"
+                + _tail(log_file))
 
 
 def _tail(log_file: Path | None, lines: int = 20) -> str:

@@ -22,8 +22,7 @@ from pyspark import StorageLevel
 from pyspark.ml.evaluation import BinaryClassificationEvaluator
 from pyspark.sql import DataFrame, SparkSession
 
-from features import drift, feast_repo, lakehouse
-from features.generate import risk
+from features import days, drift, feast_repo, lakehouse
 from models_ml.churn import persist
 from models_ml.churn.config import ModelConfig
 from models_ml.churn.train import TrainResult, score, train
@@ -297,23 +296,14 @@ def train_churn_model(
     frame.unpersist()
     baselines = drift_reference(spark, store, result, batch_date or last_day, log=log)
     log("train: held-out " + ", ".join(f"{k}={v:.3f}" for k, v in sorted(result.metrics.items())))
-    ceiling = holdout_ceiling(entities, result)
     notes = []
-    if ceiling["auc"] is not None:
-        auc = result.metrics.get("areaUnderROC")
-        share = (f"; the model's {auc:.4f} is {100 * auc / ceiling['auc']:.0f}% of it"
-                 if auc is not None else "")
-        notes.append(f"generator's hidden risk score on the same {ceiling['rows']} held-out "
-                     f"rows: ROC AUC {ceiling['auc']:.4f}{share}")
-        log(f"train: {notes[-1]}")
     extra = {"training_window": {"start": str(start) if start else None,
                                  "end": str(end) if end else None},
              "filter_by_created_timestamp": True,
              "batch_date": str(batch_date) if batch_date else None,
              **baselines,
              "promotion": promotion,
-             "retrain_reason": retrain_reason,
-             "holdout_ceiling": ceiling}
+             "retrain_reason": retrain_reason}
     notes.append(f"promotion: {promotion['reason']}")
     return save_and_register(result, name=MODEL_NAME, versions=versions, extra=extra,
                              notes=notes, log=log, input_example=example,
@@ -433,22 +423,6 @@ def save_and_register(
                        report_path=report_dir / "report.md")
 
 
-def holdout_ceiling(entities: DataFrame, result: Any) -> dict[str, Any]:
-    """AUC of the generator's hidden risk score on the model's own held-out rows.
-
-    On generated data (``ops.generator_truth`` exists) this is the fair ceiling for the
-    model's held-out AUC: same customers, same snapshots, same labels.  Elsewhere
-    ``{"auc": None, "rows": 0}``.
-    """
-    start = result.windows.get("holdout", {}).get("start")
-    if result.split_kind != "time" or start is None:
-        return {"auc": None, "rows": 0}
-    held = entities.where(F.col("event_timestamp") >= F.lit(start).cast("timestamp"))
-    auc, rows = risk.ceiling_on(held, customer_col="customer_id",
-                                timestamp_col="event_timestamp", label_col="label")
-    return {"auc": auc, "rows": rows}
-
-
 def trained_for(batch_date: dt.date) -> int | None:
     """The saved version the daily job trained on ``batch_date``, if it is whole.
 
@@ -482,15 +456,13 @@ def day_features(spark: SparkSession, store: Any,
 def active_customers(spark: SparkSession, day: dt.date | Sequence[dt.date]) -> DataFrame:
     """Entity rows for scoring: every customer active on ``day`` (or on each of several
     days), as of its end."""
-    days = [day] if isinstance(day, dt.date) else list(day)
+    wanted = [day] if isinstance(day, dt.date) else list(day)
     return (
         spark.table(SPINE_TABLE)
-        .where(F.col("feature_date").isin(days))
+        .where(F.col("feature_date").isin(wanted))
         .select(
             "customer_id",
-            (F.col("feature_date").cast("timestamp") + F.expr("INTERVAL 86399 SECONDS")).alias(
-                "event_timestamp"
-            ),
+            days.end_of_day_column(F.col("feature_date")).alias("event_timestamp"),
         )
     )
 

@@ -12,7 +12,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from features import sql_server
+from features.cluster import daemons
 
 SUFFIX = "dc=lakehouse,dc=test"
 PEOPLE = f"ou=people,{SUFFIX}"
@@ -76,5 +76,5 @@ def start(folder: Path, *, users: dict[str, str], port: int) -> Directory:
     process = subprocess.Popen(
         [_binary("slapd"), "-f", str(config), "-h", f"ldap://127.0.0.1:{port}/", "-d", "0"],
         stdout=log, stderr=subprocess.STDOUT)
-    sql_server.wait_for_port("127.0.0.1", port, timeout_s=30, process=process)
+    daemons.wait_for_port("127.0.0.1", port, timeout_s=30, what="slapd", process=process)
     return Directory(url=f"ldap://127.0.0.1:{port}", base_dn=PEOPLE, process=process)

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from features import lakehouse, sql_server
+from features.cluster import daemons
 from tests.conftest import REPO_ROOT, free_port
 from tests.e2e import ldap_directory
 
@@ -74,7 +75,8 @@ def server(tmp_path_factory, directory):
         [FEATURES, "serve-sql", "--port", str(port), "--ldap-url", directory.url,
          "--ldap-base-dn", directory.base_dn],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    sql_server.wait_for_port("127.0.0.1", port, timeout_s=240, process=process)
+    daemons.wait_for_port("127.0.0.1", port, timeout_s=240, what="features serve-sql",
+                          process=process)
     yield Server(root=root, port=port, process=process, env=env)
     if process.poll() is None:  # the SIGTERM test failed before stopping it
         process.send_signal(signal.SIGTERM)

@@ -40,6 +40,32 @@ def test_apply_says_what_changes_and_nothing_when_nothing_does(store, tmp_path,
     assert feast_repo.apply_changes()[1] == []
 
 
+def test_apply_refuses_a_feature_whose_contract_type_changed(store, tmp_path,
+                                                              monkeypatch) -> None:
+    """The views take their features from the marts' dbt contracts: a registered feature's
+    type changed there stops the apply, naming column and mart; the registry keeps its
+    views."""
+    import shutil
+
+    from features import dbt_contracts
+
+    project = tmp_path / "dbt_project"
+    shutil.copytree(dbt_contracts.DBT_PROJECT / "models", project / "models")
+    marts = project / "models" / "marts" / "features" / "_features__models.yml"
+    anchor = "      - name: tenure_days\n        data_type: int\n"
+    marts.write_text(marts.read_text().replace(anchor, anchor.replace("int", "double")))
+    monkeypatch.setenv("DBT_PROJECT_DIR", str(project))
+    with pytest.raises(feast_repo.FeatureTypeChanged,
+                       match=r"column tenure_days of mart features.customer_billing \(feature "
+                             r"view customer_billing\) changed type Int32 -> Float64"):
+        feast_repo.apply_changes()
+    monkeypatch.delenv("DBT_PROJECT_DIR")
+    tenure = next(f for f in store.get_feature_view("customer_billing").features
+                  if f.name == "tenure_days")
+    assert str(tenure.dtype) == "Int32"
+    assert feast_repo.apply_changes()[1] == []
+
+
 def test_registry_holds_the_churn_service(store) -> None:
     service = store.get_feature_service("churn_v1")
     assert {p.name for p in service.feature_view_projections} == {

@@ -36,7 +36,4 @@ known as (
 
 select *
 from known
-where created_timestamp > greatest(
-    {{ end_of_day('feature_date') }},
-    coalesce({{ end_of_day('last_landing') }}, {{ end_of_day('feature_date') }})
-)
+where created_timestamp > {{ created_timestamp('feature_date', 'last_landing') }}

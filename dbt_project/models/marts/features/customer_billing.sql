@@ -141,8 +141,7 @@ final as (
         customer_id,
         feature_date,
         {{ end_of_day('feature_date') }} as event_timestamp,
-        greatest({{ end_of_day('feature_date') }}, {{ end_of_day('last_batch_date_90d') }})
-            as created_timestamp,
+        {{ created_timestamp('feature_date', 'last_batch_date_90d') }} as created_timestamp,
         cast(datediff(feature_date, signup_date) as int) as tenure_days,
         contract_type,
         cast(monthly_price as double) as monthly_charge,

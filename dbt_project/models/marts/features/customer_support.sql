@@ -72,10 +72,7 @@ final as (
         customer_id,
         feature_date,
         {{ end_of_day('feature_date') }} as event_timestamp,
-        greatest(
-            {{ end_of_day('feature_date') }},
-            coalesce({{ end_of_day('last_batch_date_90d') }}, {{ end_of_day('feature_date') }})
-        ) as created_timestamp,
+        {{ created_timestamp('feature_date', 'last_batch_date_90d') }} as created_timestamp,
         cast(chats_30d as bigint) as chats_30d,
         cast(chats_90d as bigint) as chats_90d,
         cast(case when chats_90d > 0 then negative_chats_90d / chats_90d else 0 end as double)

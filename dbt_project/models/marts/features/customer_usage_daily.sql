@@ -107,10 +107,7 @@ final as (
         customer_id,
         feature_date,
         {{ end_of_day('feature_date') }} as event_timestamp,
-        greatest(
-            {{ end_of_day('feature_date') }},
-            coalesce({{ end_of_day('last_batch_date_90d') }}, {{ end_of_day('feature_date') }})
-        ) as created_timestamp,
+        {{ created_timestamp('feature_date', 'last_batch_date_90d') }} as created_timestamp,
         {% for days in [7, 30, 90] %}
         cast(call_minutes_{{ days }}d as double) as call_minutes_{{ days }}d,
         cast(sms_{{ days }}d as bigint) as sms_{{ days }}d,
