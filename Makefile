@@ -64,6 +64,7 @@ test-second-lake: setup system-packages
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check features models_ml tests bench
+	$(VENV)/bin/ruff format --check features models_ml tests bench feature_repo
 	$(VENV)/bin/lint-imports
 
 clean:

@@ -47,9 +47,13 @@ def _rows(text: str) -> int:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--usage-rows", type=_rows, default=1_000_000)
-    parser.add_argument("--days", type=int, default=90,
-                        help="days of data (at least 75: labels need 28 days of history and "
-                             "a 30-day horizon, and training needs several snapshots)")
+    parser.add_argument(
+        "--days",
+        type=int,
+        default=90,
+        help="days of data (at least 75: labels need 28 days of history and "
+        "a 30-day horizon, and training needs several snapshots)",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--tuning", choices=("cv", "tvs"), default="tvs")
     parser.add_argument("--root", type=Path, help="lakehouse root (default: a temporary one)")
@@ -90,14 +94,18 @@ def main(argv: list[str] | None = None) -> int:
         # "[daily D] step ..." opens a step: later memory samples belong to it.
         for step in STEPS:
             if line.endswith(f"] {step} ..."):
-                memory.phase = f"{'daily' if line.startswith(f'[daily {last}]') else 'backfill'}" \
-                               f":{step}"
+                memory.phase = (
+                    f"{'daily' if line.startswith(f'[daily {last}]') else 'backfill'}:{step}"
+                )
         print(f"  {line}", flush=True)
         # "[daily D] step: ... (Ns)" closes it: its peak now, in case the run ends early.
         closed = line.split("] ", 1)[-1].split(":", 1)[0]
         if line.startswith("[daily ") and line.endswith("s)") and memory.phase.endswith(closed):
-            print(f"  bench: {memory.phase} peak RSS "
-                  f"{memory.phase_peaks[memory.phase] / 2**30:.2f} GiB", flush=True)
+            print(
+                f"  bench: {memory.phase} peak RSS "
+                f"{memory.phase_peaks[memory.phase] / 2**30:.2f} GiB",
+                flush=True,
+            )
 
     with PeakMemory() as memory:
         spark = lakehouse.spark_session()
@@ -105,33 +113,39 @@ def main(argv: list[str] | None = None) -> int:
         cfg = config_for_usage_rows(args.usage_rows, days=args.days, seed=args.seed)
         dates = cfg.dates
         last = dates[-1]
-        print(f"bench: {cfg.customers:,} customers x {cfg.days} days (target "
-              f"{args.usage_rows:,} usage rows), {spark.sparkContext.defaultParallelism} "
-              f"cores, lake {root}", flush=True)
+        print(
+            f"bench: {cfg.customers:,} customers x {cfg.days} days (target "
+            f"{args.usage_rows:,} usage rows), {spark.sparkContext.defaultParallelism} "
+            f"cores, lake {root}",
+            flush=True,
+        )
         memory.phase = "floor"
         floor_s = io_floor_seconds(spark, args.usage_rows, str(root / "bench_floor"))
-        print(f"bench: I/O floor ({args.usage_rows:,} rows -> parquet) {floor_s:.1f}s",
-              flush=True)
+        print(f"bench: I/O floor ({args.usage_rows:,} rows -> parquet) {floor_s:.1f}s", flush=True)
         memory.phase = "generate"
         started = time.perf_counter()
         summary = generate(spark, cfg, log=log)
         generate_s = time.perf_counter() - started
         started = time.perf_counter()
-        run_daily(spark, dates[:-1], options=DailyOptions(retrain="always", tuning=args.tuning),
-                  log=log)
+        run_daily(
+            spark, dates[:-1], options=DailyOptions(retrain="always", tuning=args.tuning), log=log
+        )
         backfill_s = time.perf_counter() - started
         slowest = {"backfill": slowest_dbt_nodes(DBT_PROJECT / "target")}
         started = time.perf_counter()
-        run_daily(spark, [last], options=DailyOptions(retrain="always", tuning=args.tuning),
-                  log=log)
+        run_daily(
+            spark, [last], options=DailyOptions(retrain="always", tuning=args.tuning), log=log
+        )
         daily_s = time.perf_counter() - started
         slowest["daily"] = slowest_dbt_nodes(DBT_PROJECT / "target")
         seconds = step_seconds(spark, [dates[-2], last])
 
     print()
-    print(f"usage rows generated: {summary.rows['usage']:,}; all records: "
-          f"{sum(summary.rows.values()):,}; generation {generate_s:.1f}s "
-          f"({generate_s / floor_s:.1f}x floor)")
+    print(
+        f"usage rows generated: {summary.rows['usage']:,}; all records: "
+        f"{sum(summary.rows.values()):,}; generation {generate_s:.1f}s "
+        f"({generate_s / floor_s:.1f}x floor)"
+    )
     print(f"{'run':<10}{'step':<12}{'seconds':>10}{'share':>8}{'x floor':>9}{'peak RSS GiB':>14}")
     for run, day, total in (("backfill", dates[-2], backfill_s), ("daily", last, daily_s)):
         for step in STEPS:
@@ -139,14 +153,19 @@ def main(argv: list[str] | None = None) -> int:
             if secs is None:
                 continue
             peak = memory.phase_peaks.get(f"{run}:{step}", 0) / 2**30
-            print(f"{run:<10}{step:<12}{secs:>10.1f}{secs / total:>8.0%}"
-                  f"{secs / floor_s:>9.1f}{peak:>14.2f}")
+            print(
+                f"{run:<10}{step:<12}{secs:>10.1f}{secs / total:>8.0%}"
+                f"{secs / floor_s:>9.1f}{peak:>14.2f}"
+            )
         print(f"{run:<10}{'total':<12}{total:>10.1f}{'':>8}{total / floor_s:>9.1f}")
     for run, nodes in slowest.items():
-        print(f"{run}: slowest dbt nodes: " + ", ".join(f"{name} {secs:.0f}s"
-                                                     for name, secs in nodes))
-    print(f"baseline: I/O floor {floor_s:.1f}s for {args.usage_rows:,} rows; peak RSS overall "
-          f"{memory.peak / 2**30:.2f} GiB (JVM {memory.jvm_peak / 2**30:.2f} GiB)")
+        print(
+            f"{run}: slowest dbt nodes: " + ", ".join(f"{name} {secs:.0f}s" for name, secs in nodes)
+        )
+    print(
+        f"baseline: I/O floor {floor_s:.1f}s for {args.usage_rows:,} rows; peak RSS overall "
+        f"{memory.peak / 2**30:.2f} GiB (JVM {memory.jvm_peak / 2**30:.2f} GiB)"
+    )
     from models_ml.churn import jobs, persist
 
     _, metadata = persist.load_model("churn", version=jobs.serving_version())
@@ -156,10 +175,12 @@ def main(argv: list[str] | None = None) -> int:
     same_rows = holdout_ceiling(spark, metadata)
     ceiling = same_rows["auc"]
     if auc is not None and ceiling:
-        print(f"model v{metadata['version']}: held-out ROC AUC {auc:.4f}; the generator's hidden "
-              f"score on the same {same_rows['rows']:,} rows {ceiling:.4f} "
-              f"({100 * auc / ceiling:.0f}% of it); ceiling over all generator snapshots "
-              f"{summary.ceiling_auc:.4f}")
+        print(
+            f"model v{metadata['version']}: held-out ROC AUC {auc:.4f}; the generator's hidden "
+            f"score on the same {same_rows['rows']:,} rows {ceiling:.4f} "
+            f"({100 * auc / ceiling:.0f}% of it); ceiling over all generator snapshots "
+            f"{summary.ceiling_auc:.4f}"
+        )
     if not (args.keep or args.root):
         spark.stop()
         shutil.rmtree(root, ignore_errors=True)

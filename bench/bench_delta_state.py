@@ -44,8 +44,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tables", type=int, default=4)
     parser.add_argument("--commits", type=int, default=25)
-    parser.add_argument("--root", type=Path, default=None,
-                        help="work folder (a temporary one by default, deleted afterwards)")
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=None,
+        help="work folder (a temporary one by default, deleted afterwards)",
+    )
     parser.add_argument("--child", choices=("write", "read"), help=argparse.SUPPRESS)
     parser.add_argument("--config", choices=tuple(CONFIGS), help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -78,16 +82,28 @@ def child(args: argparse.Namespace) -> None:
                 continue
             for commit in range(args.commits):
                 spark.range(commit * 5, commit * 5 + 5).selectExpr(
-                    "id", "cast(id as string) as label").write.format("delta") \
-                    .mode("append").save(path)
+                    "id", "cast(id as string) as label"
+                ).write.format("delta").mode("append").save(path)
         seconds = time.perf_counter() - started
         spark.stop()
     print(json.dumps({"seconds": seconds, "peak_mib": memory.peak / 2**20}))
 
 
 def run_child(mode: str, config: str, root: Path, args: argparse.Namespace) -> dict:
-    command = [sys.executable, __file__, "--child", mode, "--config", config, "--root",
-               str(root), "--tables", str(args.tables), "--commits", str(args.commits)]
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        mode,
+        "--config",
+        config,
+        "--root",
+        str(root),
+        "--tables",
+        str(args.tables),
+        "--commits",
+        str(args.commits),
+    ]
     proc = subprocess.run(command, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"{mode} with {config} failed:\n{proc.stderr[-3000:]}")
@@ -106,8 +122,9 @@ def main(argv: list[str] | None = None) -> None:
             root = work / config.replace(" ", "_")
             shutil.rmtree(root, ignore_errors=True)
             root.mkdir(parents=True)
-            print(f"[{config}] writing {args.tables} tables x {args.commits} commits ...",
-                  flush=True)
+            print(
+                f"[{config}] writing {args.tables} tables x {args.commits} commits ...", flush=True
+            )
             write = run_child("write", config, root, args)
             print(f"[{config}] reading each table cold ...", flush=True)
             read = run_child("read", config, root, args)
@@ -117,16 +134,22 @@ def main(argv: list[str] | None = None) -> None:
             shutil.rmtree(work, ignore_errors=True)
     commits = args.tables * args.commits
     base_write, base_read = results["Delta defaults"]
-    print(f"\n{args.tables} tables x {args.commits} commits of 5 rows; "
-          "every phase in a fresh JVM (its first table pays the JIT warm-up)")
-    print(f"{'configuration':<16} {'s/commit':>9} {'s/cold read':>12} {'write x':>8} "
-          f"{'read x':>7} {'peak MiB w/r':>13}")
+    print(
+        f"\n{args.tables} tables x {args.commits} commits of 5 rows; "
+        "every phase in a fresh JVM (its first table pays the JIT warm-up)"
+    )
+    print(
+        f"{'configuration':<16} {'s/commit':>9} {'s/cold read':>12} {'write x':>8} "
+        f"{'read x':>7} {'peak MiB w/r':>13}"
+    )
     for config, (write, read) in results.items():
-        print(f"{config:<16} {write['seconds'] / commits:>9.2f} "
-              f"{read['seconds'] / args.tables:>12.2f} "
-              f"{write['seconds'] / base_write['seconds']:>8.2f} "
-              f"{read['seconds'] / base_read['seconds']:>7.2f} "
-              f"{write['peak_mib']:>6.0f}/{read['peak_mib']:<6.0f}")
+        print(
+            f"{config:<16} {write['seconds'] / commits:>9.2f} "
+            f"{read['seconds'] / args.tables:>12.2f} "
+            f"{write['seconds'] / base_write['seconds']:>8.2f} "
+            f"{read['seconds'] / base_read['seconds']:>7.2f} "
+            f"{write['peak_mib']:>6.0f}/{read['peak_mib']:<6.0f}"
+        )
     print("(x: seconds as a fraction of the Delta defaults' in this run; lower is faster)")
 
 

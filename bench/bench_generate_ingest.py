@@ -56,9 +56,11 @@ def main(argv: list[str] | None = None) -> int:
         spark = lakehouse.spark_session()
         lakehouse.ensure_databases(spark)
         cfg = config_for_usage_rows(args.usage_rows, days=args.days, seed=args.seed)
-        print(f"bench: {cfg.customers:,} customers x {cfg.days} days (target "
-              f"{args.usage_rows:,} usage rows), {spark.sparkContext.defaultParallelism} cores, "
-              f"lake {root}")
+        print(
+            f"bench: {cfg.customers:,} customers x {cfg.days} days (target "
+            f"{args.usage_rows:,} usage rows), {spark.sparkContext.defaultParallelism} cores, "
+            f"lake {root}"
+        )
         floor_s = io_floor_seconds(spark, args.usage_rows, str(root / "bench_floor"))
         floor_rate = args.usage_rows / floor_s
         print(f"bench: floor written in {floor_s:.1f}s")
@@ -86,8 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, rows, seconds in lines:
         rate = rows / seconds if seconds else float("nan")
         print(f"{name:<34}{rows:>14,}{seconds:>10.1f}{rate:>14,.0f}{rate / floor_rate:>10.2f}")
-    print(f"peak RSS: JVM {memory.jvm_peak / 2**30:.2f} GiB, "
-          f"Python {memory.python_peak / 2**20:.0f} MiB")
+    print(
+        f"peak RSS: JVM {memory.jvm_peak / 2**30:.2f} GiB, "
+        f"Python {memory.python_peak / 2**20:.0f} MiB"
+    )
     auc = summary.ceiling_auc
     print(f"ceiling AUC of the hidden risk score: {'n/a' if auc is None else f'{auc:.3f}'}")
     if not (args.keep or args.root):

@@ -39,10 +39,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--feature-rows", type=int, nargs="+", default=[1_000_000])
     parser.add_argument("--ttl-days", type=int, nargs="+", default=[30, 365])
-    parser.add_argument("--skip-feast-above", type=int, default=None,
-                        help="run only our store above this many feature rows")
-    parser.add_argument("--entity-every-days", type=int, default=30,
-                        help="one entity row per customer every this many days")
+    parser.add_argument(
+        "--skip-feast-above",
+        type=int,
+        default=None,
+        help="run only our store above this many feature rows",
+    )
+    parser.add_argument(
+        "--entity-every-days",
+        type=int,
+        default=30,
+        help="one entity row per customer every this many days",
+    )
     return parser.parse_args(argv)
 
 
@@ -51,20 +59,26 @@ def write_feature_table(spark, rows: int) -> int:
     import pyspark.sql.functions as F
 
     customers = max(1, rows // DAYS)
-    frame = spark.range(customers * DAYS).select(
-        (F.col("id") % customers).alias("customer_id"),
-        (F.col("id") / customers).cast("int").alias("day"),
-    ).select(
-        "customer_id",
-        F.timestamp_add("DAY", F.col("day"), F.lit(BASE)).alias("event_timestamp"),
-        F.timestamp_add("HOUR", F.lit(2), F.timestamp_add("DAY", F.col("day"), F.lit(BASE)))
-        .alias("created_timestamp"),
-        (F.rand(1) * 500).alias("call_minutes"),
-        (F.rand(2) * 100).cast("int").alias("support_tickets"),
+    frame = (
+        spark.range(customers * DAYS)
+        .select(
+            (F.col("id") % customers).alias("customer_id"),
+            (F.col("id") / customers).cast("int").alias("day"),
+        )
+        .select(
+            "customer_id",
+            F.timestamp_add("DAY", F.col("day"), F.lit(BASE)).alias("event_timestamp"),
+            F.timestamp_add(
+                "HOUR", F.lit(2), F.timestamp_add("DAY", F.col("day"), F.lit(BASE))
+            ).alias("created_timestamp"),
+            (F.rand(1) * 500).alias("call_minutes"),
+            (F.rand(2) * 100).cast("int").alias("support_tickets"),
+        )
     )
     spark.sql("create database if not exists bench")
-    frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true") \
-        .saveAsTable("bench.customer_daily")
+    frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true").saveAsTable(
+        "bench.customer_daily"
+    )
     return customers
 
 
@@ -77,8 +91,10 @@ def entity_frame(spark, customers: int, every_days: int):
         (F.col("id") % customers).alias("customer_id"),
         F.timestamp_add(
             "SECOND",
-            ((F.col("id") / customers).cast("int") * every_days * 86_400
-             + (F.rand(3) * 86_400).cast("int")),
+            (
+                (F.col("id") / customers).cast("int") * every_days * 86_400
+                + (F.rand(3) * 86_400).cast("int")
+            ),
             F.lit(BASE),
         ).alias("event_timestamp"),
         (F.rand(4) < 0.2).cast("int").alias("label"),
@@ -91,10 +107,12 @@ def make_store(path: Path, offline_store: dict, views: list):
 
     path.mkdir(parents=True, exist_ok=True)
     config = RepoConfig(
-        project="bench", provider="local",
+        project="bench",
+        provider="local",
         registry=RegistryConfig(path=str(path / "registry.db"), cache_ttl_seconds=0),
         online_store={"type": "sqlite", "path": str(path / "online.db")},
-        offline_store=offline_store, entity_key_serialization_version=3,
+        offline_store=offline_store,
+        entity_key_serialization_version=3,
     )
     store = FeatureStore(config=config, repo_path=str(path))
     store.apply(views)
@@ -107,14 +125,23 @@ def definitions(ttl_days: list[int]) -> list:
     from feast.types import Float64, Int32
 
     customer = Entity(name="customer", join_keys=["customer_id"])
-    source = SparkSource(name="customer_daily_source", table="bench.customer_daily",
-                         timestamp_field="event_timestamp",
-                         created_timestamp_column="created_timestamp")
+    source = SparkSource(
+        name="customer_daily_source",
+        table="bench.customer_daily",
+        timestamp_field="event_timestamp",
+        created_timestamp_column="created_timestamp",
+    )
     views = [
-        FeatureView(name=f"customer_daily_ttl{days}", entities=[customer],
-                    ttl=dt.timedelta(days=days), source=source,
-                    schema=[Field(name="call_minutes", dtype=Float64),
-                            Field(name="support_tickets", dtype=Int32)])
+        FeatureView(
+            name=f"customer_daily_ttl{days}",
+            entities=[customer],
+            ttl=dt.timedelta(days=days),
+            source=source,
+            schema=[
+                Field(name="call_minutes", dtype=Float64),
+                Field(name="support_tickets", dtype=Int32),
+            ],
+        )
         for days in ttl_days
     ]
     return [customer, *views]
@@ -147,26 +174,35 @@ def main(argv: list[str] | None = None) -> int:
 
     spark = lakehouse.spark_session()
     work = Path(tempfile.mkdtemp(prefix="bench_feast_"))
-    print(f"lakehouse root {os.environ['LAKEHOUSE_ROOT']}, master {spark.sparkContext.master}, "
-          f"shuffle partitions {spark.conf.get('spark.sql.shuffle.partitions')}")
+    print(
+        f"lakehouse root {os.environ['LAKEHOUSE_ROOT']}, master {spark.sparkContext.master}, "
+        f"shuffle partitions {spark.conf.get('spark.sql.shuffle.partitions')}"
+    )
     views = definitions(args.ttl_days)
     stores: list = []
-    header = (f"{'feature rows':>12} {'entity rows':>11} {'ttl d':>5} {'feast s':>8} "
-              f"{'ours s':>7} {'ratio':>6} {'feast peak MiB':>14} {'ours peak MiB':>13} agree")
+    header = (
+        f"{'feature rows':>12} {'entity rows':>11} {'ttl d':>5} {'feast s':>8} "
+        f"{'ours s':>7} {'ratio':>6} {'feast peak MiB':>14} {'ours peak MiB':>13} agree"
+    )
     print(header)
     ok = True
     for rows in args.feature_rows:
         customers = write_feature_table(spark, rows)
         if not stores:  # apply validates the source table, so it must exist first
-            stores = [make_store(work / "ours", {"type": OURS}, views),
-                      make_store(work / "feast", {"type": "spark"}, views)]
+            stores = [
+                make_store(work / "ours", {"type": OURS}, views),
+                make_store(work / "feast", {"type": "spark"}, views),
+            ]
         ours, feast = stores
         entities = entity_frame(spark, customers, args.entity_every_days).cache()
         n_entities = entities.count()
         warm = entities.limit(1000)
         for store in (ours, feast):  # JIT and Feast's first-call costs, outside the timing
-            checksum(store.get_historical_features(
-                entity_df=warm, features=[f"{views[1].name}:call_minutes"]).to_spark_df())
+            checksum(
+                store.get_historical_features(
+                    entity_df=warm, features=[f"{views[1].name}:call_minutes"]
+                ).to_spark_df()
+            )
         run_feast = args.skip_feast_above is None or rows <= args.skip_feast_above
         for days in args.ttl_days:
             view = f"customer_daily_ttl{days}"
@@ -175,13 +211,18 @@ def main(argv: list[str] | None = None) -> int:
                 feast_s, feast_mem, feast_sum = timed(feast, entities, view)
                 agree = feast_sum == our_sum
                 ok &= agree
-                print(f"{customers * DAYS:>12} {n_entities:>11} {days:>5} {feast_s:>8.1f} "
-                      f"{our_s:>7.1f} {feast_s / our_s:>5.1f}x {feast_mem / 2**20:>14.0f} "
-                      f"{our_mem / 2**20:>13.0f} {agree}", flush=True)
+                print(
+                    f"{customers * DAYS:>12} {n_entities:>11} {days:>5} {feast_s:>8.1f} "
+                    f"{our_s:>7.1f} {feast_s / our_s:>5.1f}x {feast_mem / 2**20:>14.0f} "
+                    f"{our_mem / 2**20:>13.0f} {agree}",
+                    flush=True,
+                )
             else:
-                print(f"{customers * DAYS:>12} {n_entities:>11} {days:>5} {'-':>8} "
-                      f"{our_s:>7.1f} {'-':>6} {'-':>14} {our_mem / 2**20:>13.0f} -",
-                      flush=True)
+                print(
+                    f"{customers * DAYS:>12} {n_entities:>11} {days:>5} {'-':>8} "
+                    f"{our_s:>7.1f} {'-':>6} {'-':>14} {our_mem / 2**20:>13.0f} -",
+                    flush=True,
+                )
         entities.unpersist()
     return 0 if ok else 1
 

@@ -55,8 +55,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--root", type=Path, help="a lake with a champion (default: a new one)")
     parser.add_argument("--customers", type=int, default=300, help="for a new lake")
     parser.add_argument("--days", type=int, default=80, help="for a new lake")
-    parser.add_argument("--requests", type=int, default=200,
-                        help="timed requests of one customer (a quarter as many of 100)")
+    parser.add_argument(
+        "--requests",
+        type=int,
+        default=200,
+        help="timed requests of one customer (a quarter as many of 100)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep a new lake afterwards")
     return parser.parse_args(argv)
 
@@ -71,8 +75,9 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
     return at(0.50), at(0.99)
 
 
-def timed(call: Callable[[list[int]], object], batches: list[list[int]],
-          warm: int = 5) -> list[float]:
+def timed(
+    call: Callable[[list[int]], object], batches: list[list[int]], warm: int = 5
+) -> list[float]:
     """Seconds per call of ``call`` on each batch, after ``warm`` calls not counted."""
     for batch in batches[:warm]:
         call(batch)
@@ -92,14 +97,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bench: online scores, {os.cpu_count()} cores, lake {root}", flush=True)
     if not args.root:
         started = time.perf_counter()
-        proc = subprocess.run([FEATURES, "demo", "--customers", str(args.customers), "--days",
-                               str(args.days)], env=env, capture_output=True, text=True,
-                              check=False)
+        proc = subprocess.run(
+            [FEATURES, "demo", "--customers", str(args.customers), "--days", str(args.days)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if proc.returncode != 0:
-            raise SystemExit(f"bench_online: features demo failed:\n{proc.stdout[-3000:]}\n"
-                             f"{proc.stderr[-3000:]}")
-        print(f"lake made by features demo in {time.perf_counter() - started:.0f} s",
-              flush=True)
+            raise SystemExit(
+                f"bench_online: features demo failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+            )
+        print(f"lake made by features demo in {time.perf_counter() - started:.0f} s", flush=True)
     os.environ["LAKEHOUSE_ROOT"] = str(root)
     sys.path.insert(0, str(REPO))
     from features import console, lakehouse
@@ -110,11 +119,17 @@ def main(argv: list[str] | None = None) -> int:
         by_spark = online.OnlineScorer.load(spark, runtime="spark")
         scorer = online.OnlineScorer.load(spark, runtime="onnx")
         if scorer.score_date is None:
-            raise SystemExit(f"bench_online: v{scorer.version} was never batch-scored "
-                             "(`features score --date D`)")
+            raise SystemExit(
+                f"bench_online: v{scorer.version} was never batch-scored "
+                "(`features score --date D`)"
+            )
         scores = online._predictions(spark)
-        ids = sorted(row[0] for row in scores.where(
-            f"score_date = '{scorer.score_date}'").select("customer_id").collect())
+        ids = sorted(
+            row[0]
+            for row in scores.where(f"score_date = '{scorer.score_date}'")
+            .select("customer_id")
+            .collect()
+        )
         if len(ids) < 100:
             raise SystemExit(f"bench_online: {len(ids)} customers scored; 100 needed")
         rng = random.Random(7)
@@ -124,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
 
         def feast_only(batch: list[int]) -> object:
             return scorer.store.get_online_features(
-                features=service, entity_rows=[{"customer_id": c} for c in batch]).to_dict()
+                features=service, entity_rows=[{"customer_id": c} for c in batch]
+            ).to_dict()
 
         server = online.make_server(scorer, host="127.0.0.1", port=0)
         port = server.server_address[1]
@@ -133,16 +149,21 @@ def main(argv: list[str] | None = None) -> int:
 
         def over_http(batch: list[int]) -> object:
             query = "&".join(f"customer_id={c}" for c in batch)
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/predict?{query}",
-                                        timeout=60) as answer:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{port}/predict?{query}", timeout=60
+            ) as answer:
                 return json.loads(answer.read())
 
         exact = {a["customer_id"]: a["churn_probability"] for a in by_spark.predict(ids)}
         exported = {a["customer_id"]: a["churn_probability"] for a in scorer.predict(ids)}
         differ = max(abs(exact[c] - exported[c]) for c in ids if exact[c] is not None)
         results = {}
-        for name, call in (("feast (floor)", feast_only), ("spark", by_spark.predict),
-                           ("onnx", scorer.predict), ("http (onnx)", over_http)):
+        for name, call in (
+            ("feast (floor)", feast_only),
+            ("spark", by_spark.predict),
+            ("onnx", scorer.predict),
+            ("http (onnx)", over_http),
+        ):
             results[(name, 1)] = percentiles(timed(call, ones))
             results[(name, 100)] = percentiles(timed(call, hundreds))
         server.shutdown()
@@ -154,14 +175,20 @@ def main(argv: list[str] | None = None) -> int:
     for (name, size), (p50, p99) in results.items():
         floor = results[("feast (floor)", size)][0]
         print(f"{name:<16}{size:>10}{p50:>9.1f}{p99:>9.1f}{p50 / floor:>13.1f}")
-    print(f"largest difference between the runtimes' probabilities over {len(ids)} customers: "
-          f"{differ:.1e}")
-    print(f"model v{scorer.version}, deciles from the batch scores of {scorer.score_date}; "
-          f"{len(ones)} requests of 1 customer, {len(hundreds)} of 100; peak RSS "
-          f"{memory.peak / 2**30:.2f} GiB (JVM {memory.jvm_peak / 2**30:.2f} GiB)")
-    print("target (issue: serving): p99 under 100 ms for one customer: "
-          f"spark {results[('spark', 1)][1]:.0f} ms, onnx {results[('onnx', 1)][1]:.1f} ms, "
-          f"http (onnx) {results[('http (onnx)', 1)][1]:.1f} ms")
+    print(
+        f"largest difference between the runtimes' probabilities over {len(ids)} customers: "
+        f"{differ:.1e}"
+    )
+    print(
+        f"model v{scorer.version}, deciles from the batch scores of {scorer.score_date}; "
+        f"{len(ones)} requests of 1 customer, {len(hundreds)} of 100; peak RSS "
+        f"{memory.peak / 2**30:.2f} GiB (JVM {memory.jvm_peak / 2**30:.2f} GiB)"
+    )
+    print(
+        "target (issue: serving): p99 under 100 ms for one customer: "
+        f"spark {results[('spark', 1)][1]:.0f} ms, onnx {results[('onnx', 1)][1]:.1f} ms, "
+        f"http (onnx) {results[('http (onnx)', 1)][1]:.1f} ms"
+    )
     if not (args.keep or args.root):
         shutil.rmtree(root, ignore_errors=True)
     return 0

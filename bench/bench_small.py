@@ -56,13 +56,16 @@ def run_command(args: list[str], env: dict[str, str]) -> tuple[float, float, lis
     """Run ``features ARGS``; return (seconds, peak RSS GiB of its tree, its output lines)."""
     with PeakMemory() as memory:
         started = time.perf_counter()
-        proc = subprocess.run([FEATURES, *args], env=env, capture_output=True, text=True,
-                              check=False)
+        proc = subprocess.run(
+            [FEATURES, *args], env=env, capture_output=True, text=True, check=False
+        )
         seconds = time.perf_counter() - started
     lines = proc.stdout.splitlines()
     if proc.returncode != 0:
-        raise SystemExit(f"bench_small: features {' '.join(args)} failed "
-                         f"({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        raise SystemExit(
+            f"bench_small: features {' '.join(args)} failed "
+            f"({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        )
     return seconds, memory.peak / 2**30, lines
 
 
@@ -96,15 +99,28 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     root = args.root or Path(tempfile.mkdtemp(prefix="bench_small_"))
     env = {**os.environ, "LAKEHOUSE_ROOT": str(root), "PYTHONUNBUFFERED": "1"}
-    print(f"bench: {args.customers:,} customers x {args.days} days, {os.cpu_count()} cores, "
-          f"lake {root}", flush=True)
+    print(
+        f"bench: {args.customers:,} customers x {args.days} days, {os.cpu_count()} cores, "
+        f"lake {root}",
+        flush=True,
+    )
     demo_s, demo_peak, demo_lines = run_command(
-        ["demo", "--customers", str(args.customers), "--days", str(args.days),
-         "--seed", str(args.seed)], env)
+        [
+            "demo",
+            "--customers",
+            str(args.customers),
+            "--days",
+            str(args.days),
+            "--seed",
+            str(args.seed),
+        ],
+        env,
+    )
     demo_steps = steps(demo_lines)
     last = demo_steps[-1][0]
     daily_s, daily_peak, daily_lines = run_command(
-        ["daily", "--date", last, "--force", "--retrain", "never"], env)
+        ["daily", "--date", last, "--force", "--retrain", "never"], env
+    )
     daily_steps = steps(daily_lines)
     generated = next((RECORDS.search(line) for line in demo_lines if RECORDS.search(line)), None)
     records = int(generated[1].replace(",", "")) if generated else 0
@@ -119,14 +135,22 @@ def main(argv: list[str] | None = None) -> int:
     for label, found in runs:
         for day, step, secs in found:
             print(f"{label + ' ' + day[5:]:<26}{step:<12}{secs:>9}{secs / io_s:>9.1f}")
-    print(f"{'demo':<26}{'total':<12}{demo_s:>9.0f}{demo_s / io_s:>9.1f}   peak RSS "
-          f"{demo_peak:.2f} GiB")
-    print(f"{'one more daily run':<26}{'total':<12}{daily_s:>9.0f}{daily_s / io_s:>9.1f}   "
-          f"peak RSS {daily_peak:.2f} GiB")
-    print(f"baselines: I/O floor {io_s:.1f}s ({records:,} rows -> parquet); JVM floor "
-          f"{jvm_s:.1f}s (SparkSession + one Delta read in a fresh process)")
-    print(f"targets (issue: small runs): demo <= 240 s: {demo_s:.0f} s; one more daily run "
-          f"<= 60 s: {daily_s:.0f} s")
+    print(
+        f"{'demo':<26}{'total':<12}{demo_s:>9.0f}{demo_s / io_s:>9.1f}   peak RSS "
+        f"{demo_peak:.2f} GiB"
+    )
+    print(
+        f"{'one more daily run':<26}{'total':<12}{daily_s:>9.0f}{daily_s / io_s:>9.1f}   "
+        f"peak RSS {daily_peak:.2f} GiB"
+    )
+    print(
+        f"baselines: I/O floor {io_s:.1f}s ({records:,} rows -> parquet); JVM floor "
+        f"{jvm_s:.1f}s (SparkSession + one Delta read in a fresh process)"
+    )
+    print(
+        f"targets (issue: small runs): demo <= 240 s: {demo_s:.0f} s; one more daily run "
+        f"<= 60 s: {daily_s:.0f} s"
+    )
     if not (args.keep or args.root):
         shutil.rmtree(root, ignore_errors=True)
     return 0

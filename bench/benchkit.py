@@ -69,11 +69,14 @@ def io_floor_seconds(spark, rows: int, path: str) -> float:
     import pyspark.sql.functions as F
 
     frame = spark.range(rows).select(
-        F.col("id").cast("string").alias("event_id"), (F.col("id") % 100000).alias("customer_id"),
+        F.col("id").cast("string").alias("event_id"),
+        (F.col("id") % 100000).alias("customer_id"),
         F.timestamp_seconds(F.col("id") % 8640000).alias("event_at"),
         F.when(F.col("id") % 3 == 0, "call").otherwise("data").alias("event_type"),
-        (F.col("id") % 600).cast("int").alias("duration_s"), (F.col("id") * 7).alias("bytes"),
-        (F.col("id") % 50 == 0).alias("is_dropped"), (F.col("id") % 70 == 0).alias("is_roaming"),
+        (F.col("id") % 600).cast("int").alias("duration_s"),
+        (F.col("id") * 7).alias("bytes"),
+        (F.col("id") % 50 == 0).alias("is_dropped"),
+        (F.col("id") % 70 == 0).alias("is_roaming"),
         F.format_string("cell-%04d", (F.col("id") % 500).cast("int")).alias("cell_id"),
     )
     started = time.perf_counter()

@@ -32,13 +32,17 @@ def _cmd_setup(args: argparse.Namespace) -> int:
     # The cluster setup's shared metastore needs PostgreSQL's driver: cached now, offline later.
     driver = lakehouse.jars.ensure_jars((lakehouse.jars.POSTGRES_JDBC,))
     print(f"PostgreSQL JDBC driver cached: {driver[0]}")
-    print(f"Spark defaults written: {lakehouse.write_spark_defaults()} (and spark-env.sh "
-          "beside it: shell tools follow LAKEHOUSE_ROOT)")
+    print(
+        f"Spark defaults written: {lakehouse.write_spark_defaults()} (and spark-env.sh "
+        "beside it: shell tools follow LAKEHOUSE_ROOT)"
+    )
     _record_class_archive()
     cfg = _prepare_lake()
-    print(f"Lake at {cfg.root}: Spark settings in {lakehouse.lake_conf_dir(cfg)}, Feast's "
-          f"registry in {cfg.artifacts_dir / 'feast'}, MLflow's store in "
-          f"{cfg.artifacts_dir / 'mlflow.db'}")
+    print(
+        f"Lake at {cfg.root}: Spark settings in {lakehouse.lake_conf_dir(cfg)}, Feast's "
+        f"registry in {cfg.artifacts_dir / 'feast'}, MLflow's store in "
+        f"{cfg.artifacts_dir / 'mlflow.db'}"
+    )
     if args.databases:
         spark = lakehouse.spark_session()
         names = lakehouse.ensure_databases(spark)
@@ -47,8 +51,10 @@ def _cmd_setup(args: argparse.Namespace) -> int:
 
         made = ingest.ensure_all_tables(spark)
         if made:
-            print(f"Bronze and quarantine tables created empty (filled by their first "
-                  f"delivery): {', '.join(made)}")
+            print(
+                f"Bronze and quarantine tables created empty (filled by their first "
+                f"delivery): {', '.join(made)}"
+            )
     return 0
 
 
@@ -70,8 +76,10 @@ def _record_class_archive() -> None:
         print(f"JVM class archive in place: {path}")
     else:
         size = recorded[0].stat().st_size / 2**20
-        print(f"JVM class archive recorded in {recorded[1]:.0f} s: {path} ({size:.0f} MiB; "
-              "every Spark start of this environment maps it)")
+        print(
+            f"JVM class archive recorded in {recorded[1]:.0f} s: {path} ({size:.0f} MiB; "
+            "every Spark start of this environment maps it)"
+        )
 
 
 def environment(cfg: lakehouse.LakehouseSettings) -> dict[str, str]:
@@ -98,7 +106,7 @@ def _cmd_env(args: argparse.Namespace) -> int:
     import shlex
 
     cfg = _prepare_lake()
-    print(f"# the lake at {cfg.root}: eval \"$(features env)\" in a shell, then for example")
+    print(f'# the lake at {cfg.root}: eval "$(features env)" in a shell, then for example')
     print("#   dbt build --target session        (dbt_project/, on this lake's Spark settings)")
     print('#   feast -c "$FEAST_REPO" feature-views list')
     print("#   mlflow ui                         (runs and registered models, on 127.0.0.1:5000)")
@@ -115,8 +123,10 @@ def _cmd_apply(args: argparse.Namespace) -> int:
         views, changed = feast_repo.apply_changes()
     for line in changed:
         print(f"  {line}")
-    print(f"feature views {', '.join(views)}: "
-          + (f"{len(changed)} change(s) applied" if changed else "nothing changed"))
+    print(
+        f"feature views {', '.join(views)}: "
+        + (f"{len(changed)} change(s) applied" if changed else "nothing changed")
+    )
     return 0
 
 
@@ -142,9 +152,7 @@ def _cmd_sql(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from features import demo
 
-    return demo.run(
-        customers=args.customers, days=args.days, seed=args.seed, reset=not args.keep
-    )
+    return demo.run(customers=args.customers, days=args.days, seed=args.seed, reset=not args.keep)
 
 
 @contextlib.contextmanager
@@ -185,7 +193,9 @@ def _cmd_serve_sql(args: argparse.Namespace) -> int:
             f" ({who})\n"
             f"  beeline -u jdbc:hive2://{args.host}:{args.port}/default{login}\n"
             "  dbt ... --target thrift\n"
-            "Ctrl-C (or SIGTERM) stops it.", flush=True)
+            "Ctrl-C (or SIGTERM) stops it.",
+            flush=True,
+        )
         try:
             code = process.wait()
         except KeyboardInterrupt as stop:
@@ -194,7 +204,8 @@ def _cmd_serve_sql(args: argparse.Namespace) -> int:
             return 0
         raise sql_server.ThriftServerError(
             f"the Thrift Server exited by itself with code {code}; see "
-            f"{lakehouse.settings().root / 'thrift-server.log'}")
+            f"{lakehouse.settings().root / 'thrift-server.log'}"
+        )
 
 
 def _cmd_serve_model(args: argparse.Namespace) -> int:
@@ -207,24 +218,30 @@ def _cmd_serve_model(args: argparse.Namespace) -> int:
     if args.online:
         return _serve_online(args)
     if args.runtime is not None:
-        raise UsageError("serve-model: --runtime goes with --online (MLflow's server runs the "
-                         "Spark model)")
+        raise UsageError(
+            "serve-model: --runtime goes with --online (MLflow's server runs the Spark model)"
+        )
     root = lakehouse.settings().root
     if persist.champion_version(jobs.MODEL_NAME, root=root) is None:
-        raise UsageError(f"serve-model: no champion of {jobs.MODEL_NAME!r} in this lake's "
-                         "registry yet; `features train` (or `features daily`) makes one")
+        raise UsageError(
+            f"serve-model: no champion of {jobs.MODEL_NAME!r} in this lake's "
+            "registry yet; `features train` (or `features daily`) makes one"
+        )
     tracking, _ = persist.mlflow_uris(root)
     uri = f"models:/{jobs.MODEL_NAME}@{persist.DEFAULT_ALIAS}"
     with _stopped_by_signals():
-        process = serving.start(host=args.host, port=args.port, model_uri=uri,
-                                tracking_uri=tracking, root=root)
-        print(f"MLflow model server for {uri} on http://{args.host}:{args.port} (no login: "
-              "loopback only)\n"
-              f"  curl -s http://{args.host}:{args.port}/invocations -H 'Content-Type: "
-              "application/json' -d '{\"dataframe_split\": {\"columns\": [...], \"data\": "
-              "[[...]]}}'\n"
-              "  answers [P(stay), P(churn)] per row; Ctrl-C (or SIGTERM) stops it.",
-              flush=True)
+        process = serving.start(
+            host=args.host, port=args.port, model_uri=uri, tracking_uri=tracking, root=root
+        )
+        print(
+            f"MLflow model server for {uri} on http://{args.host}:{args.port} (no login: "
+            "loopback only)\n"
+            f"  curl -s http://{args.host}:{args.port}/invocations -H 'Content-Type: "
+            'application/json\' -d \'{"dataframe_split": {"columns": [...], "data": '
+            "[[...]]}}'\n"
+            "  answers [P(stay), P(churn)] per row; Ctrl-C (or SIGTERM) stops it.",
+            flush=True,
+        )
         try:
             code = process.wait()
         except KeyboardInterrupt as stop:
@@ -233,7 +250,8 @@ def _cmd_serve_model(args: argparse.Namespace) -> int:
             return 0
         raise serving.ModelServerError(
             f"the model server exited by itself with code {code}; see "
-            f"{root / 'logs' / 'model-server.log'}")
+            f"{root / 'logs' / 'model-server.log'}"
+        )
 
 
 def _online_scorer(runtime: str):  # -> OnlineScorer
@@ -258,13 +276,19 @@ def _serve_online(args: argparse.Namespace) -> int:
     scorer = _online_scorer(runtime)
     server = online.make_server(scorer, host=args.host, port=args.port, runtime=runtime)
     url = f"http://{'[::1]' if args.host == '::1' else args.host}:{args.port}"
-    decided = (f"risk deciles from the batch scores of {scorer.score_date}" if scorer.score_date
-               else "no risk deciles: this version has no batch scores yet")
-    print(f"Online scores of {jobs.MODEL_NAME} v{scorer.version} ({scorer.runtime}) from "
-          f"Feast's online store on {url} (no login: loopback only; {decided}; a newer "
-          f"model or score date is picked up within {online.REFRESH_S:.0f} s)\n"
-          f"  curl -s '{url}/predict?customer_id=1&customer_id=2'\n"
-          "  Ctrl-C (or SIGTERM) stops it.", flush=True)
+    decided = (
+        f"risk deciles from the batch scores of {scorer.score_date}"
+        if scorer.score_date
+        else "no risk deciles: this version has no batch scores yet"
+    )
+    print(
+        f"Online scores of {jobs.MODEL_NAME} v{scorer.version} ({scorer.runtime}) from "
+        f"Feast's online store on {url} (no login: loopback only; {decided}; a newer "
+        f"model or score date is picked up within {online.REFRESH_S:.0f} s)\n"
+        f"  curl -s '{url}/predict?customer_id=1&customer_id=2'\n"
+        "  Ctrl-C (or SIGTERM) stops it.",
+        flush=True,
+    )
     with _stopped_by_signals():
         try:
             with console.libraries_to_log():
@@ -314,21 +338,28 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     spark = lakehouse.spark_session()
     lakehouse.ensure_databases(spark)
     rate = args.dirt_rate
-    dirt = DirtRates() if rate is None else DirtRates.none() if rate == 0 \
-        else DirtRates.every(rate)
+    dirt = DirtRates() if rate is None else DirtRates.none() if rate == 0 else DirtRates.every(rate)
     config = GeneratorConfig(
-        customers=args.customers, days=args.days, start=args.start, seed=args.seed, dirt=dirt,
+        customers=args.customers,
+        days=args.days,
+        start=args.start,
+        seed=args.seed,
+        dirt=dirt,
         changes=tuple(args.change),
     )
     if args.days < 75:
-        print(f"note: {args.days} days: the daily job will ingest, build and serve this lake, "
-              f"but {_YOUNG_LAKE}")
+        print(
+            f"note: {args.days} days: the daily job will ingest, build and serve this lake, "
+            f"but {_YOUNG_LAKE}"
+        )
     summary = generate(spark, config, log=console.detail)
     for name, count in summary.rows.items():
         print(f"  {name:<14}{count:>14,}")
     if not summary.rows.get("churn"):
-        print("note: no customer churned in these days: training waits for the first churn "
-              "(the daily job says 'not possible yet' until then)")
+        print(
+            "note: no customer churned in these days: training waits for the first churn "
+            "(the daily job says 'not possible yet' until then)"
+        )
     return 0
 
 
@@ -339,8 +370,9 @@ class UsageError(ValueError):
 def _check_window(start, end, *, command: str) -> None:
     """Refuse a ``--from`` after ``--to``."""
     if start and end and start > end:
-        raise UsageError(f"features {command}: --from {start} is after --to {end}; "
-                         "give the earlier date first")
+        raise UsageError(
+            f"features {command}: --from {start} is after --to {end}; give the earlier date first"
+        )
 
 
 def _batch_dates(args: argparse.Namespace, *, command: str) -> list:
@@ -370,10 +402,13 @@ def _check_saved_version(version: int | None, *, command: str) -> None:
     if not versions:
         raise UsageError(
             f"features {command}: no churn model in the lake at {lakehouse.settings().root} "
-            "yet; `features train` (or `features daily`, which trains when due) makes one")
+            "yet; `features train` (or `features daily`, which trains when due) makes one"
+        )
     if version is not None and version not in versions:
-        raise UsageError(f"features {command}: the lake has no churn model version {version}; "
-                         f"its versions: {', '.join(map(str, versions))}")
+        raise UsageError(
+            f"features {command}: the lake has no churn model version {version}; "
+            f"its versions: {', '.join(map(str, versions))}"
+        )
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
@@ -397,10 +432,18 @@ def _cmd_daily(args: argparse.Namespace) -> int:
     dates = _batch_dates(args, command="daily")
     spark = lakehouse.spark_session()
     outcome = run_daily(
-        spark, dates,
-        options=DailyOptions(retrain=args.retrain, force=args.force, tuning=args.tuning,
-                             **({"min_realized_auc": args.min_realized_auc}
-                                if args.min_realized_auc is not None else {})),
+        spark,
+        dates,
+        options=DailyOptions(
+            retrain=args.retrain,
+            force=args.force,
+            tuning=args.tuning,
+            **(
+                {"min_realized_auc": args.min_realized_auc}
+                if args.min_realized_auc is not None
+                else {}
+            ),
+        ),
         detail=console.detail,
     )
     print(f"daily {max(dates)}: " + "; ".join(f"{k}: {v}" for k, v in outcome.items()))
@@ -417,30 +460,40 @@ def _cmd_train(args: argparse.Namespace) -> int:
         family = args.family or "linear"
         if family not in next_invoice.PARAM_GRIDS:
             takes = ", ".join(sorted(next_invoice.PARAM_GRIDS))
-            raise UsageError(f"features train: --family {family} is not a regressor; the "
-                             f"next-invoice task takes {takes}")
+            raise UsageError(
+                f"features train: --family {family} is not a regressor; the "
+                f"next-invoice task takes {takes}"
+            )
     elif args.family and args.family not in ("logistic", "gbt"):
-        raise UsageError(f"features train: --family {args.family} is not a classifier; the "
-                         "churn task takes logistic or gbt")
+        raise UsageError(
+            f"features train: --family {args.family} is not a classifier; the "
+            "churn task takes logistic or gbt"
+        )
     spark = lakehouse.spark_session()
     if args.task == "next_invoice":
-        run = next_invoice.train_next_invoice_model(spark, family=family, tuning=args.tuning,
-                                                    log=console.detail, **window)
+        run = next_invoice.train_next_invoice_model(
+            spark, family=family, tuning=args.tuning, log=console.detail, **window
+        )
         name = next_invoice.MODEL_NAME
     else:
         overrides = {"tuning": args.tuning, **({"family": args.family} if args.family else {})}
         with console.libraries_to_log():
-            run = jobs.train_churn_model(spark, **window, promote=args.promote,
-                                         log=console.detail, **overrides)
+            run = jobs.train_churn_model(
+                spark, **window, promote=args.promote, log=console.detail, **overrides
+            )
         name = jobs.MODEL_NAME
         from models_ml.churn import persist
 
         role = "champion" if persist.is_champion_choice(run.saved.metadata) else "challenger"
-        print(f"model {name} v{run.saved.version} is the {role}: "
-              f"{run.saved.metadata['promotion']['reason']}")
+        print(
+            f"model {name} v{run.saved.version} is the {role}: "
+            f"{run.saved.metadata['promotion']['reason']}"
+        )
     metrics = run.result.metrics
-    print(f"model {name} v{run.saved.version}: "
-          + ", ".join(f"{k}={metrics[k]:.4f}" for k in sorted(metrics)))
+    print(
+        f"model {name} v{run.saved.version}: "
+        + ", ".join(f"{k}={metrics[k]:.4f}" for k in sorted(metrics))
+    )
     registry = f"; registry {run.registered.model_uri}" if run.registered else ""
     print(f"saved {run.saved.path}; report {run.report_path}{registry}")
     return 0
@@ -453,18 +506,22 @@ def _cmd_monitor(args: argparse.Namespace) -> int:
     _check_saved_version(args.version, command="monitor")
     spark = lakehouse.spark_session()
     with console.libraries_to_log():
-        checks = monitoring.monitor_days(spark, dates, version=args.version,
-                                         log=console.detail)
+        checks = monitoring.monitor_days(spark, dates, version=args.version, log=console.detail)
     for day, check in checks.items():
         flagged = ", ".join(check.drifted) or "nothing"
-        score = ("" if check.scores is None
-                 else f"; scores {'drifted' if check.scores.drifted else 'stable'}")
+        score = (
+            ""
+            if check.scores is None
+            else f"; scores {'drifted' if check.scores.drifted else 'stable'}"
+        )
         print(f"  {day}: {check.rows} features, flagged {flagged}{score}")
     last = checks[max(checks)]
     for row in last.performance:
         auc = f"{row['auc']:.3f}" if row["auc"] is not None else "n/a"
-        print(f"  realized on {row['score_date']}: AUC {auc}, {row['positives']} of "
-              f"{row['rows']} churned")
+        print(
+            f"  realized on {row['score_date']}: AUC {auc}, {row['positives']} of "
+            f"{row['rows']} churned"
+        )
     if last.report:
         print(f"report: {last.report}")
     return 0
@@ -476,8 +533,9 @@ def _cmd_score(args: argparse.Namespace) -> int:
     _check_saved_version(args.version, command="score")
     spark = lakehouse.spark_session()
     with console.libraries_to_log():
-        rows = jobs.score_day(spark, args.date, version=args.version, promoted=args.promoted,
-                              log=console.detail)
+        rows = jobs.score_day(
+            spark, args.date, version=args.version, promoted=args.promoted, log=console.detail
+        )
     print(f"{jobs.PREDICTIONS_TABLE}: {rows:,} customers scored for {args.date}")
     return 0
 
@@ -488,8 +546,16 @@ def _cmd_status(args: argparse.Namespace) -> int:
     spark = lakehouse.spark_session()
     runs = runlog.read_runs(spark, pipeline=args.pipeline)
     runs.select(
-        "pipeline", "step", "batch_date", "status", "started_at", "finished_at",
-        "rows_read", "rows_written", "rows_quarantined", "message",
+        "pipeline",
+        "step",
+        "batch_date",
+        "status",
+        "started_at",
+        "finished_at",
+        "rows_read",
+        "rows_written",
+        "rows_quarantined",
+        "message",
     ).show(n=args.limit, truncate=60)
     return 0
 
@@ -522,9 +588,11 @@ Details, library warnings and the full trace of a failure go to
 <LAKEHOUSE_ROOT>/logs/features.log; the JVM's log to logs/spark.log.
 """
 
-_YOUNG_LAKE = ("training needs 75 days of data (a label snapshot needs 28 days of history "
-               "before it and a 30-day horizon after it, and tuning needs several snapshots) "
-               "and at least one churned customer")
+_YOUNG_LAKE = (
+    "training needs 75 days of data (a label snapshot needs 28 days of history "
+    "before it and a 30-day horizon after it, and tuning needs several snapshots) "
+    "and at least one churned customer"
+)
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -539,36 +607,63 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 def _dates(command: argparse.ArgumentParser, what: str, note: str = "") -> None:
     command.add_argument("--date", type=_parse_date, help=f"the one batch date to {what}")
-    command.add_argument("--from", dest="date_from", type=_parse_date, metavar="DATE",
-                         help=f"first batch date to {what} (with --to){note}")
-    command.add_argument("--to", dest="date_to", type=_parse_date, metavar="DATE",
-                         help="last batch date, inclusive (with --from)")
+    command.add_argument(
+        "--from",
+        dest="date_from",
+        type=_parse_date,
+        metavar="DATE",
+        help=f"first batch date to {what} (with --to){note}",
+    )
+    command.add_argument(
+        "--to",
+        dest="date_to",
+        type=_parse_date,
+        metavar="DATE",
+        help="last batch date, inclusive (with --from)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``features`` command."""
     formatter = _HelpFormatter
     parser = argparse.ArgumentParser(
-        prog="features", description=__doc__, epilog=_ENVIRONMENT,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-v", "--verbose", action="store_true",
-                        help="also print the steps' detail lines and dbt's per-node lines")
+        prog="features",
+        description=__doc__,
+        epilog=_ENVIRONMENT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also print the steps' detail lines and dbt's per-node lines",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, text: str, **kwargs) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=text, description=text, formatter_class=formatter,
-                              **kwargs)
+        return sub.add_parser(
+            name, help=text, description=text, formatter_class=formatter, **kwargs
+        )
 
     setup = command(
-        "setup", "cache Delta's jars, write Spark's settings (shell tools then follow "
-                 "LAKEHOUSE_ROOT), make the lake's folders, MLflow store, databases and "
-                 "empty bronze tables")
-    setup.add_argument("--no-databases", dest="databases", action="store_false",
-                       help="skip creating the databases (no Spark started)")
+        "setup",
+        "cache Delta's jars, write Spark's settings (shell tools then follow "
+        "LAKEHOUSE_ROOT), make the lake's folders, MLflow store, databases and "
+        "empty bronze tables",
+    )
+    setup.add_argument(
+        "--no-databases",
+        dest="databases",
+        action="store_false",
+        help="skip creating the databases (no Spark started)",
+    )
     setup.set_defaults(func=_cmd_setup)
 
-    env = command("env", "print the exports that make plain dbt, spark-sql, feast and mlflow "
-                         "work on this lake (eval \"$(features env)\")")
+    env = command(
+        "env",
+        "print the exports that make plain dbt, spark-sql, feast and mlflow "
+        'work on this lake (eval "$(features env)")',
+    )
     env.set_defaults(func=_cmd_env)
 
     sql = command("sql", "run one SQL statement over the lake and print the result")
@@ -576,140 +671,245 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("--limit", type=int, default=50, help="rows to print at most")
     sql.set_defaults(func=_cmd_sql)
 
-    serve = command("serve-sql", "start a Spark Thrift Server over the lake (beeline, JDBC, "
-                                 "dbt --target thrift); SIGTERM or Ctrl-C stops it")
-    serve.add_argument("--host", default="127.0.0.1",
-                       help="address to listen on; any other than loopback needs LDAP")
+    serve = command(
+        "serve-sql",
+        "start a Spark Thrift Server over the lake (beeline, JDBC, "
+        "dbt --target thrift); SIGTERM or Ctrl-C stops it",
+    )
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on; any other than loopback needs LDAP",
+    )
     serve.add_argument("--port", type=int, default=10000, help="port to listen on")
-    serve.add_argument("--ldap-url", metavar="URL",
-                       help="clients log in against this LDAP directory, ldap://host:port "
-                            "(or $LAKEHOUSE_THRIFT_LDAP_URL; none: no login, loopback only)")
-    serve.add_argument("--ldap-base-dn", metavar="DN",
-                       help="where the users are: user U binds as uid=U,DN "
-                            "(or $LAKEHOUSE_THRIFT_LDAP_BASE_DN)")
+    serve.add_argument(
+        "--ldap-url",
+        metavar="URL",
+        help="clients log in against this LDAP directory, ldap://host:port "
+        "(or $LAKEHOUSE_THRIFT_LDAP_URL; none: no login, loopback only)",
+    )
+    serve.add_argument(
+        "--ldap-base-dn",
+        metavar="DN",
+        help="where the users are: user U binds as uid=U,DN (or $LAKEHOUSE_THRIFT_LDAP_BASE_DN)",
+    )
     serve.set_defaults(func=_cmd_serve_sql)
 
-    model = command("serve-model", "serve the champion churn model over MLflow's model "
-                                   "server on loopback (POST /invocations); SIGTERM or Ctrl-C "
-                                   "stops it")
-    model.add_argument("--host", default="127.0.0.1",
-                       help="address to listen on: loopback only (the server has no logins)")
+    model = command(
+        "serve-model",
+        "serve the champion churn model over MLflow's model "
+        "server on loopback (POST /invocations); SIGTERM or Ctrl-C "
+        "stops it",
+    )
+    model.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on: loopback only (the server has no logins)",
+    )
     model.add_argument("--port", type=int, default=5001, help="port to listen on")
-    model.add_argument("--online", action="store_true",
-                       help="serve online scores instead: GET /predict?customer_id=N (the "
-                            "customers' latest features from Feast's online store, scored "
-                            "by the lake's serving version; as `features predict`)")
+    model.add_argument(
+        "--online",
+        action="store_true",
+        help="serve online scores instead: GET /predict?customer_id=N (the "
+        "customers' latest features from Feast's online store, scored "
+        "by the lake's serving version; as `features predict`)",
+    )
     model.set_defaults(func=_cmd_serve_model)
-    runtime_help = ("what scores online: onnx (the pipeline in onnxruntime, float32, under a "
-                    "millisecond; the onnx extra), spark (exact, ~250 ms), auto: onnx when "
-                    "installed (default: auto)")
+    runtime_help = (
+        "what scores online: onnx (the pipeline in onnxruntime, float32, under a "
+        "millisecond; the onnx extra), spark (exact, ~250 ms), auto: onnx when "
+        "installed (default: auto)"
+    )
     model.add_argument("--runtime", choices=_RUNTIMES, help="with --online: " + runtime_help)
 
-    predict = command("predict", "score customers on their latest features in Feast's online "
-                                 "store with the serving churn model; one JSON object per "
-                                 "customer and line")
-    predict.add_argument("--customer-id", dest="customer_ids", type=int, action="append",
-                         required=True, metavar="N", help="a customer to score; repeatable")
+    predict = command(
+        "predict",
+        "score customers on their latest features in Feast's online "
+        "store with the serving churn model; one JSON object per "
+        "customer and line",
+    )
+    predict.add_argument(
+        "--customer-id",
+        dest="customer_ids",
+        type=int,
+        action="append",
+        required=True,
+        metavar="N",
+        help="a customer to score; repeatable",
+    )
     predict.add_argument("--runtime", choices=_RUNTIMES, default="auto", help=runtime_help)
     predict.set_defaults(func=_cmd_predict)
 
-    demo = command("demo", "the main job end to end on a small embedded lake: generate, "
-                           "backfill with training, then one more day")
+    demo = command(
+        "demo",
+        "the main job end to end on a small embedded lake: generate, "
+        "backfill with training, then one more day",
+    )
     demo.add_argument("--customers", type=int, default=1000, help="synthetic customers")
-    demo.add_argument("--days", type=int, default=90,
-                      help=f"days of history, at least 75 ({_YOUNG_LAKE})")
+    demo.add_argument(
+        "--days", type=int, default=90, help=f"days of history, at least 75 ({_YOUNG_LAKE})"
+    )
     demo.add_argument("--seed", type=int, default=7, help="the generator's seed")
-    demo.add_argument("--keep", action="store_true",
-                      help="keep the existing lake instead of starting from an empty one")
+    demo.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the existing lake instead of starting from an empty one",
+    )
     demo.set_defaults(func=_cmd_demo)
 
-    gen = command("generate", "write synthetic landing batches for every day (and the "
-                              "generator's truth to ops.generator_truth)")
+    gen = command(
+        "generate",
+        "write synthetic landing batches for every day (and the "
+        "generator's truth to ops.generator_truth)",
+    )
     gen.add_argument("--customers", type=int, default=1000, help="synthetic customers")
-    gen.add_argument("--days", type=int, default=60,
-                     help=f"days of batches; {_YOUNG_LAKE}")
-    gen.add_argument("--start", type=_parse_date, default=_parse_date("2026-01-01"),
-                     help="first day (YYYY-MM-DD)")
+    gen.add_argument("--days", type=int, default=60, help=f"days of batches; {_YOUNG_LAKE}")
+    gen.add_argument(
+        "--start",
+        type=_parse_date,
+        default=_parse_date("2026-01-01"),
+        help="first day (YYYY-MM-DD)",
+    )
     gen.add_argument("--seed", type=int, default=7, help="the generator's seed")
-    gen.add_argument("--dirt-rate", type=float, default=None,
-                     help="share of records of each kind of dirt, and of folders with file-level "
-                          "dirt (0 for clean data); by default the generator's own rates "
-                          "(features/generate/config.py: DirtRates)")
-    gen.add_argument("--change", type=_parse_change, action="append", default=[],
-                     metavar="kind=K,day=N,target=T,factor=F",
-                     help="inject a change from day index N on, recorded in "
-                          "ops.generator_truth: kind=data_drop (target: a region, or all) "
-                          "or kind=price_rise (target: a plan id); repeatable")
+    gen.add_argument(
+        "--dirt-rate",
+        type=float,
+        default=None,
+        help="share of records of each kind of dirt, and of folders with file-level "
+        "dirt (0 for clean data); by default the generator's own rates "
+        "(features/generate/config.py: DirtRates)",
+    )
+    gen.add_argument(
+        "--change",
+        type=_parse_change,
+        action="append",
+        default=[],
+        metavar="kind=K,day=N,target=T,factor=F",
+        help="inject a change from day index N on, recorded in "
+        "ops.generator_truth: kind=data_drop (target: a region, or all) "
+        "or kind=price_rise (target: a plan id); repeatable",
+    )
     gen.set_defaults(func=_cmd_generate)
 
     ingest = command("ingest", "ingest landing batches into bronze and quarantine")
     _dates(ingest, "ingest")
-    ingest.add_argument("--source", action="append",
-                        help="only this source (repeatable; default: every source)")
+    ingest.add_argument(
+        "--source", action="append", help="only this source (repeatable; default: every source)"
+    )
     ingest.set_defaults(func=_cmd_ingest)
 
-    daily = command("daily", "the daily job: ingest, dbt build, Feast, retrain when due, "
-                             "score, monitor; a rerun resumes where a failed one stopped")
-    _dates(daily, "run", note="; a range is a backfill: every batch ingested, the last "
-                              "day scored")
-    daily.add_argument("--retrain", choices=("auto", "always", "never"), default="auto",
-                       help="auto: when the model is old, performs worse, or leaned-on "
-                            "features drift")
+    daily = command(
+        "daily",
+        "the daily job: ingest, dbt build, Feast, retrain when due, "
+        "score, monitor; a rerun resumes where a failed one stopped",
+    )
+    _dates(daily, "run", note="; a range is a backfill: every batch ingested, the last day scored")
+    daily.add_argument(
+        "--retrain",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="auto: when the model is old, performs worse, or leaned-on features drift",
+    )
     daily.add_argument("--force", action="store_true", help="rerun steps that succeeded")
-    daily.add_argument("--tuning", choices=("cv", "tvs"),
-                       help="training's tuning when it retrains (default: cross-validation)")
-    daily.add_argument("--min-realized-auc", type=float, metavar="AUC",
-                       help="retrain when the realized ROC AUC of the latest matured score "
-                            "date falls below this (default: 0.6)")
+    daily.add_argument(
+        "--tuning",
+        choices=("cv", "tvs"),
+        help="training's tuning when it retrains (default: cross-validation)",
+    )
+    daily.add_argument(
+        "--min-realized-auc",
+        type=float,
+        metavar="AUC",
+        help="retrain when the realized ROC AUC of the latest matured score "
+        "date falls below this (default: 0.6)",
+    )
     daily.set_defaults(func=_cmd_daily)
 
     train = command("train", "train a model through Feast and register it (MLflow)")
-    train.add_argument("--task", choices=("churn", "next_invoice"), default="churn",
-                       help="churn classification, or the next invoice's amount (regression)")
-    train.add_argument("--from", dest="date_from", type=_parse_date, metavar="DATE",
-                       help="first label snapshot date of the training window (default: the "
-                            "first with a whole 90-day history)")
-    train.add_argument("--to", dest="date_to", type=_parse_date, metavar="DATE",
-                       help="last label snapshot date of the training window (default: the "
-                            "last labelled one)")
-    train.add_argument("--family", choices=("logistic", "gbt", "linear", "gbt_regressor"),
-                       help="model family (default: logistic for churn, linear for "
-                            "next_invoice)")
-    train.add_argument("--promote", action="store_true",
-                       help="make the new churn model the champion without comparing it "
-                            "with the current one (by default it must beat it by 0.005 AUC "
-                            "on the held-out rows neither was trained on)")
-    train.add_argument("--tuning", choices=("cv", "tvs"), default="cv",
-                       help="CrossValidator, or the cheaper TrainValidationSplit")
+    train.add_argument(
+        "--task",
+        choices=("churn", "next_invoice"),
+        default="churn",
+        help="churn classification, or the next invoice's amount (regression)",
+    )
+    train.add_argument(
+        "--from",
+        dest="date_from",
+        type=_parse_date,
+        metavar="DATE",
+        help="first label snapshot date of the training window (default: the "
+        "first with a whole 90-day history)",
+    )
+    train.add_argument(
+        "--to",
+        dest="date_to",
+        type=_parse_date,
+        metavar="DATE",
+        help="last label snapshot date of the training window (default: the last labelled one)",
+    )
+    train.add_argument(
+        "--family",
+        choices=("logistic", "gbt", "linear", "gbt_regressor"),
+        help="model family (default: logistic for churn, linear for next_invoice)",
+    )
+    train.add_argument(
+        "--promote",
+        action="store_true",
+        help="make the new churn model the champion without comparing it "
+        "with the current one (by default it must beat it by 0.005 AUC "
+        "on the held-out rows neither was trained on)",
+    )
+    train.add_argument(
+        "--tuning",
+        choices=("cv", "tvs"),
+        default="cv",
+        help="CrossValidator, or the cheaper TrainValidationSplit",
+    )
     train.set_defaults(func=_cmd_train)
 
-    score = command("score", "score every active customer of a date into "
-                             "predictions.churn_scores")
+    score = command("score", "score every active customer of a date into predictions.churn_scores")
     score.add_argument("--date", type=_parse_date, required=True, help="the day to score")
     which = score.add_mutually_exclusive_group()
-    which.add_argument("--version", type=int,
-                       help="saved model version (default: the champion's, else the newest)")
-    which.add_argument("--promoted", action="store_true",
-                       help="the registry's promoted (champion) version")
+    which.add_argument(
+        "--version", type=int, help="saved model version (default: the champion's, else the newest)"
+    )
+    which.add_argument(
+        "--promoted", action="store_true", help="the registry's promoted (champion) version"
+    )
     score.set_defaults(func=_cmd_score)
 
-    apply = command("apply", "register feature_repo/ in Feast's registry (feast apply), saying "
-                             "what changed, or that nothing did")
+    apply = command(
+        "apply",
+        "register feature_repo/ in Feast's registry (feast apply), saying "
+        "what changed, or that nothing did",
+    )
     apply.set_defaults(func=_cmd_apply)
 
     materialize = command(
-        "materialize", "load the latest feature values up to a day into Feast's online store "
-                       "(a view never materialized starts at that day minus its TTL, where "
-                       "plain `feast materialize-incremental` starts at today minus it)")
-    materialize.add_argument("--to", dest="date_to", type=_parse_date, required=True,
-                             metavar="DATE", help="the last day whose values to load")
+        "materialize",
+        "load the latest feature values up to a day into Feast's online store "
+        "(a view never materialized starts at that day minus its TTL, where "
+        "plain `feast materialize-incremental` starts at today minus it)",
+    )
+    materialize.add_argument(
+        "--to",
+        dest="date_to",
+        type=_parse_date,
+        required=True,
+        metavar="DATE",
+        help="the last day whose values to load",
+    )
     materialize.set_defaults(func=_cmd_materialize)
 
-    monitor = command("monitor", "feature and score drift of days against the champion's "
-                                 "baselines, realized performance, and the HTML report")
+    monitor = command(
+        "monitor",
+        "feature and score drift of days against the champion's "
+        "baselines, realized performance, and the HTML report",
+    )
     _dates(monitor, "monitor")
-    monitor.add_argument("--version", type=int,
-                         help="saved model version (default: the champion's, else the newest)")
+    monitor.add_argument(
+        "--version", type=int, help="saved model version (default: the champion's, else the newest)"
+    )
     monitor.set_defaults(func=_cmd_monitor)
 
     status = command("status", "the last runs from ops.pipeline_runs")
@@ -717,11 +917,14 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--limit", type=int, default=30, help="rows to print at most")
     status.set_defaults(func=_cmd_status)
 
-    cluster = command("cluster", "start/stop a local Spark standalone cluster, PostgreSQL "
-                                 "and Redis")
-    cluster.add_argument("action", choices=("up", "down", "env"),
-                         help="up: start (and print the environment); down: stop; "
-                              "env: print the environment only")
+    cluster = command(
+        "cluster", "start/stop a local Spark standalone cluster, PostgreSQL and Redis"
+    )
+    cluster.add_argument(
+        "action",
+        choices=("up", "down", "env"),
+        help="up: start (and print the environment); down: stop; env: print the environment only",
+    )
     cluster.add_argument("--workers", type=int, default=2, help="Spark workers")
     cluster.set_defaults(func=_cmd_cluster)
     return parser

@@ -80,8 +80,9 @@ def log4j_config_path(root: Path) -> Path:
     return Path(root) / "logs" / "log4j2.properties"
 
 
-def write_log4j_config(root: Path, *, log_file: Path | None = None,
-                       target: Path | None = None) -> Path:
+def write_log4j_config(
+    root: Path, *, log_file: Path | None = None, target: Path | None = None
+) -> Path:
     """Render the log4j2 configuration of the lake's JVMs; return its path.
 
     Args:
@@ -128,8 +129,19 @@ def jvm_output_to_log(root: Path) -> Iterator[Path]:
             os.close(copy)
 
 
-_NOISY_PYTHON_LOGGERS = ("feast", "mlflow", "alembic", "py4j", "urllib3", "matplotlib",
-                         "numexpr", "fsspec", "snowflake", "botocore", "pyarrow")
+_NOISY_PYTHON_LOGGERS = (
+    "feast",
+    "mlflow",
+    "alembic",
+    "py4j",
+    "urllib3",
+    "matplotlib",
+    "numexpr",
+    "fsspec",
+    "snowflake",
+    "botocore",
+    "pyarrow",
+)
 _configured: dict[str, Path] = {}
 
 
@@ -159,8 +171,7 @@ def configure(root: Path, *, verbose: bool = False) -> Path:
     for name in _NOISY_PYTHON_LOGGERS:
         noisy = logging.getLogger(name)
         for own in list(noisy.handlers):  # libraries that print to the console themselves
-            if isinstance(own, logging.StreamHandler) and not isinstance(
-                    own, logging.FileHandler):
+            if isinstance(own, logging.StreamHandler) and not isinstance(own, logging.FileHandler):
                 noisy.removeHandler(own)
         noisy.propagate = True
     logging.getLogger("py4j").setLevel(logging.WARNING)  # a line per closed connection
@@ -207,8 +218,11 @@ def libraries_to_log() -> Iterator[None]:
     if path is None or is_verbose():
         yield
         return
-    with open(path, "a", encoding="utf-8") as out, contextlib.redirect_stdout(out), \
-            contextlib.redirect_stderr(out):
+    with (
+        open(path, "a", encoding="utf-8") as out,
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(out),
+    ):
         yield
 
 

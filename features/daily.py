@@ -74,8 +74,7 @@ def succeeded_steps(spark: SparkSession, day: dt.date) -> set[str]:
     return {row.step for row in runs.select("step").distinct().collect()}
 
 
-def run_dbt_build(*, tests_since: dt.date | None = None,
-                  log: Callable[[str], None] = print) -> int:
+def run_dbt_build(*, tests_since: dt.date | None = None, log: Callable[[str], None] = print) -> int:
     """``dbt build`` of the project on the session target, in this process.
 
     dbt's per-node lines go to ``<root>/logs/dbt.log`` (and to the console only when
@@ -94,8 +93,13 @@ def run_dbt_build(*, tests_since: dt.date | None = None,
     root = lakehouse.settings().root
     # dbt's unit tests check the models' SQL on fixed inputs, not the day's data: they run
     # in development and CI (`make test`), as dbt advises, not in every production build.
-    args = ["build", "--log-path", str(console.log_dir(root)),
-            "--exclude-resource-type", "unit_test"]
+    args = [
+        "build",
+        "--log-path",
+        str(console.log_dir(root)),
+        "--exclude-resource-type",
+        "unit_test",
+    ]
     if not console.is_verbose():
         args += ["--log-level", "none", "--log-level-file", "debug"]
     if tests_since is not None:
@@ -106,8 +110,11 @@ def run_dbt_build(*, tests_since: dt.date | None = None,
     finally:
         progress.close()
     if not result.success:
-        raise StepFailed("dbt build failed: " + "; ".join(dbt_runs.failures(result)[:5])
-                         + f" (dbt's log: {console.log_dir(root) / 'dbt.log'})")
+        raise StepFailed(
+            "dbt build failed: "
+            + "; ".join(dbt_runs.failures(result)[:5])
+            + f" (dbt's log: {console.log_dir(root) / 'dbt.log'})"
+        )
     nodes = len(list(result.result))
     log(f"dbt: build succeeded ({nodes} nodes)")
     return nodes
@@ -144,8 +151,9 @@ def _first_names(names: Sequence[str], shown: int = 4) -> str:
     return ", ".join(names[:shown]) + (", ..." if len(names) > shown else "")
 
 
-def _retrain_reason(spark: SparkSession, day: dt.date, options: DailyOptions,
-                    notes: list[str] | None = None) -> str | None:
+def _retrain_reason(
+    spark: SparkSession, day: dt.date, options: DailyOptions, notes: list[str] | None = None
+) -> str | None:
     """Why the model must be trained on ``day`` (None: it need not be).
 
     Due when asked to, when there is no model, when the newest is ``retrain_every_days``
@@ -169,34 +177,53 @@ def _retrain_reason(spark: SparkSession, day: dt.date, options: DailyOptions,
     if serving is None:
         return "no model yet"
     trainings = runlog.read_runs(spark, pipeline=PIPELINE).where(
-        (F.col("step") == "train") & (F.col("status") == "succeeded")
+        (F.col("step") == "train")
+        & (F.col("status") == "succeeded")
         & ~F.col("message").startswith("not due")
     )
     trained, for_change = trainings.agg(
         F.max("batch_date"),
-        F.max(F.when(F.col("message").contains("(drift on ")
-                     | F.col("message").contains("(realized AUC "), F.col("batch_date"))),
+        F.max(
+            F.when(
+                F.col("message").contains("(drift on ")
+                | F.col("message").contains("(realized AUC "),
+                F.col("batch_date"),
+            )
+        ),
     ).first()
     horizon = jobs.LABEL_HORIZON_DAYS
     cooling = for_change is not None and (day - for_change).days < horizon
 
     def held(found: str) -> None:
         ripe = for_change + dt.timedelta(days=horizon)
-        notes.append(f"{found}, but retrained for a change on {for_change}: "
-                     f"no newer labels to learn from until {ripe}")
+        notes.append(
+            f"{found}, but retrained for a change on {for_change}: "
+            f"no newer labels to learn from until {ripe}"
+        )
+
     if trained is None or (day - trained).days >= options.retrain_every_days:
         return f"model older than {options.retrain_every_days} days"
     newest = str(serving)
     if spark.catalog.tableExists(monitoring.PERFORMANCE_TABLE):
-        realized = spark.table(monitoring.PERFORMANCE_TABLE).where(
-            (F.col("model_name") == jobs.MODEL_NAME) & (F.col("model_version") == newest)
-            & (F.col("labels_known_on") < F.lit(day)) & F.col("auc").isNotNull()
-        ).orderBy(F.desc("score_date")).limit(1).collect()
+        realized = (
+            spark.table(monitoring.PERFORMANCE_TABLE)
+            .where(
+                (F.col("model_name") == jobs.MODEL_NAME)
+                & (F.col("model_version") == newest)
+                & (F.col("labels_known_on") < F.lit(day))
+                & F.col("auc").isNotNull()
+            )
+            .orderBy(F.desc("score_date"))
+            .limit(1)
+            .collect()
+        )
         if realized:
             row = realized[0]
             if row.auc < options.min_realized_auc:
-                found = (f"realized AUC {row.auc:.3f} on {row.score_date} below "
-                         f"{options.min_realized_auc}")
+                found = (
+                    f"realized AUC {row.auc:.3f} on {row.score_date} below "
+                    f"{options.min_realized_auc}"
+                )
                 if row.positives < MIN_POSITIVES:
                     notes.append(f"{found}, but only {row.positives} churners to judge by")
                 elif cooling:
@@ -206,21 +233,26 @@ def _retrain_reason(spark: SparkSession, day: dt.date, options: DailyOptions,
     if not spark.catalog.tableExists(drift.DRIFT_TABLE):
         return None
     last = spark.table(drift.DRIFT_TABLE).where(
-        (F.col("model_name") == jobs.MODEL_NAME) & (F.col("model_version") == newest)
-        & (F.col("score_date") < F.lit(day)) & (F.col("kind") != monitoring.PREDICTION)
+        (F.col("model_name") == jobs.MODEL_NAME)
+        & (F.col("model_version") == newest)
+        & (F.col("score_date") < F.lit(day))
+        & (F.col("kind") != monitoring.PREDICTION)
     )
     latest = last.agg(F.max("score_date")).first()[0]
     if latest is None:
         return None
-    drifted = sorted(r.feature for r in last.where(
-        (F.col("score_date") == F.lit(latest)) & F.col("drifted")).collect())
+    drifted = sorted(
+        r.feature
+        for r in last.where((F.col("score_date") == F.lit(latest)) & F.col("drifted")).collect()
+    )
     if not drifted:
         return None
     leaned = monitoring.leaned_on(persist.read_metadata(jobs.MODEL_NAME, serving))
     used = [name for name in drifted if leaned is None or name in leaned]
     if not used:
-        notes.append(f"drift on {latest} in {_first_names(drifted)}, features the model "
-                     "barely uses")
+        notes.append(
+            f"drift on {latest} in {_first_names(drifted)}, features the model barely uses"
+        )
         return None
     found = f"drift on {latest} in {len(used)} features ({_first_names(used)})"
     if cooling:
@@ -266,8 +298,10 @@ def run_daily(
     done = set() if options.force else succeeded_steps(spark, day)
     late = ingest.landing_changes(spark, until=day)
     if "ingest" in done and late:  # files landed since: ingest them, and redo what follows
-        log(f"[daily {day}] ingest: files landed since the last run for "
-            f"{', '.join(d.isoformat() for d in late)}; ingesting them")
+        log(
+            f"[daily {day}] ingest: files landed since the last run for "
+            f"{', '.join(d.isoformat() for d in late)}; ingesting them"
+        )
         done = set()
     run_id = runlog.new_run_id()
     outcome: dict[str, str] = {}
@@ -275,32 +309,43 @@ def run_daily(
     def ingest_step() -> str:
         wanted = sorted(set(dates) | set(late))
         counts = ingest.ingest_batches(spark, wanted, log=detail)
-        if not counts and (not spark.catalog.tableExists("bronze.customers")
-                           or spark.table("bronze.customers").limit(1).count() == 0):
+        if not counts and (
+            not spark.catalog.tableExists("bronze.customers")
+            or spark.table("bronze.customers").limit(1).count() == 0
+        ):
             raise NothingIngested(
                 f"no landing files under {lakehouse.settings().landing_dir} for "
                 f"{min(dates)}..{day} and nothing ingested before: deliver the sources' "
-                "files there (landing/<source>/..., see README) or run `features generate`")
+                "files there (landing/<source>/..., see README) or run `features generate`"
+            )
         for date, missing in sorted(counts.waiting.items()):
             if date != day:
                 detail(f"[daily {day}] ingest: {date} waits for {', '.join(missing)}")
         if day in counts.waiting:
             landing = lakehouse.settings().landing_dir
-            what = (f"{', '.join(counts.waiting[day])} (no readable file under "
-                    f"{landing / counts.waiting[day][0] / day.isoformat()} yet): ingested "
-                    "what landed" if counts.delivered.get(day) else
-                    f"its deliveries (nothing under {landing}/<source>/{day} yet)")
+            what = (
+                f"{', '.join(counts.waiting[day])} (no readable file under "
+                f"{landing / counts.waiting[day][0] / day.isoformat()} yet): ingested "
+                "what landed"
+                if counts.delivered.get(day)
+                else f"its deliveries (nothing under {landing}/<source>/{day} yet)"
+            )
             raise BatchWaiting(
                 f"{day} is waiting for {what}; dbt, training, scoring and monitoring wait. "
-                f"Run `features daily --date {day}` again when the files land")
+                f"Run `features daily --date {day}` again when the files land"
+            )
         every = [c for per_day in counts.values() for c in per_day.values()]
         extra = [d for d in late if d not in set(dates)]
-        return (f"{sum(c.read for c in every):,} records read, "
-                f"{sum(c.quarantined for c in every):,} quarantined"
-                + (f" (late files of {', '.join(d.isoformat() for d in extra)} too)"
-                   if extra else "")
-                + (f"; {len(counts.quarantined_files)} file(s) quarantined whole"
-                   if counts.quarantined_files else ""))
+        return (
+            f"{sum(c.read for c in every):,} records read, "
+            f"{sum(c.quarantined for c in every):,} quarantined"
+            + (f" (late files of {', '.join(d.isoformat() for d in extra)} too)" if extra else "")
+            + (
+                f"; {len(counts.quarantined_files)} file(s) quarantined whole"
+                if counts.quarantined_files
+                else ""
+            )
+        )
 
     def dbt_step() -> str:
         nodes = run_dbt_build(tests_since=min(dates), log=detail)
@@ -318,8 +363,10 @@ def run_daily(
         whole = jobs.trained_for(day)
         if whole is not None:  # an earlier attempt trained it, then died before recording
             earlier = persist.read_metadata(jobs.MODEL_NAME, whole)
-            return (f"v{whole} trained by an earlier attempt "
-                    f"({earlier.get('retrain_reason') or 'reason not kept'})")
+            return (
+                f"v{whole} trained by an earlier attempt "
+                f"({earlier.get('retrain_reason') or 'reason not kept'})"
+            )
         notes: list[str] = []
         reason = _retrain_reason(spark, day, options, notes)
         if reason is None:
@@ -328,16 +375,19 @@ def run_daily(
         overrides = {"tuning": options.tuning} if options.tuning else {}
         try:
             with console.libraries_to_log():
-                run = jobs.train_churn_model(spark, batch_date=day, retrain_reason=reason,
-                                             log=detail, **overrides)
+                run = jobs.train_churn_model(
+                    spark, batch_date=day, retrain_reason=reason, log=detail, **overrides
+                )
         except jobs.NotEnoughData as young:
             if persist.saved_versions(jobs.MODEL_NAME):  # a model serves on: retraining failed
                 raise
             return f"not possible yet: {young}"
         promotion = run.saved.metadata.get("promotion") or {}
         role = "champion" if persist.is_champion_choice(run.saved.metadata) else "challenger"
-        return (f"v{run.saved.version} auc={run.result.metrics.get('areaUnderROC', 0):.3f} "
-                f"{role}: {promotion.get('reason', '')} ({reason})")
+        return (
+            f"v{run.saved.version} auc={run.result.metrics.get('areaUnderROC', 0):.3f} "
+            f"{role}: {promotion.get('reason', '')} ({reason})"
+        )
 
     def score_step() -> str:
         if not persist.saved_versions(jobs.MODEL_NAME):
@@ -351,18 +401,29 @@ def run_daily(
             return "not possible yet: no model (see train)"
         with console.libraries_to_log():
             check = monitoring.monitor_day(spark, day, log=detail)
-        parts = [f"drift in {len(check.drifted)} of {check.rows} features "
-                 f"({_first_names(check.drifted)})" if check.drifted
-                 else f"no drift in {check.rows} features"]
+        parts = [
+            f"drift in {len(check.drifted)} of {check.rows} features "
+            f"({_first_names(check.drifted)})"
+            if check.drifted
+            else f"no drift in {check.rows} features"
+        ]
         if check.scores is not None:
             parts.append("scores drifted" if check.scores.drifted else "scores stable")
         for row in check.performance[-1:]:
-            parts.append(f"realized AUC on {row['score_date']}: "
-                         + (f"{row['auc']:.3f}" if row["auc"] is not None else "n/a"))
+            parts.append(
+                f"realized AUC on {row['score_date']}: "
+                + (f"{row['auc']:.3f}" if row["auc"] is not None else "n/a")
+            )
         return "; ".join(parts)
 
-    actions = {"ingest": ingest_step, "dbt_build": dbt_step, "feast": feast_step,
-               "train": train_step, "score": score_step, "monitor": monitor_step}
+    actions = {
+        "ingest": ingest_step,
+        "dbt_build": dbt_step,
+        "feast": feast_step,
+        "train": train_step,
+        "score": score_step,
+        "monitor": monitor_step,
+    }
     for step in STEPS:
         if step in done:
             log(f"[daily {day}] {step}: already succeeded, skipped")
@@ -376,8 +437,9 @@ def run_daily(
         started = time.perf_counter()
         waiting: BatchWaiting | None = None
         try:
-            with runlog.record_step(spark, pipeline=PIPELINE, step=step, batch_date=day,
-                                    run_id=run_id) as record:
+            with runlog.record_step(
+                spark, pipeline=PIPELINE, step=step, batch_date=day, run_id=run_id
+            ) as record:
                 try:
                     message = actions[step]()
                 except BatchWaiting as error:

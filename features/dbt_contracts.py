@@ -27,10 +27,19 @@ DBT_PROJECT = Path(__file__).resolve().parent.parent / "dbt_project"
 
 # dbt-spark's contract types (Spark SQL's names) and the Feast type each one is served as.
 _FEAST_TYPES = {
-    "bigint": "Int64", "long": "Int64",
-    "int": "Int32", "integer": "Int32", "smallint": "Int32", "tinyint": "Int32",
-    "double": "Float64", "float": "Float32", "real": "Float32",
-    "string": "String", "boolean": "Bool", "timestamp": "UnixTimestamp", "binary": "Bytes",
+    "bigint": "Int64",
+    "long": "Int64",
+    "int": "Int32",
+    "integer": "Int32",
+    "smallint": "Int32",
+    "tinyint": "Int32",
+    "double": "Float64",
+    "float": "Float32",
+    "real": "Float32",
+    "string": "String",
+    "boolean": "Bool",
+    "timestamp": "UnixTimestamp",
+    "binary": "Bytes",
 }
 
 
@@ -76,19 +85,30 @@ def contract(model: str, *, project: Path | None = None) -> Contract:
             where = path.relative_to(project.parent) if project.parent in path.parents else path
             enforced = ((entry.get("config") or {}).get("contract") or {}).get("enforced")
             if not enforced:
-                raise ContractError(f"dbt model {model} has no enforced contract ({where}): "
-                                    f"add `config: contract: enforced: true` with its columns' "
-                                    f"data types")
+                raise ContractError(
+                    f"dbt model {model} has no enforced contract ({where}): "
+                    f"add `config: contract: enforced: true` with its columns' "
+                    f"data types"
+                )
             columns = []
             for column in entry.get("columns") or []:
                 if not column.get("data_type"):
-                    raise ContractError(f"{model}.{column.get('name')} has no data_type in "
-                                        f"{where}: an enforced contract types every column")
-                columns.append(Column(column["name"], str(column["data_type"]).strip().lower(),
-                                      column.get("description") or ""))
+                    raise ContractError(
+                        f"{model}.{column.get('name')} has no data_type in "
+                        f"{where}: an enforced contract types every column"
+                    )
+                columns.append(
+                    Column(
+                        column["name"],
+                        str(column["data_type"]).strip().lower(),
+                        column.get("description") or "",
+                    )
+                )
             return Contract(model, tuple(columns), path)
-    raise ContractError(f"no YAML under {project / 'models'} declares dbt model {model}: a "
-                        f"Feast view of it takes its features from the model's contract")
+    raise ContractError(
+        f"no YAML under {project / 'models'} declares dbt model {model}: a "
+        f"Feast view of it takes its features from the model's contract"
+    )
 
 
 def feast_type_name(data_type: str) -> str | None:
@@ -117,17 +137,18 @@ def feast_fields(table: str, *, leave_out: Iterable[str], project: Path | None =
             raise ContractError(
                 f"column {column.name} of mart {table} has contract type {column.data_type!r}, "
                 f"which Feast cannot serve ({found.path}); give it one of "
-                f"{', '.join(sorted(_FEAST_TYPES))}")
-        fields.append(Field(name=column.name, dtype=getattr(types, name),
-                            description=column.description))
+                f"{', '.join(sorted(_FEAST_TYPES))}"
+            )
+        fields.append(
+            Field(name=column.name, dtype=getattr(types, name), description=column.description)
+        )
     return fields
 
 
 def source_fields(source, *, join_keys: Sequence[str]) -> list:
     """:func:`feast_fields` of the mart that ``source`` (a SparkSource) reads: its contract's
     columns other than the join keys and the source's time and partition columns."""
-    times = [source.timestamp_field, source.created_timestamp_column,
-             source.date_partition_column]
+    times = [source.timestamp_field, source.created_timestamp_column, source.date_partition_column]
     return feast_fields(source.table, leave_out=[*join_keys, *[t for t in times if t]])
 
 
@@ -152,6 +173,8 @@ def type_changes(registered: Iterable, declared: Iterable) -> list[str]:
         for field in view.features:
             if field.name in old_types and old_types[field.name] != field.dtype:
                 mart = view.tags.get("mart", "its mart")
-                lines.append(f"column {field.name} of mart {mart} (feature view {view.name}) "
-                             f"changed type {old_types[field.name]} -> {field.dtype}")
+                lines.append(
+                    f"column {field.name} of mart {mart} (feature view {view.name}) "
+                    f"changed type {old_types[field.name]} -> {field.dtype}"
+                )
     return lines

@@ -17,8 +17,16 @@ def invoke(args: Sequence[str], *, project: Path = DBT_PROJECT, callbacks: Seque
     from dbt.cli.main import dbtRunner
 
     return dbtRunner(callbacks=list(callbacks)).invoke(
-        [*args, "--project-dir", str(project), "--profiles-dir", str(project),
-         "--target", "session"])
+        [
+            *args,
+            "--project-dir",
+            str(project),
+            "--profiles-dir",
+            str(project),
+            "--target",
+            "session",
+        ]
+    )
 
 
 def failures(result) -> list[str]:
@@ -30,5 +38,8 @@ def failures(result) -> list[str]:
         nodes = list(result.result)
     except TypeError:
         return [str(result.result)]
-    return [f"{r.node.name}: {r.status} {r.message}" for r in nodes
-            if str(r.status) not in ("success", "pass")]
+    return [
+        f"{r.node.name}: {r.status} {r.message}"
+        for r in nodes
+        if str(r.status) not in ("success", "pass")
+    ]

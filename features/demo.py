@@ -43,9 +43,11 @@ def holdout_ceiling(spark, metadata: dict) -> dict:  # spark: SparkSession
     instant = F.col("event_timestamp")
     held = jobs.training_entities(spark).where(
         (instant >= F.lit(window["start"]).cast("timestamp"))
-        & (instant <= F.lit(window["end"]).cast("timestamp")))
-    auc, rows = risk.ceiling_on(held, customer_col="customer_id",
-                                timestamp_col="event_timestamp", label_col="label")
+        & (instant <= F.lit(window["end"]).cast("timestamp"))
+    )
+    auc, rows = risk.ceiling_on(
+        held, customer_col="customer_id", timestamp_col="event_timestamp", label_col="label"
+    )
     return {"auc": auc, "rows": rows}
 
 
@@ -67,8 +69,10 @@ def run(*, customers: int, days: int, seed: int, reset: bool = True) -> int:
     from models_ml.churn import jobs, persist
 
     if days < 75:
-        raise SystemExit("features demo: --days must be at least 75 (28 days of history "
-                         "before the first label snapshot, and its 30-day horizon)")
+        raise SystemExit(
+            "features demo: --days must be at least 75 (28 days of history "
+            "before the first label snapshot, and its 30-day horizon)"
+        )
     clock = time.perf_counter()
     cfg = lakehouse.settings()
     if reset:
@@ -81,13 +85,16 @@ def run(*, customers: int, days: int, seed: int, reset: bool = True) -> int:
     config = GeneratorConfig(customers=customers, days=days, seed=seed)
     started = time.perf_counter()
     summary = generate(spark, config, log=console.detail)
-    _log(f"[demo] generated {sum(summary.rows.values()):,} records over {days} days for "
-         f"{customers:,} customers ({time.perf_counter() - started:.0f}s)")
+    _log(
+        f"[demo] generated {sum(summary.rows.values()):,} records over {days} days for "
+        f"{customers:,} customers ({time.perf_counter() - started:.0f}s)"
+    )
     dates = [config.start + dt.timedelta(days=i) for i in range(days)]
 
     _log(f"[demo] backfill {dates[0]} .. {dates[-2]} with the daily job")
-    run_daily(spark, dates[:-1], options=DailyOptions(retrain="always"), log=_log,
-              detail=console.detail)
+    run_daily(
+        spark, dates[:-1], options=DailyOptions(retrain="always"), log=_log, detail=console.detail
+    )
     _log(f"[demo] daily run of {dates[-1]}")
     run_daily(spark, dates[-1:], log=_log, detail=console.detail)
 
@@ -97,14 +104,18 @@ def run(*, customers: int, days: int, seed: int, reset: bool = True) -> int:
     ceiling = summary.ceiling_auc
     _log("")
     _log("=" * 72)
-    _log(f"model {jobs.MODEL_NAME} v{metadata.get('version')} (the champion) trained on "
-         f"{jobs.FEATURE_SERVICE}")
+    _log(
+        f"model {jobs.MODEL_NAME} v{metadata.get('version')} (the champion) trained on "
+        f"{jobs.FEATURE_SERVICE}"
+    )
     for name in sorted(metrics):
         _log(f"  {name:<24}{metrics[name]:.4f}")
     same_rows = holdout_ceiling(spark, metadata)["auc"]
     if auc is not None and same_rows:
-        _log(f"  held-out ROC AUC {auc:.3f} vs the generator's hidden score on the same rows "
-             f"{same_rows:.3f} ({100 * auc / same_rows:.0f}% of it)")
+        _log(
+            f"  held-out ROC AUC {auc:.3f} vs the generator's hidden score on the same rows "
+            f"{same_rows:.3f} ({100 * auc / same_rows:.0f}% of it)"
+        )
     if ceiling:
         _log(f"  generator's ceiling over all its snapshots: {ceiling:.3f}")
     report_dir = persist.models_dir() / jobs.MODEL_NAME / str(metadata.get("version")) / "report"
@@ -126,7 +137,7 @@ def run(*, customers: int, days: int, seed: int, reset: bool = True) -> int:
         f"from {jobs.PREDICTIONS_TABLE} group by score_date, risk_decile "
         f"order by score_date, risk_decile desc"
     )
-    _log(f"features sql \"{query}\"")
+    _log(f'features sql "{query}"')
     spark.sql(query).show(n=40, truncate=False)
     _log(f"[demo] done in {time.perf_counter() - clock:.0f}s")
     return 0

@@ -90,8 +90,10 @@ class DriftRule:
         if not 0 < self.alpha < 1:
             raise ValueError(f"DriftRule: alpha must be in (0, 1), got {self.alpha}")
         if self.min_psi < 0 or self.min_expected <= 0:
-            raise ValueError("DriftRule: min_psi must be >= 0 and min_expected > 0, got "
-                             f"{self.min_psi} and {self.min_expected}")
+            raise ValueError(
+                "DriftRule: min_psi must be >= 0 and min_expected > 0, got "
+                f"{self.min_psi} and {self.min_expected}"
+            )
 
     def level(self, features: int) -> float:
         """The p-value below which one of ``features`` features compared at once drifts."""
@@ -131,9 +133,14 @@ class FeatureDrift:
 
 
 def profile(
-    frame: DataFrame, *, numeric_cols: Sequence[str] = (), categorical_cols: Sequence[str] = (),
-    bins: int = DEFAULT_BINS, top_n: int = DEFAULT_TOP_N,
-    relative_error: float = RELATIVE_ERROR, effective_rows: int | None = None,
+    frame: DataFrame,
+    *,
+    numeric_cols: Sequence[str] = (),
+    categorical_cols: Sequence[str] = (),
+    bins: int = DEFAULT_BINS,
+    top_n: int = DEFAULT_TOP_N,
+    relative_error: float = RELATIVE_ERROR,
+    effective_rows: int | None = None,
     reference: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The baseline distribution of each feature of a training set.
@@ -188,14 +195,24 @@ def profile(
             spec.update(shares=shares[:-2], other_share=shares[-2], null_share=shares[-1])
     if effective_rows is not None and not 0 < effective_rows <= rows:
         raise ValueError(f"profile: effective_rows must be in 1..{rows}, got {effective_rows}")
-    return {"format": PROFILE_FORMAT, "rows": rows,
-            "effective_rows": int(effective_rows or rows), "bins": bins, "top_n": top_n,
-            "reference": dict(reference or {}), "features": features}
+    return {
+        "format": PROFILE_FORMAT,
+        "rows": rows,
+        "effective_rows": int(effective_rows or rows),
+        "bins": bins,
+        "top_n": top_n,
+        "reference": dict(reference or {}),
+        "features": features,
+    }
 
 
 def psi(
-    baseline: dict[str, Any], frame: DataFrame, *, features: Sequence[str] | None = None,
-    epsilon: float = EPSILON, rule: DriftRule = DEFAULT_RULE,
+    baseline: dict[str, Any],
+    frame: DataFrame,
+    *,
+    features: Sequence[str] | None = None,
+    epsilon: float = EPSILON,
+    rule: DriftRule = DEFAULT_RULE,
 ) -> list[FeatureDrift]:
     """The PSI and p-value of each feature of ``baseline`` between it and ``frame``.
 
@@ -220,8 +237,12 @@ def psi(
 
 
 def psi_by(
-    baseline: dict[str, Any], frame: DataFrame, group: Column, *,
-    features: Sequence[str] | None = None, epsilon: float = EPSILON,
+    baseline: dict[str, Any],
+    frame: DataFrame,
+    group: Column,
+    *,
+    features: Sequence[str] | None = None,
+    epsilon: float = EPSILON,
     rule: DriftRule = DEFAULT_RULE,
 ) -> dict[Any, list[FeatureDrift]]:
     """:func:`psi` for each value of ``group`` (e.g. the date of many scoring days), in one
@@ -238,13 +259,19 @@ def psi_by(
             f"(frame columns: {frame.columns}); select them into the frame or pass features="
         )
     by_group = _bucket_counts(frame, specs, group)
-    return {key: _compare(baseline, specs, counts, epsilon=epsilon, rule=rule)
-            for key, counts in sorted(by_group.items())}
+    return {
+        key: _compare(baseline, specs, counts, epsilon=epsilon, rule=rule)
+        for key, counts in sorted(by_group.items())
+    }
 
 
 def _compare(
-    baseline: dict[str, Any], specs: dict[str, dict[str, Any]],
-    counts: dict[str, dict[int, int]], *, epsilon: float, rule: DriftRule,
+    baseline: dict[str, Any],
+    specs: dict[str, dict[str, Any]],
+    counts: dict[str, dict[int, int]],
+    *,
+    epsilon: float,
+    rule: DriftRule,
 ) -> list[FeatureDrift]:
     """One :class:`FeatureDrift` per feature from the current sample's bucket counts."""
     rows = _rows(counts)
@@ -256,18 +283,29 @@ def _compare(
         actual = [count / rows for count in current]
         expected = _baseline_shares(spec)
         index = population_stability(expected, actual, epsilon=epsilon)
-        p_value = homogeneity_p_value([share * effective for share in expected], current,
-                                      min_expected=rule.min_expected)
-        result.append(FeatureDrift(
-            feature=name, kind=spec["kind"], psi=index, bins=len(expected), rows=rows,
-            baseline_rows=int(baseline["rows"]), p_value=p_value,
-            drifted=index > rule.min_psi and p_value < level,
-        ))
+        p_value = homogeneity_p_value(
+            [share * effective for share in expected], current, min_expected=rule.min_expected
+        )
+        result.append(
+            FeatureDrift(
+                feature=name,
+                kind=spec["kind"],
+                psi=index,
+                bins=len(expected),
+                rows=rows,
+                baseline_rows=int(baseline["rows"]),
+                p_value=p_value,
+                drifted=index > rule.min_psi and p_value < level,
+            )
+        )
     return result
 
 
 def homogeneity_p_value(
-    baseline: Sequence[float], current: Sequence[float], *, min_expected: float = 5.0,
+    baseline: Sequence[float],
+    current: Sequence[float],
+    *,
+    min_expected: float = 5.0,
 ) -> float:
     """p-value of a chi-square test that two samples' bucket counts share one distribution.
 
@@ -283,8 +321,9 @@ def homogeneity_p_value(
         min_expected: Expected rows per pooled bucket and sample.
     """
     if len(baseline) != len(current):
-        raise ValueError(f"homogeneity_p_value: {len(baseline)} baseline buckets but "
-                         f"{len(current)} current ones")
+        raise ValueError(
+            f"homogeneity_p_value: {len(baseline)} baseline buckets but {len(current)} current ones"
+        )
     n_base, n_cur = float(sum(baseline)), float(sum(current))
     total = n_base + n_cur
     if n_base <= 0 or n_cur <= 0:
@@ -314,12 +353,16 @@ def homogeneity_p_value(
 
 
 def population_stability(
-    expected: Sequence[float], actual: Sequence[float], *, epsilon: float = EPSILON,
+    expected: Sequence[float],
+    actual: Sequence[float],
+    *,
+    epsilon: float = EPSILON,
 ) -> float:
     """``sum((a - e) * ln(a / e))`` over aligned shares, each floored at ``epsilon``."""
     if len(expected) != len(actual):
-        raise ValueError(f"population_stability: {len(expected)} expected shares "
-                         f"but {len(actual)} actual ones")
+        raise ValueError(
+            f"population_stability: {len(expected)} expected shares but {len(actual)} actual ones"
+        )
     total = 0.0
     for e, a in zip(expected, actual, strict=True):
         e, a = max(e, epsilon), max(a, epsilon)
@@ -345,7 +388,11 @@ def ensure_table(spark: SparkSession) -> str:
 
 
 def write_drift(
-    spark: SparkSession, rows: Sequence[FeatureDrift], *, score_date: dt.date, model_name: str,
+    spark: SparkSession,
+    rows: Sequence[FeatureDrift],
+    *,
+    score_date: dt.date,
+    model_name: str,
     model_version: str,
 ) -> int:
     """Replace the drift rows of ``model_name`` on ``score_date`` in ``ops.feature_drift``.
@@ -357,12 +404,16 @@ def write_drift(
     Returns:
         Rows written.
     """
-    return write_drift_days(spark, {score_date: rows}, model_name=model_name,
-                            model_version=model_version)
+    return write_drift_days(
+        spark, {score_date: rows}, model_name=model_name, model_version=model_version
+    )
 
 
 def write_drift_days(
-    spark: SparkSession, by_day: dict[dt.date, Sequence[FeatureDrift]], *, model_name: str,
+    spark: SparkSession,
+    by_day: dict[dt.date, Sequence[FeatureDrift]],
+    *,
+    model_name: str,
     model_version: str,
 ) -> int:
     """:func:`write_drift` for many days in one Delta commit (a backfill's monitoring).
@@ -374,17 +425,31 @@ def write_drift_days(
         features = [row.feature for row in rows]
         repeated = sorted({name for name in features if features.count(name) > 1})
         if repeated:
-            raise ValueError(f"write_drift: feature(s) {repeated} appear more than once for "
-                             f"{model_name} on {score_date}; pass one FeatureDrift per feature")
+            raise ValueError(
+                f"write_drift: feature(s) {repeated} appear more than once for "
+                f"{model_name} on {score_date}; pass one FeatureDrift per feature"
+            )
     if not by_day:
         return 0
     location = ensure_table(spark)
     computed_at = runlog.utc_now()
     frame = spark.createDataFrame(
         [
-            (score_date, model_name, str(model_version), row.feature, row.kind, float(row.psi),
-             row.drifted, row.baseline_rows, row.rows, computed_at, float(row.p_value))
-            for score_date, rows in by_day.items() for row in rows
+            (
+                score_date,
+                model_name,
+                str(model_version),
+                row.feature,
+                row.kind,
+                float(row.psi),
+                row.drifted,
+                row.baseline_rows,
+                row.rows,
+                computed_at,
+                float(row.p_value),
+            )
+            for score_date, rows in by_day.items()
+            for row in rows
         ],
         DRIFT_DDL,
     )
@@ -393,13 +458,18 @@ def write_drift_days(
     # To the table's location, not saveAsTable: an overwrite through the Hive catalog would
     # also rewrite the table's schema in the metastore on every run.  mergeSchema: a table
     # from before p_value existed gains the column (null in old rows).
-    frame.write.format("delta").mode("overwrite").option("replaceWhere", condition) \
-        .option("mergeSchema", "true").save(location)
+    frame.write.format("delta").mode("overwrite").option("replaceWhere", condition).option(
+        "mergeSchema", "true"
+    ).save(location)
     return sum(len(rows) for rows in by_day.values())
 
 
 def plot_drift(
-    rows: Sequence[FeatureDrift], path: Path, *, title: str, rule: DriftRule = DEFAULT_RULE,
+    rows: Sequence[FeatureDrift],
+    path: Path,
+    *,
+    title: str,
+    rule: DriftRule = DEFAULT_RULE,
 ) -> Path:
     """PSI per feature as a PNG of horizontal bars, largest on top, drifted ones in red.
 
@@ -423,18 +493,28 @@ def plot_drift(
     ax.set_yticks(positions, [row.feature for row in ordered])
     ax.invert_yaxis()
     for position, row in zip(positions, ordered, strict=True):
-        ax.annotate(f"{row.psi:.3f}", (row.psi, position), xytext=(3, 0),
-                    textcoords="offset points", va="center", fontsize=8)
+        ax.annotate(
+            f"{row.psi:.3f}",
+            (row.psi, position),
+            xytext=(3, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=8,
+        )
     threshold = rule.min_psi
     line = ax.axvline(threshold, linestyle="--", color="grey", label=f"PSI {threshold:g}")
     top = max([threshold, *(row.psi for row in ordered)])
     ax.set(xlabel="population stability index", title=title, xlim=(0, top * 1.15))
     if not ordered:
         ax.text(0.5, 0.5, "no features", transform=ax.transAxes, ha="center", va="center")
-    ax.legend(handles=[Patch(color="tab:red", label=f"drifted (PSI > {threshold:g}, "
-                                                   "not noise by chi-square)"),
-                       Patch(color="tab:blue", label="stable or noise"), line],
-              loc="lower right")
+    ax.legend(
+        handles=[
+            Patch(color="tab:red", label=f"drifted (PSI > {threshold:g}, not noise by chi-square)"),
+            Patch(color="tab:blue", label="stable or noise"),
+            line,
+        ],
+        loc="lower right",
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=100, format="png")
@@ -451,13 +531,16 @@ def _check_columns(frame: DataFrame, numeric: list[str], categorical: list[str])
     types = {field.name: field.dataType for field in frame.schema.fields}
     missing = [name for name in numeric + categorical if name not in types]
     if missing:
-        raise ValueError(f"profile: the frame lacks column(s) {missing} "
-                         f"(frame columns: {frame.columns})")
+        raise ValueError(
+            f"profile: the frame lacks column(s) {missing} (frame columns: {frame.columns})"
+        )
     for name in numeric:
         kind = types[name]
         if not isinstance(kind, NumericType) or isinstance(kind, BooleanType):
-            raise ValueError(f"profile: numeric feature '{name}' has type {kind.simpleString()}; "
-                             "cast it to a number or pass it in categorical_cols")
+            raise ValueError(
+                f"profile: numeric feature '{name}' has type {kind.simpleString()}; "
+                "cast it to a number or pass it in categorical_cols"
+            )
 
 
 def _numeric(name: str) -> Column:
@@ -467,22 +550,27 @@ def _numeric(name: str) -> Column:
 
 
 def _top_categories(
-    frame: DataFrame, names: list[str], top_n: int,
+    frame: DataFrame,
+    names: list[str],
+    top_n: int,
 ) -> dict[str, list[str]]:
     """The ``top_n`` most frequent non-null categories of each column (ties by value)."""
     if not names:
         return {}
-    pairs = F.array(*[
-        F.struct(F.lit(name).alias("feature"), F.col(name).cast("string").alias("value"))
-        for name in names
-    ])
+    pairs = F.array(
+        *[
+            F.struct(F.lit(name).alias("feature"), F.col(name).cast("string").alias("value"))
+            for name in names
+        ]
+    )
     rank = F.row_number().over(
         Window.partitionBy("feature").orderBy(F.desc("count"), F.asc("value"))
     )
     top = (
         frame.select(F.inline(pairs))
         .where(F.col("value").isNotNull())
-        .groupBy("feature", "value").count()
+        .groupBy("feature", "value")
+        .count()
         .withColumn("rank", rank)
         .where(F.col("rank") <= top_n)
         .collect()
@@ -514,17 +602,25 @@ def _bucket(name: str, spec: dict[str, Any]) -> Column:
 
 
 def _bucket_counts(
-    frame: DataFrame, specs: dict[str, dict[str, Any]], group: Column,
+    frame: DataFrame,
+    specs: dict[str, dict[str, Any]],
+    group: Column,
 ) -> dict[Any, dict[str, dict[int, int]]]:
     """Rows per value of ``group``, feature and bucket id, in one pass and one aggregation;
     only the counts reach the driver.  Groups without rows are absent (a constant ``group``
     counts the whole frame)."""
-    pairs = F.array(*[
-        F.struct(F.lit(name).alias("feature"), _bucket(name, spec).alias("bucket"))
-        for name, spec in specs.items()
-    ])
-    counted = frame.select(group.alias("_group"), F.inline(pairs)) \
-        .groupBy("_group", "feature", "bucket").count().collect()
+    pairs = F.array(
+        *[
+            F.struct(F.lit(name).alias("feature"), _bucket(name, spec).alias("bucket"))
+            for name, spec in specs.items()
+        ]
+    )
+    counted = (
+        frame.select(group.alias("_group"), F.inline(pairs))
+        .groupBy("_group", "feature", "bucket")
+        .count()
+        .collect()
+    )
     groups: dict[Any, dict[str, dict[int, int]]] = {}
     for row in counted:
         counts = groups.setdefault(row["_group"], {name: {} for name in specs})
@@ -554,20 +650,24 @@ def _baseline_shares(spec: dict[str, Any]) -> list[float]:
 
 
 def _specs(
-    baseline: dict[str, Any], features: Sequence[str] | None,
+    baseline: dict[str, Any],
+    features: Sequence[str] | None,
 ) -> dict[str, dict[str, Any]]:
     """The feature specs of a profile, checked, optionally restricted to ``features``."""
     if not isinstance(baseline, dict) or baseline.get("format") != PROFILE_FORMAT:
         found = baseline.get("format") if isinstance(baseline, dict) else type(baseline).__name__
-        raise ValueError(f"psi: baseline is not a {PROFILE_FORMAT} profile (format {found!r}); "
-                         "build it with features.drift.profile")
+        raise ValueError(
+            f"psi: baseline is not a {PROFILE_FORMAT} profile (format {found!r}); "
+            "build it with features.drift.profile"
+        )
     specs = baseline["features"]
     if features is None:
         return dict(specs)
     unknown = [name for name in features if name not in specs]
     if unknown:
-        raise ValueError(f"psi: feature(s) {unknown} are not in the baseline "
-                         f"(profiled: {list(specs)})")
+        raise ValueError(
+            f"psi: feature(s) {unknown} are not in the baseline (profiled: {list(specs)})"
+        )
     return {name: specs[name] for name in features}
 
 

@@ -74,14 +74,14 @@ def apply_changes(cfg: lakehouse.LakehouseSettings | None = None) -> tuple[list[
     try:
         store = feature_store(cfg)
         contents = _get_repo_contents(path, config.project, config)
-        retyped = dbt_contracts.type_changes(store.list_feature_views(),
-                                             contents.feature_views)
+        retyped = dbt_contracts.type_changes(store.list_feature_views(), contents.feature_views)
         if retyped:
             raise FeatureTypeChanged(
                 f"feast apply refused: {'; '.join(retyped)}. A model trained on a feature "
                 f"would read values of another type: give the column a new name in the mart "
                 f"and its contract (drop the old one when no model uses it), or delete the "
-                f"view (`feast delete VIEW`) and apply again")
+                f"view (`feast delete VIEW`) and apply again"
+            )
         changed = changes(store, contents)
         if changed:
             apply_total(config, path, skip_source_validation=False)
@@ -133,9 +133,11 @@ def changes(store, contents) -> list[str]:  # store: FeatureStore, contents: Rep
         if diff.transition_type == TransitionType.UNCHANGED or diff.name == DUMMY_ENTITY_NAME:
             continue
         if diff.transition_type == TransitionType.UPDATE:
-            real = [p.property_name for p in diff.feast_object_property_diffs
-                    if p.property_name != "meta"
-                    and not _only_stamps(p.val_existing, p.val_declared)]
+            real = [
+                p.property_name
+                for p in diff.feast_object_property_diffs
+                if p.property_name != "meta" and not _only_stamps(p.val_existing, p.val_declared)
+            ]
             if real:
                 lines.append(f"update {kind} {diff.name}: {', '.join(real)}")
             continue
@@ -191,8 +193,11 @@ def _set_aside_unreadable_registry(registry: Path) -> None:
     except DecodeError:
         aside = registry.with_name(f"{registry.name}.unreadable")
         os.replace(registry, aside)
-        print(f"feast: registry {registry} did not parse (a crash mid-write?); "
-              f"moved to {aside} and rebuilt by apply", file=sys.stderr)
+        print(
+            f"feast: registry {registry} did not parse (a crash mid-write?); "
+            f"moved to {aside} and rebuilt by apply",
+            file=sys.stderr,
+        )
 
 
 def materialize_incremental(

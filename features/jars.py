@@ -79,7 +79,9 @@ def delta_jar_paths() -> list[Path]:
 
 
 def ensure_jars(
-    wanted: Sequence[MavenJar], *, quiet: bool = True,
+    wanted: Sequence[MavenJar],
+    *,
+    quiet: bool = True,
     error: type[JarsUnavailable] = JarsUnavailable,
 ) -> list[Path]:
     """Make sure the jars are in ``~/.m2``, fetching the missing ones with Maven.
@@ -101,8 +103,14 @@ def ensure_jars(
             "run 'make setup', or copy the jars to those paths."
         )
     for jar in missing:
-        cmd = [mvn, "-B", "-q", "dependency:get", f"-Dartifact={jar.coordinate}",
-               "-Dtransitive=false"]
+        cmd = [
+            mvn,
+            "-B",
+            "-q",
+            "dependency:get",
+            f"-Dartifact={jar.coordinate}",
+            "-Dtransitive=false",
+        ]
         if not quiet:
             cmd.remove("-q")
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)

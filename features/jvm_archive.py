@@ -142,15 +142,21 @@ def record(*, timeout_s: float = 600.0) -> tuple[Path, float] | None:
         }
         env.pop("LAKEHOUSE_METASTORE_URL", None)
         with log.open("w") as out:
-            proc = subprocess.run([sys.executable, "-m", "features.jvm_archive"], env=env,
-                                  stdout=out, stderr=subprocess.STDOUT, timeout=timeout_s,
-                                  check=False)
+            proc = subprocess.run(
+                [sys.executable, "-m", "features.jvm_archive"],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=timeout_s,
+                check=False,
+            )
             jvm_log = Path(scratch) / "lake" / "logs" / "spark.log"
             if jvm_log.is_file():
                 out.write(jvm_log.read_text(errors="replace"))
         if proc.returncode != 0 or not partial.is_file():
-            raise RuntimeError(f"the recording JVM wrote no archive (exit {proc.returncode});"
-                               f" see {log}")
+            raise RuntimeError(
+                f"the recording JVM wrote no archive (exit {proc.returncode}); see {log}"
+            )
         shutil.move(partial, path.with_suffix(".part"))
         os.replace(path.with_suffix(".part"), path)
     for other in path.parent.glob("spark-*.jsa"):
@@ -171,22 +177,30 @@ def _workload() -> None:
     root = lakehouse.settings().root
     lakehouse.ensure_databases(spark)
     sql = spark.sql
-    sql("create table ops.archive_probe (id bigint, name string, at timestamp, day date, "
-        "amount decimal(12, 2), score double) using delta partitioned by (day)")
-    sql("insert into ops.archive_probe select id, cast(id as string), "
+    sql(
+        "create table ops.archive_probe (id bigint, name string, at timestamp, day date, "
+        "amount decimal(12, 2), score double) using delta partitioned by (day)"
+    )
+    sql(
+        "insert into ops.archive_probe select id, cast(id as string), "
         "timestamp_seconds(1767225600 + id * 3600), "
-        "date'2026-01-01' + cast(id % 3 as int), id * 1.5, rand(1) from range(200)")
-    sql("merge into ops.archive_probe t using (select id, 'x' as name from range(150, 250)) s "
+        "date'2026-01-01' + cast(id % 3 as int), id * 1.5, rand(1) from range(200)"
+    )
+    sql(
+        "merge into ops.archive_probe t using (select id, 'x' as name from range(150, 250)) s "
         "on t.id = s.id when matched then update set t.name = s.name "
-        "when not matched then insert (id, name) values (s.id, s.name)")
+        "when not matched then insert (id, name) values (s.id, s.name)"
+    )
     sql("update ops.archive_probe set score = 0 where id < 5")
     sql("delete from ops.archive_probe where id > 240")
     sql("describe history ops.archive_probe").collect()
     sql("describe table extended ops.archive_probe").collect()
     sql("show table extended in ops like '*'").collect()
-    sql("create or replace view ops.archive_probe_daily as select day, count(*) as n, "
+    sql(
+        "create or replace view ops.archive_probe_daily as select day, count(*) as n, "
         "sum(amount) as amount, avg(score) as score, max(at) as last_at "
-        "from ops.archive_probe group by day")
+        "from ops.archive_probe group by day"
+    )
     sql("""select a.id, b.n, row_number() over (partition by a.day order by a.at desc) as r,
            sum(a.amount) over (partition by a.day order by a.at
                                rows between 6 preceding and current row) as amount_7,
@@ -194,8 +208,9 @@ def _workload() -> None:
            from ops.archive_probe a join ops.archive_probe_daily b using (day)
            where a.name is not null""").collect()
     folder = root / "archive_probe"
-    frame = spark.range(50).selectExpr("id", "cast(id as string) as text",
-                                       "to_json(named_struct('id', id)) as body")
+    frame = spark.range(50).selectExpr(
+        "id", "cast(id as string) as text", "to_json(named_struct('id', id)) as body"
+    )
     frame.write.mode("overwrite").csv(str(folder / "csv"), header=True)
     frame.select("body").write.mode("overwrite").text(str(folder / "json"))
     spark.read.csv(str(folder / "csv"), header=True, inferSchema=False).count()
@@ -208,8 +223,10 @@ def _workload() -> None:
     from pyspark.ml.feature import StandardScaler, VectorAssembler
 
     train = spark.table("ops.archive_probe").selectExpr(
-        "cast(id % 2 as double) as label", "coalesce(score, 0) as score",
-        "cast(coalesce(amount, 0) as double) as amount")
+        "cast(id % 2 as double) as label",
+        "coalesce(score, 0) as score",
+        "cast(coalesce(amount, 0) as double) as amount",
+    )
     assembled = VectorAssembler(inputCols=["score", "amount"], outputCol="raw")
     scaled = StandardScaler(inputCol="raw", outputCol="features")
     for model in (LogisticRegression(maxIter=5), GBTClassifier(maxIter=3, maxDepth=2)):

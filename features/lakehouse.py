@@ -165,8 +165,10 @@ def spark_conf(cfg: LakehouseSettings | None = None) -> dict[str, str]:
     # The JVM logs to <root>/logs/spark.log (features.console.write_log4j_config writes the
     # configuration wherever a JVM of the lake starts: spark_session, make setup, serve-sql).
     log4j = console.log4j_config_path(cfg.root)
-    java_opts = (f"-Duser.timezone=UTC -Dderby.system.home={cfg.root} "
-                 f"-Dlog4j2.configurationFile=file:{log4j} {cfg.jvm_options}").strip()
+    java_opts = (
+        f"-Duser.timezone=UTC -Dderby.system.home={cfg.root} "
+        f"-Dlog4j2.configurationFile=file:{log4j} {cfg.jvm_options}"
+    ).strip()
     jar_paths = [str(jar.path) for jar in jvm_jars(cfg)]
     conf = {
         "spark.master": cfg.master,
@@ -254,7 +256,7 @@ def _state_partitions(cfg: LakehouseSettings) -> int:
     partitions on a cluster."""
     if not cfg.master.startswith("local"):
         return cfg.shuffle_partitions
-    inside = cfg.master[len("local"):].strip("[]").split(",")[0]
+    inside = cfg.master[len("local") :].strip("[]").split(",")[0]
     cores = int(inside) if inside.isdigit() else (os.cpu_count() or 2)
     return max(1, min(cfg.shuffle_partitions, cores))
 
@@ -336,8 +338,9 @@ def write_spark_defaults(cfg: LakehouseSettings | None = None) -> Path:
     conf_dir.mkdir(parents=True, exist_ok=True)
     target = conf_dir / "spark-defaults.conf"
     _write_if_changed(target, _defaults_text(cfg))
-    _write_if_changed(conf_dir / "spark-env.sh",
-                      _SPARK_ENV.format(python=shlex.quote(sys.executable)))
+    _write_if_changed(
+        conf_dir / "spark-env.sh", _SPARK_ENV.format(python=shlex.quote(sys.executable))
+    )
     return target
 
 
@@ -355,8 +358,9 @@ def _lake_conf_dir_for_launch(cfg: LakehouseSettings) -> Iterator[None]:
             os.environ["SPARK_CONF_DIR"] = previous
 
 
-def spark_session(cfg: LakehouseSettings | None = None, *,
-                  metastore: bool = True):  # -> SparkSession
+def spark_session(
+    cfg: LakehouseSettings | None = None, *, metastore: bool = True
+):  # -> SparkSession
     """Return the one configured SparkSession, creating it on first call.
 
     Delta's SQL extension and catalog, Hive support with the metastore and the
@@ -399,15 +403,19 @@ def spark_session(cfg: LakehouseSettings | None = None, *,
     # (Only when a JVM starts: another thread's call finds no active session of its own
     # but the running context, and must not take the console away meanwhile.)  The launch
     # writes the lake's conf, and with it the log4j2 configuration the JVM's options name.
-    redirect = console.jvm_output_to_log(cfg.root) if starting else contextlib.nullcontext(
-        console.jvm_log(cfg.root))
+    redirect = (
+        console.jvm_output_to_log(cfg.root)
+        if starting
+        else contextlib.nullcontext(console.jvm_log(cfg.root))
+    )
     launch = _lake_conf_dir_for_launch(cfg) if starting else contextlib.nullcontext()
     with redirect as log_file, launch:
         try:
             spark = builder.getOrCreate()
         except Exception as error:
             raise SparkStartFailed(
-                f"Spark did not start ({console.first_line(error)}); see {log_file}") from error
+                f"Spark did not start ({console.first_line(error)}); see {log_file}"
+            ) from error
     return spark
 
 
@@ -449,12 +457,12 @@ def check_lake_free(cfg: LakehouseSettings | None = None, *, wait_s: float = 10.
         if time.monotonic() >= deadline:
             break
         time.sleep(0.5)
-    who = f"process {holder} ({_describe_process(holder)})" if holder > 0 else \
-        "another process"
+    who = f"process {holder} ({_describe_process(holder)})" if holder > 0 else "another process"
     raise LakeInUse(
         f"lake {cfg.root} is in use by {who}: its embedded metastore (Derby) admits one "
         "process at a time. Stop that process or wait for it, or use the cluster setup "
-        "(features cluster up: a shared metastore) to run several at once")
+        "(features cluster up: a shared metastore) to run several at once"
+    )
 
 
 def _held_by(lock: Path) -> int | None:
@@ -501,6 +509,7 @@ def _lock_holder(path: Path) -> int | None:
 
 def _describe_process(pid: int) -> str:
     """``pid``'s command line, or its parent's when it is a JVM that a command started."""
+
     def cmdline(p: int) -> str:
         with contextlib.suppress(OSError):
             raw = Path(f"/proc/{p}/cmdline").read_bytes()
@@ -523,8 +532,9 @@ def _describe_process(pid: int) -> str:
         if started_by:
             text = f"Spark's JVM of {ppid}: {started_by}"
     if "java" in text.split(" ", 1)[0]:
-        text = "a Java process: " + ("Spark's Thrift Server" if "thriftserver" in text.lower()
-                                     else "Spark")
+        text = "a Java process: " + (
+            "Spark's Thrift Server" if "thriftserver" in text.lower() else "Spark"
+        )
     return text if len(text) <= 160 else text[:157] + "..."
 
 
@@ -559,20 +569,28 @@ def remove_orphan_table_dirs(
         location = str(spark.catalog.getDatabase(database).locationUri or "")
         if not location.startswith("file:"):
             continue
-        folder = Path(location[len("file:"):])
+        folder = Path(location[len("file:") :])
         if not folder.is_dir():
             continue
         # SHOW TABLES asks the metastore for names only; catalog.listTables would also load
         # every table (a Delta log read each: seconds at the start of every daily run).
-        owned = {row["tableName"].lower() for row in spark.sql(f"show tables in {database}")
-                 .collect() if not row["isTemporary"]}
+        owned = {
+            row["tableName"].lower()
+            for row in spark.sql(f"show tables in {database}").collect()
+            if not row["isTemporary"]
+        }
         for child in sorted(folder.iterdir()):
-            if child.is_dir() and not child.name.startswith(("_", ".")) \
-                    and child.name.lower() not in owned:
+            if (
+                child.is_dir()
+                and not child.name.startswith(("_", "."))
+                and child.name.lower() not in owned
+            ):
                 shutil.rmtree(child)
                 removed.append(str(child))
-                log(f"lakehouse: removed {child}: a table folder no table of {database} owns "
-                    "(left by a process killed while creating it)")
+                log(
+                    f"lakehouse: removed {child}: a table folder no table of {database} owns "
+                    "(left by a process killed while creating it)"
+                )
     return removed
 
 
@@ -585,8 +603,10 @@ def _main(argv: list[str]) -> int:
     try:
         print(write_lake_conf())
     except OSError as error:
-        print(f"lakehouse: cannot write the Spark settings of the lake at "
-              f"{settings().root}: {error}", file=sys.stderr)
+        print(
+            f"lakehouse: cannot write the Spark settings of the lake at {settings().root}: {error}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

@@ -66,9 +66,17 @@ class StepRun:
     def as_row(self) -> tuple:
         """The row in ``ops.pipeline_runs`` column order."""
         return (
-            self.run_id, self.pipeline, self.step, self.batch_date, self.status,
-            self.started_at, self.finished_at, self.rows_read, self.rows_written,
-            self.rows_quarantined, self.message,
+            self.run_id,
+            self.pipeline,
+            self.step,
+            self.batch_date,
+            self.status,
+            self.started_at,
+            self.finished_at,
+            self.rows_read,
+            self.rows_written,
+            self.rows_quarantined,
+            self.message,
         )
 
 
@@ -77,9 +85,7 @@ def ensure_table(spark: SparkSession) -> None:
     if spark.catalog.tableExists(PIPELINE_RUNS_TABLE):  # no DDL, no metastore write
         return
     spark.sql("create database if not exists ops")
-    spark.sql(
-        f"create table if not exists {PIPELINE_RUNS_TABLE} ({PIPELINE_RUNS_DDL}) using delta"
-    )
+    spark.sql(f"create table if not exists {PIPELINE_RUNS_TABLE} ({PIPELINE_RUNS_DDL}) using delta")
 
 
 def append_runs(spark: SparkSession, runs: list[StepRun]) -> None:
@@ -93,7 +99,11 @@ def append_runs(spark: SparkSession, runs: list[StepRun]) -> None:
 
 @contextmanager
 def record_step(
-    spark: SparkSession, *, pipeline: str, step: str, batch_date: dt.date | None = None,
+    spark: SparkSession,
+    *,
+    pipeline: str,
+    step: str,
+    batch_date: dt.date | None = None,
     run_id: str | None = None,
 ) -> Iterator[StepRun]:
     """Record the enclosed block as one step: one row when it ends, succeeded or failed.
@@ -105,8 +115,9 @@ def record_step(
         batch_date: The batch the step worked on.
         run_id: Shared id of a pipeline run (a fresh one by default).
     """
-    run = StepRun(pipeline=pipeline, step=step, batch_date=batch_date,
-                  run_id=run_id or new_run_id())
+    run = StepRun(
+        pipeline=pipeline, step=step, batch_date=batch_date, run_id=run_id or new_run_id()
+    )
     try:
         yield run
     except BaseException as error:

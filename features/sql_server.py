@@ -55,8 +55,10 @@ class LdapAuth:
             return None
         base_dn = env.get("LAKEHOUSE_THRIFT_LDAP_BASE_DN")
         if not base_dn:
-            raise InsecureServer("LAKEHOUSE_THRIFT_LDAP_URL is set without "
-                                 "LAKEHOUSE_THRIFT_LDAP_BASE_DN (e.g. ou=people,dc=example,dc=com)")
+            raise InsecureServer(
+                "LAKEHOUSE_THRIFT_LDAP_URL is set without "
+                "LAKEHOUSE_THRIFT_LDAP_BASE_DN (e.g. ou=people,dc=example,dc=com)"
+            )
         return cls(url=url, base_dn=base_dn)
 
 
@@ -81,11 +83,15 @@ def check_exposure(host: str, auth: LdapAuth | None) -> None:
             f"listening on {host} would let anyone who reaches this machine read "
             "the lake without a password. Give an LDAP directory (--ldap-url and "
             "--ldap-base-dn, or LAKEHOUSE_THRIFT_LDAP_URL / LAKEHOUSE_THRIFT_LDAP_BASE_DN), "
-            "or listen on 127.0.0.1 (the default)")
+            "or listen on 127.0.0.1 (the default)"
+        )
 
 
 def thrift_command(
-    cfg: lakehouse.LakehouseSettings, *, host: str = "127.0.0.1", port: int = 10000,
+    cfg: lakehouse.LakehouseSettings,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 10000,
     auth: LdapAuth | None = None,
 ) -> list[str]:
     """Return the command line that starts the Thrift Server over the lake.
@@ -104,22 +110,31 @@ def thrift_command(
     # which spark.jars alone does not extend in client mode.
     # (All of spark.jars, a shared metastore's JDBC driver among them: that is the whole of
     # spark.driver.extraClassPath, which --driver-class-path sets.)
-    command += ["--jars", conf["spark.jars"],
-                "--driver-class-path", conf["spark.jars"].replace(",", ":")]
+    command += [
+        "--jars",
+        conf["spark.jars"],
+        "--driver-class-path",
+        conf["spark.jars"].replace(",", ":"),
+    ]
     for key, value in conf.items():
         if key != "spark.driver.extraClassPath":
             command += ["--conf", f"{key}={value}"]
     command += [
-        "--hiveconf", f"hive.server2.thrift.port={port}",
-        "--hiveconf", f"hive.server2.thrift.bind.host={host}",
+        "--hiveconf",
+        f"hive.server2.thrift.port={port}",
+        "--hiveconf",
+        f"hive.server2.thrift.bind.host={host}",
     ]
     if auth is None:
         command += ["--hiveconf", "hive.server2.authentication=NONE"]
     else:
         command += [
-            "--hiveconf", "hive.server2.authentication=LDAP",
-            "--hiveconf", f"hive.server2.authentication.ldap.url={auth.url}",
-            "--hiveconf", f"hive.server2.authentication.ldap.baseDN={auth.base_dn}",
+            "--hiveconf",
+            "hive.server2.authentication=LDAP",
+            "--hiveconf",
+            f"hive.server2.authentication.ldap.url={auth.url}",
+            "--hiveconf",
+            f"hive.server2.authentication.ldap.baseDN={auth.base_dn}",
         ]
     return command + ["spark-internal"]
 
@@ -151,18 +166,28 @@ def start(
     log = open(log_path, "ab")  # noqa: SIM115 - handed to the child process
     process = subprocess.Popen(
         command,
-        stdout=log, stderr=subprocess.STDOUT, cwd=cfg.root, start_new_session=True,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=cfg.root,
+        start_new_session=True,
         # the lake's own settings (not the install's, nor a detour through spark-env.sh)
         env=dict(os.environ, SPARK_CONF_DIR=str(lakehouse.write_lake_conf(cfg))),
     )
     try:
-        daemons.wait_for_port(host, port, timeout_s=timeout_s, what="Thrift Server",
-                              process=process, error=ThriftServerError)
+        daemons.wait_for_port(
+            host,
+            port,
+            timeout_s=timeout_s,
+            what="Thrift Server",
+            process=process,
+            error=ThriftServerError,
+        )
     except ThriftServerError as err:
         stop(process)
         tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-20:])
-        raise ThriftServerError(f"{err}; its output {log_path}:\n{tail}\n"
-                                f"its JVM's log: {console.jvm_log(cfg.root)}") from err
+        raise ThriftServerError(
+            f"{err}; its output {log_path}:\n{tail}\nits JVM's log: {console.jvm_log(cfg.root)}"
+        ) from err
     except BaseException:  # interrupted while it starts: it must not outlive the caller
         stop(process)
         raise
@@ -175,6 +200,7 @@ def stop(process: subprocess.Popen, *, timeout_s: float = 30) -> None:
     SIGTERM first (the JVM's shutdown hooks close the sessions and the metastore), SIGKILL
     to the whole process group after ``timeout_s``.
     """
+
     def signal_group(sig: signal.Signals) -> None:
         try:
             os.killpg(process.pid, sig)  # start() made the server a group leader
@@ -191,13 +217,23 @@ def stop(process: subprocess.Popen, *, timeout_s: float = 30) -> None:
     signal_group(signal.SIGKILL)  # nothing of its group may outlive it
 
 
-def beeline(query: str, *, host: str = "127.0.0.1", port: int = 10000,
-            user: str | None = None, password: str | None = None) -> str:
+def beeline(
+    query: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 10000,
+    user: str | None = None,
+    password: str | None = None,
+) -> str:
     """Run one query with beeline, the JDBC client pyspark ships; return its output."""
     command = [
         str(lakehouse.spark_home() / "bin" / "beeline"),
-        "-u", f"jdbc:hive2://{host}:{port}/default",
-        "--silent=true", "--outputformat=csv2", "-e", query,
+        "-u",
+        f"jdbc:hive2://{host}:{port}/default",
+        "--silent=true",
+        "--outputformat=csv2",
+        "-e",
+        query,
     ]
     if user is not None:
         command += ["-n", user, "-p", password or ""]

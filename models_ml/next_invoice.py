@@ -165,11 +165,14 @@ def train_next_invoice_model(
     frame = add_baseline(features)
     config = fit_tuning_to_snapshots(
         invoice_config(store, family=family, tuning=tuning, **overrides),
-        entities.select("event_timestamp").distinct().count(), log=log,
+        entities.select("event_timestamp").distinct().count(),
+        log=log,
     )
-    log(f"train: {FEATURE_SERVICE} features of {LABELS_TABLE}.{LABEL_COLUMN} "
+    log(
+        f"train: {FEATURE_SERVICE} features of {LABELS_TABLE}.{LABEL_COLUMN} "
         f"({len(config.feature_cols)} features, {config.family}; tables at versions "
-        f"{versions})")
+        f"{versions})"
+    )
     # One retrieval, read by the split, the tuning and the judging.
     frame.cache()
     try:
@@ -185,13 +188,21 @@ def train_next_invoice_model(
         log(f"train: left out {left_out}: null on every training row")
     log("train: held-out " + ", ".join(f"{k}={v:.3f}" for k, v in sorted(result.metrics.items())))
     extra = {
-        "requested_window": {"start": str(start) if start else None,
-                             "end": str(end) if end else None},
+        "requested_window": {
+            "start": str(start) if start else None,
+            "end": str(end) if end else None,
+        },
         "filter_by_created_timestamp": True,
         "baseline": {"feature": BASELINE_FEATURE, "column": BASELINE_COL},
         "features_left_out": left_out,
     }
-    run = save_and_register(result, name=MODEL_NAME, versions=versions, extra=extra,
-                            register=register, log=log)
-    return NextInvoiceRun(saved=run.saved, registered=run.registered, result=result,
-                          report_path=run.report_path, holdout=split.holdout)
+    run = save_and_register(
+        result, name=MODEL_NAME, versions=versions, extra=extra, register=register, log=log
+    )
+    return NextInvoiceRun(
+        saved=run.saved,
+        registered=run.registered,
+        result=result,
+        report_path=run.report_path,
+        holdout=split.holdout,
+    )

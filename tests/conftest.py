@@ -51,8 +51,13 @@ def feature_marts(spark):
     result = dbt("build", "--full-refresh")
     assert result.success, failures(result)
     # The project's unit tests run here (the daily job's builds leave them out).
-    assert sum(str(getattr(r.node, "resource_type", "")) == "unit_test"
-               and str(r.status) == "pass" for r in result.result) >= 2
+    assert (
+        sum(
+            str(getattr(r.node, "resource_type", "")) == "unit_test" and str(r.status) == "pass"
+            for r in result.result
+        )
+        >= 2
+    )
     return spark
 
 
@@ -76,8 +81,9 @@ def cluster_stack():
     home = Path(tempfile.mkdtemp(prefix="lakehouse-cluster-"))
     home.chmod(0o755)
     ports = {name: free_port() for name in ("spark", "spark_webui", "postgres", "redis")}
-    servers = stack.stack_for(home, postgres_dir=home / "postgres", workers=2,
-                              worker_memory="2g", ports=ports)
+    servers = stack.stack_for(
+        home, postgres_dir=home / "postgres", workers=2, worker_memory="2g", ports=ports
+    )
     try:
         stack.up(servers)
         yield servers
@@ -93,6 +99,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     left (model versions included), before other tests retrain or rescore.  The drift
     monitor's lake comes after them all: its fixture drops the shared lake for its own.
     """
+
     def order(item: pytest.Item) -> tuple[bool, bool, bool]:
         names = getattr(item, "fixturenames", ())
         return "drift_lake" in names, "daily_lake" in names, "killed_lake" not in names

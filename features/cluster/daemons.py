@@ -14,14 +14,21 @@ class DaemonError(RuntimeError):
     """A server of the cluster setup did not start, or would not stop."""
 
 
-def spawn(command: list[str], *, pid_file: Path, log_file: Path,
-          env: dict[str, str] | None = None) -> int:
+def spawn(
+    command: list[str], *, pid_file: Path, log_file: Path, env: dict[str, str] | None = None
+) -> int:
     """Start ``command`` in a session of its own, its output in ``log_file``; return its pid."""
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("ab") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, env=env, cwd=pid_file.parent,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=pid_file.parent,
+            start_new_session=True,
+        )
     pid_file.write_text(str(process.pid))
     return process.pid
 
@@ -68,9 +75,17 @@ def _reap(pid: int) -> None:
         pass
 
 
-def wait_for_port(host: str, port: int, *, timeout_s: float, what: str,
-                  pid_file: Path | None = None, process=None, log_file: Path | None = None,
-                  error: type[Exception] = DaemonError) -> None:
+def wait_for_port(
+    host: str,
+    port: int,
+    *,
+    timeout_s: float,
+    what: str,
+    pid_file: Path | None = None,
+    process=None,
+    log_file: Path | None = None,
+    error: type[Exception] = DaemonError,
+) -> None:
     """Wait until ``host:port`` accepts connections; fail early when the server died.
 
     Args:
@@ -85,15 +100,16 @@ def wait_for_port(host: str, port: int, *, timeout_s: float, what: str,
         if pid_file is not None and not alive(pid_file):
             raise error(f"{what} exited before listening on {host}:{port}" + _tail(log_file))
         if process is not None and process.poll() is not None:
-            raise error(f"{what} exited with code {process.returncode} before listening on "
-                        f"{host}:{port}" + _tail(log_file))
+            raise error(
+                f"{what} exited with code {process.returncode} before listening on "
+                f"{host}:{port}" + _tail(log_file)
+            )
         try:
             with socket.create_connection((host, port), timeout=1):
                 return
         except OSError:
             time.sleep(0.5)
-    raise error(f"{what} did not listen on {host}:{port} in {timeout_s:.0f}s"
-                + _tail(log_file))
+    raise error(f"{what} did not listen on {host}:{port} in {timeout_s:.0f}s" + _tail(log_file))
 
 
 def _tail(log_file: Path | None, lines: int = 20) -> str:

@@ -37,8 +37,10 @@ class MetastoreError(RuntimeError):
 def has_schema(server: postgres.PostgresServer, database: str) -> bool:
     """Whether ``database`` holds a Hive metastore schema already."""
     found = postgres.psql(
-        server, "select count(*) from information_schema.tables where table_name = 'DBS'",
-        database=database)
+        server,
+        "select count(*) from information_schema.tables where table_name = 'DBS'",
+        database=database,
+    )
     return int(found.strip() or 0) > 0
 
 
@@ -72,13 +74,30 @@ def init_schema(server: postgres.PostgresServer, database: str) -> bool:
             **HIVE_DATANUCLEUS,
         }
         (work / "datanucleus.properties").write_text(
-            "".join(f"{key}={value}\n" for key, value in settings.items()))
+            "".join(f"{key}={value}\n" for key, value in settings.items())
+        )
         proc = subprocess.run(
-            [_java(), "-cp", f"{spark_jars}/*:{driver}", SCHEMA_TOOL, "-create", "-api", "JDO",
-             "-props", "datanucleus.properties", "package.jdo"],
-            cwd=work, capture_output=True, text=True, check=False, timeout=300)
+            [
+                _java(),
+                "-cp",
+                f"{spark_jars}/*:{driver}",
+                SCHEMA_TOOL,
+                "-create",
+                "-api",
+                "JDO",
+                "-props",
+                "datanucleus.properties",
+                "package.jdo",
+            ],
+            cwd=work,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=300,
+        )
     if proc.returncode != 0 or not has_schema(server, database):
         raise MetastoreError(
             f"DataNucleus SchemaTool could not create the metastore schema in {database} "
-            f"(exit {proc.returncode}): {(proc.stderr or proc.stdout)[-2000:]}")
+            f"(exit {proc.returncode}): {(proc.stderr or proc.stdout)[-2000:]}"
+        )
     return True

@@ -51,13 +51,36 @@ def start(server: RedisServer, *, timeout_s: float = 30) -> RedisServer:
     binary = shutil.which("redis-server")
     if binary is None:
         raise daemons.DaemonError(
-            "redis-server is not installed: apt-get install -y redis-server (Debian)")
+            "redis-server is not installed: apt-get install -y redis-server (Debian)"
+        )
     server.home.mkdir(parents=True, exist_ok=True)
-    daemons.spawn([binary, "--bind", server.host, "--port", str(server.port), "--dir",
-                   str(server.home), "--save", "", "--appendonly", "no", "--protected-mode",
-                   "yes"], pid_file=server.pid_file, log_file=server.log_file)
-    daemons.wait_for_port(server.host, server.port, timeout_s=timeout_s, what="redis-server",
-                          pid_file=server.pid_file, log_file=server.log_file)
+    daemons.spawn(
+        [
+            binary,
+            "--bind",
+            server.host,
+            "--port",
+            str(server.port),
+            "--dir",
+            str(server.home),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--protected-mode",
+            "yes",
+        ],
+        pid_file=server.pid_file,
+        log_file=server.log_file,
+    )
+    daemons.wait_for_port(
+        server.host,
+        server.port,
+        timeout_s=timeout_s,
+        what="redis-server",
+        pid_file=server.pid_file,
+        log_file=server.log_file,
+    )
     return server
 
 

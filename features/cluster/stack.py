@@ -38,9 +38,14 @@ class ClusterStack:
     registry_db: str = "feast_registry"
 
 
-def stack_for(home: Path | None = None, *, postgres_dir: Path | None = None,
-              workers: int = 2, worker_memory: str = "3g",
-              ports: dict[str, int] | None = None) -> ClusterStack:
+def stack_for(
+    home: Path | None = None,
+    *,
+    postgres_dir: Path | None = None,
+    workers: int = 2,
+    worker_memory: str = "3g",
+    ports: dict[str, int] | None = None,
+) -> ClusterStack:
     """The cluster setup with its files under ``home``.
 
     Args:
@@ -54,10 +59,12 @@ def stack_for(home: Path | None = None, *, postgres_dir: Path | None = None,
         ports: Ports other than the servers' defaults, by name: ``spark`` (the master),
             ``spark_webui`` (the master's web UI), ``postgres``, ``redis``.
     """
-    home = Path(home or os.environ.get("LAKEHOUSE_CLUSTER_DIR")
-                or lakehouse.settings().root / "cluster")
-    postgres_dir = Path(postgres_dir or os.environ.get("LAKEHOUSE_POSTGRES_DIR")
-                        or home / "postgres")
+    home = Path(
+        home or os.environ.get("LAKEHOUSE_CLUSTER_DIR") or lakehouse.settings().root / "cluster"
+    )
+    postgres_dir = Path(
+        postgres_dir or os.environ.get("LAKEHOUSE_POSTGRES_DIR") or home / "postgres"
+    )
     ports = ports or {}
     unknown = set(ports) - {"spark", "spark_webui", "postgres", "redis"}
     if unknown:
@@ -68,9 +75,12 @@ def stack_for(home: Path | None = None, *, postgres_dir: Path | None = None,
         return {field: ports[name] for field, name in fields.items() if name in ports}
 
     return ClusterStack(
-        spark=standalone.StandaloneCluster(home=home / "spark", workers=workers,
-                                           worker_memory=worker_memory,
-                                           **given(port="spark", webui_port="spark_webui")),
+        spark=standalone.StandaloneCluster(
+            home=home / "spark",
+            workers=workers,
+            worker_memory=worker_memory,
+            **given(port="spark", webui_port="spark_webui"),
+        ),
         postgres=postgres.PostgresServer(data_dir=postgres_dir, **given(port="postgres")),
         redis=redis.RedisServer(home=home / "redis", **given(port="redis")),
     )
@@ -105,8 +115,9 @@ def with_catalog(stack: ClusterStack, name: str, *, log=print) -> ClusterStack:
     ``<name>_registry``, so that a second lake (a test's, a staging copy) shares the
     servers without seeing the first one's databases, tables or feature views.
     """
-    other = dataclasses.replace(stack, metastore_db=f"{name}_metastore",
-                                registry_db=f"{name}_registry")
+    other = dataclasses.replace(
+        stack, metastore_db=f"{name}_metastore", registry_db=f"{name}_registry"
+    )
     ensure_catalog(other, log=log)
     return other
 
@@ -114,14 +125,18 @@ def with_catalog(stack: ClusterStack, name: str, *, log=print) -> ClusterStack:
 def up(stack: ClusterStack, *, log=print) -> dict[str, str]:
     """Start every server that is not running; return :func:`environment`."""
     postgres.start(stack.postgres)
-    log(f"cluster: PostgreSQL on {stack.postgres.host}:{stack.postgres.port} "
-        f"({stack.postgres.data_dir})")
+    log(
+        f"cluster: PostgreSQL on {stack.postgres.host}:{stack.postgres.port} "
+        f"({stack.postgres.data_dir})"
+    )
     ensure_catalog(stack, log=log)
     redis.start(stack.redis)
     log(f"cluster: Redis on {stack.redis.connection_string}")
     standalone.start(stack.spark)
-    log(f"cluster: Spark master {stack.spark.master_url} with {stack.spark.workers} workers "
-        f"(status http://{stack.spark.host}:{stack.spark.webui_port})")
+    log(
+        f"cluster: Spark master {stack.spark.master_url} with {stack.spark.workers} workers "
+        f"(status http://{stack.spark.host}:{stack.spark.webui_port})"
+    )
     return environment(stack)
 
 

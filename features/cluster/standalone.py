@@ -65,17 +65,19 @@ class StandaloneCluster:
 
 def _environment(cluster: StandaloneCluster) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({
-        "SPARK_HOME": str(lakehouse.spark_home()),
-        "SPARK_LOCAL_IP": cluster.host,
-        "SPARK_LOG_DIR": str(cluster.home),
-        # The daemons serve every lake: no lake's spark-defaults.conf (nor the install's
-        # spark-env.sh, which follows LAKEHOUSE_ROOT) is theirs.
-        "SPARK_CONF_DIR": str(cluster.home / "conf"),
-        "SPARK_DAEMON_JAVA_OPTS": "-Duser.timezone=UTC",
-        # Executors' Python workers run this environment's Python, as the driver does.
-        "PYSPARK_PYTHON": sys.executable,
-    })
+    env.update(
+        {
+            "SPARK_HOME": str(lakehouse.spark_home()),
+            "SPARK_LOCAL_IP": cluster.host,
+            "SPARK_LOG_DIR": str(cluster.home),
+            # The daemons serve every lake: no lake's spark-defaults.conf (nor the install's
+            # spark-env.sh, which follows LAKEHOUSE_ROOT) is theirs.
+            "SPARK_CONF_DIR": str(cluster.home / "conf"),
+            "SPARK_DAEMON_JAVA_OPTS": "-Duser.timezone=UTC",
+            # Executors' Python workers run this environment's Python, as the driver does.
+            "PYSPARK_PYTHON": sys.executable,
+        }
+    )
     return env
 
 
@@ -95,23 +97,54 @@ def start(cluster: StandaloneCluster, *, timeout_s: float = 120) -> StandaloneCl
     env = _environment(cluster)
     spark_class = str(lakehouse.spark_home() / "bin" / "spark-class")
     if not daemons.alive(cluster.pid_file("master")):
-        daemons.spawn([spark_class, MASTER_CLASS, "--host", cluster.host, "--port",
-                       str(cluster.port), "--webui-port", str(cluster.webui_port)],
-                      pid_file=cluster.pid_file("master"), log_file=cluster.log_file("master"),
-                      env=env)
-    daemons.wait_for_port(cluster.host, cluster.port, timeout_s=timeout_s, what="Spark master",
-                          pid_file=cluster.pid_file("master"),
-                          log_file=cluster.log_file("master"))
+        daemons.spawn(
+            [
+                spark_class,
+                MASTER_CLASS,
+                "--host",
+                cluster.host,
+                "--port",
+                str(cluster.port),
+                "--webui-port",
+                str(cluster.webui_port),
+            ],
+            pid_file=cluster.pid_file("master"),
+            log_file=cluster.log_file("master"),
+            env=env,
+        )
+    daemons.wait_for_port(
+        cluster.host,
+        cluster.port,
+        timeout_s=timeout_s,
+        what="Spark master",
+        pid_file=cluster.pid_file("master"),
+        log_file=cluster.log_file("master"),
+    )
     for name in cluster.daemons[1:]:
         if daemons.alive(cluster.pid_file(name)):
             continue
         work = cluster.home / name
         work.mkdir(exist_ok=True)
-        daemons.spawn([spark_class, WORKER_CLASS, "--host", cluster.host, "--cores",
-                       str(cluster.worker_cores), "--memory", cluster.worker_memory,
-                       "--work-dir", str(work), "--webui-port", "0", cluster.master_url],
-                      pid_file=cluster.pid_file(name), log_file=cluster.log_file(name),
-                      env=env)
+        daemons.spawn(
+            [
+                spark_class,
+                WORKER_CLASS,
+                "--host",
+                cluster.host,
+                "--cores",
+                str(cluster.worker_cores),
+                "--memory",
+                cluster.worker_memory,
+                "--work-dir",
+                str(work),
+                "--webui-port",
+                "0",
+                cluster.master_url,
+            ],
+            pid_file=cluster.pid_file(name),
+            log_file=cluster.log_file(name),
+            env=env,
+        )
     deadline = time.monotonic() + timeout_s
     while status(cluster).get("aliveworkers", 0) < cluster.workers:
         dead = [n for n in cluster.daemons if not daemons.alive(cluster.pid_file(n))]
@@ -120,7 +153,9 @@ def start(cluster: StandaloneCluster, *, timeout_s: float = 120) -> StandaloneCl
             raise daemons.DaemonError(
                 f"Spark standalone cluster at {cluster.master_url}: "
                 f"{status(cluster).get('aliveworkers', 0)} of {cluster.workers} workers alive"
-                + (f"; exited: {', '.join(dead)}" if dead else "") + f" (logs {logs})")
+                + (f"; exited: {', '.join(dead)}" if dead else "")
+                + f" (logs {logs})"
+            )
         time.sleep(1)
     return cluster
 

@@ -70,21 +70,26 @@ def source_frames(
 
     CSV and JSON sources are rendered as lines (``value``); usage keeps typed columns.
     """
+
     def dated(frame: DataFrame) -> DataFrame:
         return activity.usage_day_dates(cfg, frame)
 
     bills = billing.invoices(spark, cfg, state)
-    invoices = billing.csv_dirt(cfg, dated(billing.invoice_rows(cfg, bills)),
-                                salt="inv_dirt", key="invoice_id")
-    payments = billing.csv_dirt(cfg, dated(billing.payment_rows(cfg, bills)),
-                                salt="pay_dirt", key="payment_id")
+    invoices = billing.csv_dirt(
+        cfg, dated(billing.invoice_rows(cfg, bills)), salt="inv_dirt", key="invoice_id"
+    )
+    payments = billing.csv_dirt(
+        cfg, dated(billing.payment_rows(cfg, bills)), salt="pay_dirt", key="payment_id"
+    )
     grid = activity.customer_days(spark, cfg, state)
     return {
-        "customers": landing.csv_lines(dated(customers.customers_rows(cfg, state)),
-                                       SOURCES["customers"]),
+        "customers": landing.csv_lines(
+            dated(customers.customers_rows(cfg, state)), SOURCES["customers"]
+        ),
         "plans": landing.csv_lines(dated(customers.plans_rows(spark, cfg)), SOURCES["plans"]),
-        "subscriptions": landing.csv_lines(dated(customers.subscriptions_rows(cfg, state)),
-                                           SOURCES["subscriptions"]),
+        "subscriptions": landing.csv_lines(
+            dated(customers.subscriptions_rows(cfg, state)), SOURCES["subscriptions"]
+        ),
         "invoices": landing.csv_lines(invoices, SOURCES["invoices"]),
         "payments": landing.csv_lines(payments, SOURCES["payments"]),
         "churn": landing.csv_lines(dated(customers.churn_rows(cfg, state)), SOURCES["churn"]),
@@ -129,12 +134,23 @@ def generate(
     names = [n for n in frames if not sources or n in sources]
     rows = landing_counts(spark, root=root, dates=dates, names=names)
     seconds["count"] = time.perf_counter() - started
-    extra = sum(landing.add_file_dirt(
-        spark, root=root, source=SOURCES[name], dates=dates, seed=cfg.seed,
-        stray_file=cfg.dirt.stray_file, corrupt_file=cfg.dirt.corrupt_file) for name in names)
+    extra = sum(
+        landing.add_file_dirt(
+            spark,
+            root=root,
+            source=SOURCES[name],
+            dates=dates,
+            seed=cfg.seed,
+            stray_file=cfg.dirt.stray_file,
+            corrupt_file=cfg.dirt.corrupt_file,
+        )
+        for name in names
+    )
     if extra:
-        log(f"generate: {extra} file(s) that are not data or cannot be read put beside the "
-            "data (stray notes, truncated re-sends)")
+        log(
+            f"generate: {extra} file(s) that are not data or cannot be read put beside the "
+            "data (stray notes, truncated re-sends)"
+        )
     risk.write_truth(cfg, state)
     snapshots = risk.risk_snapshots(spark, cfg, state).cache()
     auc = risk.ceiling_auc(snapshots)
@@ -143,19 +159,27 @@ def generate(
     snapshots.unpersist()
     state.unpersist()
     summary = GenerationSummary(
-        config=cfg, landing_dir=root, rows=rows, churned=churned, ceiling_auc=auc,
-        auc_rows=int(auc_rows), seconds=seconds,
+        config=cfg,
+        landing_dir=root,
+        rows=rows,
+        churned=churned,
+        ceiling_auc=auc,
+        auc_rows=int(auc_rows),
+        seconds=seconds,
     )
     _record(spark, summary, positives=int(positives or 0))
     auc_text = "n/a" if auc is None else f"{auc:.3f}"
-    log(f"generate: {sum(rows.values()):,} records over {cfg.days} days for {cfg.customers:,} "
+    log(
+        f"generate: {sum(rows.values()):,} records over {cfg.days} days for {cfg.customers:,} "
         f"customers; {churned} churned; ceiling AUC (hidden risk score, churn within "
-        f"{cfg.horizon_days} days) = {auc_text} on {auc_rows} customer-snapshots")
+        f"{cfg.horizon_days} days) = {auc_text} on {auc_rows} customer-snapshots"
+    )
     return summary
 
 
-def landing_counts(spark: SparkSession, *, root: str, dates: list[dt.date],
-                   names: list[str]) -> dict[str, int]:
+def landing_counts(
+    spark: SparkSession, *, root: str, dates: list[dt.date], names: list[str]
+) -> dict[str, int]:
     """Records per source in the landing folders of ``dates``, counted by Spark's own
     readers (CSV records as RFC 4180 reads them, headers excluded): the independent count
     ingestion's balance is checked against."""
@@ -165,8 +189,11 @@ def landing_counts(spark: SparkSession, *, root: str, dates: list[dt.date],
         source = SOURCES[name]
         folder = jvm.org.apache.hadoop.fs.Path(f"{root}/{name}")
         fs = folder.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-        paths = [f"{root}/{name}/{d.isoformat()}" for d in dates
-                 if fs.exists(jvm.org.apache.hadoop.fs.Path(f"{root}/{name}/{d.isoformat()}"))]
+        paths = [
+            f"{root}/{name}/{d.isoformat()}"
+            for d in dates
+            if fs.exists(jvm.org.apache.hadoop.fs.Path(f"{root}/{name}/{d.isoformat()}"))
+        ]
         if not paths:
             counts[name] = 0
         elif source.file_format == "parquet":
@@ -186,8 +213,12 @@ def dirt_counts(spark: SparkSession, cfg: GeneratorConfig) -> dict[tuple[str, st
     state = customers.customer_state(spark, cfg)
     out: dict[tuple[str, str], int] = {}
     for name, frame in source_frames(spark, cfg, state).items():
-        rows = frame.where(F.col("dirt").isNotNull() & (F.col("copy") == 1)) \
-            .groupBy("dirt").count().collect()
+        rows = (
+            frame.where(F.col("dirt").isNotNull() & (F.col("copy") == 1))
+            .groupBy("dirt")
+            .count()
+            .collect()
+        )
         out.update({(name, row["dirt"]): int(row["count"]) for row in rows})
     return out
 
@@ -196,8 +227,18 @@ def _record(spark: SparkSession, summary: GenerationSummary, *, positives: int) 
     """Append the run to ``ops.generator_runs``."""
     cfg = summary.config
     spark.sql(f"create table if not exists ops.generator_runs ({GENERATOR_RUNS_DDL}) using delta")
-    row = (cfg.seed, cfg.customers, cfg.days, cfg.start, summary.rows, summary.churned,
-           summary.ceiling_auc, summary.auc_rows, positives,
-           dt.datetime.now(dt.UTC).replace(tzinfo=None))
-    spark.createDataFrame([row], GENERATOR_RUNS_DDL).write.format("delta").mode("append") \
-        .saveAsTable("ops.generator_runs")
+    row = (
+        cfg.seed,
+        cfg.customers,
+        cfg.days,
+        cfg.start,
+        summary.rows,
+        summary.churned,
+        summary.ceiling_auc,
+        summary.auc_rows,
+        positives,
+        dt.datetime.now(dt.UTC).replace(tzinfo=None),
+    )
+    spark.createDataFrame([row], GENERATOR_RUNS_DDL).write.format("delta").mode(
+        "append"
+    ).saveAsTable("ops.generator_runs")

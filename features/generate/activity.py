@@ -13,8 +13,17 @@ UNKNOWN_CUSTOMER_OFFSET = 1_000_000_000
 LATE_MAX_DAYS = 5
 
 _GRID_COLUMNS = [
-    "customer_id", "active_day", "churn_day", "onset_day", "episode_end", "usage_mult",
-    "drop_base", "roam_p", "home_cell", "late_p", "region",
+    "customer_id",
+    "active_day",
+    "churn_day",
+    "onset_day",
+    "episode_end",
+    "usage_mult",
+    "drop_base",
+    "roam_p",
+    "home_cell",
+    "late_p",
+    "region",
 ]
 
 
@@ -53,7 +62,8 @@ def customer_days(
         "*",
         episode.alias("is_episode"),
         F.when(episode, (day - F.col("onset_day")) / (F.col("episode_end") - F.col("onset_day")))
-        .otherwise(0.0).alias("episode_progress"),
+        .otherwise(0.0)
+        .alias("episode_progress"),
     )
 
 
@@ -79,34 +89,48 @@ def usage_events(cfg: GeneratorConfig, grid: DataFrame) -> DataFrame:
         return uniform(seed, salt, cid, day, seq)
 
     kind = weighted([("call", 0.3), ("sms", 0.3), ("data", 0.4)], u("type"))
-    frame = frame.select("*", kind.alias("event_type"), dirt_kind(u("dirt"), [
-        ("negative_duration", dirt.negative_duration),
-        ("unknown_customer", dirt.unknown_customer),
-        ("missing_key", dirt.missing_key),
-        ("duplicate", dirt.duplicate),
-        ("late", dirt.late),
-        ("out_of_range", dirt.out_of_range),
-    ]).alias("dirt"))
+    frame = frame.select(
+        "*",
+        kind.alias("event_type"),
+        dirt_kind(
+            u("dirt"),
+            [
+                ("negative_duration", dirt.negative_duration),
+                ("unknown_customer", dirt.unknown_customer),
+                ("missing_key", dirt.missing_key),
+                ("duplicate", dirt.duplicate),
+                ("late", dirt.late),
+                ("out_of_range", dirt.out_of_range),
+            ],
+        ).alias("dirt"),
+    )
     etype, kind_of = F.col("event_type"), F.col("dirt")
     duration = F.when(etype == "call", 1 + F.floor(-180.0 * F.log(1.0 - u("dur"))))
     duration = duration.when(etype == "data", 30 + F.floor(-600.0 * F.log(1.0 - u("dur"))))
-    duration = F.when(kind_of == "negative_duration", -F.coalesce(duration, F.lit(0)) - 1) \
-        .when(kind_of == "out_of_range", F.lit(2**31 - 1)).otherwise(duration).cast("int")
+    duration = (
+        F.when(kind_of == "negative_duration", -F.coalesce(duration, F.lit(0)) - 1)
+        .when(kind_of == "out_of_range", F.lit(2**31 - 1))
+        .otherwise(duration)
+        .cast("int")
+    )
     drop_p = F.col("drop_base") * (1.0 + 2.5 * F.col("is_episode").cast("double"))
     cell = F.when(u("away") < 0.8, F.col("home_cell")).otherwise(
         F.format_string("cell-%04d", F.floor(u("cell") * 500).cast("int"))
     )
     events = frame.select(
         F.when(kind_of == "missing_key", F.lit(None).cast("string"))
-        .otherwise(F.format_string("e%d-%d-%d", cid, day, seq)).alias("event_id"),
+        .otherwise(F.format_string("e%d-%d-%d", cid, day, seq))
+        .alias("event_id"),
         F.when(kind_of == "unknown_customer", cid + UNKNOWN_CUSTOMER_OFFSET)
-        .otherwise(cid).alias("customer_id"),
+        .otherwise(cid)
+        .alias("customer_id"),
         day_time(cfg, day, F.floor(u("time") * 86400)).alias("event_at"),
         etype.alias("event_type"),
         duration.alias("duration_s"),
-        F.when(etype == "data", F.floor(-20e6 * F.log(1.0 - u("bytes"))
-                                        * data_factor(cfg, day)).cast("long"))
-        .alias("bytes"),
+        F.when(
+            etype == "data",
+            F.floor(-20e6 * F.log(1.0 - u("bytes")) * data_factor(cfg, day)).cast("long"),
+        ).alias("bytes"),
         F.when(etype == "call", u("drop") < drop_p).otherwise(F.lit(False)).alias("is_dropped"),
         (u("roam") < F.col("roam_p")).alias("is_roaming"),
         cell.alias("cell_id"),
@@ -114,9 +138,9 @@ def usage_events(cfg: GeneratorConfig, grid: DataFrame) -> DataFrame:
         kind_of.alias("dirt"),
         F.when(kind_of == "duplicate", 2).otherwise(1).alias("copies"),
     )
-    return events.select(
-        "*", F.explode(F.sequence(F.lit(1), F.col("copies"))).alias("copy")
-    ).drop("copies")
+    return events.select("*", F.explode(F.sequence(F.lit(1), F.col("copies"))).alias("copy")).drop(
+        "copies"
+    )
 
 
 _SUMMARIES = {
@@ -158,8 +182,11 @@ def _template(category: Column, u: Column) -> Column:
     """Pick a summary of the chat's category."""
     expr = None
     for name, texts in _SUMMARIES.items():
-        expr = (F.when(category == name, pick(texts, u)) if expr is None
-                else expr.when(category == name, pick(texts, u)))
+        expr = (
+            F.when(category == name, pick(texts, u))
+            if expr is None
+            else expr.when(category == name, pick(texts, u))
+        )
     return expr
 
 
@@ -167,8 +194,9 @@ def _tags(category: Column) -> Column:
     expr = None
     for name, tags in _TAGS.items():
         value = F.array(*[F.lit(tag) for tag in tags])
-        expr = (F.when(category == name, value) if expr is None
-                else expr.when(category == name, value))
+        expr = (
+            F.when(category == name, value) if expr is None else expr.when(category == name, value)
+        )
     return expr
 
 
@@ -181,58 +209,84 @@ def support_chats(cfg: GeneratorConfig, grid: DataFrame) -> DataFrame:
         return uniform(seed, salt, cid, day)
 
     episode = F.col("is_episode")
-    p_chat = 0.01 + 0.12 * episode.cast("double") + 0.1 * F.col("drop_base") \
-        + 0.05 * F.col("late_p")
+    p_chat = (
+        0.01 + 0.12 * episode.cast("double") + 0.1 * F.col("drop_base") + 0.05 * F.col("late_p")
+    )
     frame = grid.where(u("chat") < p_chat)
     category = F.when(episode & (u("angry") < 0.7), "angry").otherwise(
         weighted([("question", 0.55), ("complaint", 0.3), ("praise", 0.15)], u("category"))
     )
-    frame = frame.select("*", category.alias("category"), dirt_kind(u("dirt"), [
-        ("malformed", dirt.malformed),
-        ("unparseable_timestamp", dirt.unparseable_timestamp),
-        ("unknown_customer", dirt.unknown_customer),
-        ("missing_key", dirt.missing_key),
-        ("duplicate", dirt.duplicate),
-        ("late", dirt.late),
-        ("invalid_encoding", dirt.invalid_encoding),
-    ]).alias("dirt"))
+    frame = frame.select(
+        "*",
+        category.alias("category"),
+        dirt_kind(
+            u("dirt"),
+            [
+                ("malformed", dirt.malformed),
+                ("unparseable_timestamp", dirt.unparseable_timestamp),
+                ("unknown_customer", dirt.unknown_customer),
+                ("missing_key", dirt.missing_key),
+                ("duplicate", dirt.duplicate),
+                ("late", dirt.late),
+                ("invalid_encoding", dirt.invalid_encoding),
+            ],
+        ).alias("dirt"),
+    )
     cat, kind = F.col("category"), F.col("dirt")
     chat_at = F.date_format(
         day_time(cfg, day, 8 * 3600 + F.floor(u("time") * 12 * 3600)), "yyyy-MM-dd'T'HH:mm:ss'Z'"
     )
-    csat = F.when(cat == "angry", 1 + F.floor(u("csat") * 2)) \
-        .when(cat == "complaint", 2 + F.floor(u("csat") * 3)) \
-        .otherwise(3 + F.floor(u("csat") * 3)).cast("int")
+    csat = (
+        F.when(cat == "angry", 1 + F.floor(u("csat") * 2))
+        .when(cat == "complaint", 2 + F.floor(u("csat") * 3))
+        .otherwise(3 + F.floor(u("csat") * 3))
+        .cast("int")
+    )
     record = F.struct(
         F.when(kind == "missing_key", F.lit(None).cast("string"))
-        .otherwise(F.format_string("h%d-%d", cid, day)).alias("chat_id"),
+        .otherwise(F.format_string("h%d-%d", cid, day))
+        .alias("chat_id"),
         F.when(kind == "unknown_customer", cid + UNKNOWN_CUSTOMER_OFFSET)
-        .otherwise(cid).alias("customer_id"),
+        .otherwise(cid)
+        .alias("customer_id"),
         F.when(kind == "unparseable_timestamp", F.lit("31/02/2026 25:61"))
-        .otherwise(chat_at).alias("chat_at"),
+        .otherwise(chat_at)
+        .alias("chat_at"),
         pick(["chat", "phone", "email", "app"], u("channel")).alias("channel"),
-        F.when(kind == "invalid_encoding",
-               F.concat(_template(cat, u("summary")), F.lit(f" {_LATIN1_MARK}")))
-        .otherwise(_template(cat, u("summary"))).alias("summary"),
+        F.when(
+            kind == "invalid_encoding",
+            F.concat(_template(cat, u("summary")), F.lit(f" {_LATIN1_MARK}")),
+        )
+        .otherwise(_template(cat, u("summary")))
+        .alias("summary"),
         F.when(u("has_tags") < 0.8, _tags(cat)).alias("tags"),
-        F.when(u("has_agent") < 0.9, F.struct(
-            F.format_string("a%03d", F.floor(u("agent") * 40).cast("int")).alias("agent_id"),
-            pick(["care", "billing", "network", "retention"], u("team")).alias("team"),
-            F.floor(u("tenure") * 60).cast("int").alias("tenure_months"),
-        )).alias("agent"),
-        F.when(u("has_resolution") < 0.85, F.struct(
-            F.when(cat == "angry", pick(["open", "escalated"], u("status")))
-            .otherwise(pick(["resolved", "resolved", "open"], u("status"))).alias("status"),
-            F.when(u("has_csat") < 0.7, csat).alias("csat"),
-            ((cat == "angry") & (u("escalated") < 0.5)).alias("is_escalated"),
-        )).alias("resolution"),
+        F.when(
+            u("has_agent") < 0.9,
+            F.struct(
+                F.format_string("a%03d", F.floor(u("agent") * 40).cast("int")).alias("agent_id"),
+                pick(["care", "billing", "network", "retention"], u("team")).alias("team"),
+                F.floor(u("tenure") * 60).cast("int").alias("tenure_months"),
+            ),
+        ).alias("agent"),
+        F.when(
+            u("has_resolution") < 0.85,
+            F.struct(
+                F.when(cat == "angry", pick(["open", "escalated"], u("status")))
+                .otherwise(pick(["resolved", "resolved", "open"], u("status")))
+                .alias("status"),
+                F.when(u("has_csat") < 0.7, csat).alias("csat"),
+                ((cat == "angry") & (u("escalated") < 0.5)).alias("is_escalated"),
+            ),
+        ).alias("resolution"),
     )
     line = F.to_json(record)
     line = F.when(kind == "malformed", F.substring(line, 1, 40)).otherwise(line)
     # Spark strings are bytes: a Latin-1 "é" (0xE9) put in place of the mark stays invalid
     # UTF-8 in the file, as a feed that mixes encodings sends it.
-    line = F.when(kind == "invalid_encoding", F.replace(
-        line, F.lit(_LATIN1_MARK), F.unbase64(F.lit("6Q==")).cast("string"))).otherwise(line)
+    line = F.when(
+        kind == "invalid_encoding",
+        F.replace(line, F.lit(_LATIN1_MARK), F.unbase64(F.lit("6Q==")).cast("string")),
+    ).otherwise(line)
     chats = frame.select(
         line.alias("value"),
         landing_day(cfg, day, kind == "late", u("late")).alias("day"),
@@ -241,9 +295,9 @@ def support_chats(cfg: GeneratorConfig, grid: DataFrame) -> DataFrame:
         kind.alias("dirt"),
         F.when(kind == "duplicate", 2).otherwise(1).alias("copies"),
     )
-    return chats.select(
-        "*", F.explode(F.sequence(F.lit(1), F.col("copies"))).alias("copy")
-    ).drop("copies")
+    return chats.select("*", F.explode(F.sequence(F.lit(1), F.col("copies"))).alias("copy")).drop(
+        "copies"
+    )
 
 
 def usage_day_dates(cfg: GeneratorConfig, frame: DataFrame) -> DataFrame:

@@ -28,8 +28,17 @@ def invoices(spark: SparkSession, cfg: GeneratorConfig, state: DataFrame) -> Dat
     grid = grid.select(
         F.expr(f"id div {n}").cast("int").alias("day"), (F.col("id") % n + 1).alias("customer_id")
     )
-    cols = ["customer_id", "signup_day", "active_day", "churn_day", "change_day", "plan0",
-            "plan1", "late_p", "fail_p"]
+    cols = [
+        "customer_id",
+        "signup_day",
+        "active_day",
+        "churn_day",
+        "change_day",
+        "plan0",
+        "plan1",
+        "late_p",
+        "fail_p",
+    ]
     frame = grid.join(F.broadcast(state.select(*cols)), "customer_id")
     day = F.col("day")
     bill_dom = F.least(F.dayofmonth(day_date(cfg, F.col("signup_day"))), F.lit(28))
@@ -45,7 +54,8 @@ def invoices(spark: SparkSession, cfg: GeneratorConfig, state: DataFrame) -> Dat
         "customer_id",
         day.alias("day"),
         _price(cfg, plan, day).alias("amount"),
-        "late_p", "fail_p",
+        "late_p",
+        "fail_p",
     )
 
 
@@ -53,7 +63,8 @@ def invoice_rows(cfg: GeneratorConfig, bills: DataFrame) -> DataFrame:
     """Invoice records in the landing contract (day = issue day)."""
     day = F.col("day")
     return bills.select(
-        "invoice_id", "customer_id",
+        "invoice_id",
+        "customer_id",
         day_date(cfg, day).alias("invoice_date"),
         day_date(cfg, day).alias("period_start"),
         F.date_sub(F.add_months(day_date(cfg, day), 1), 1).alias("period_end"),
@@ -68,38 +79,63 @@ def payment_rows(cfg: GeneratorConfig, bills: DataFrame) -> DataFrame:
     """Payments: on time (1-13 days), late (15-30 days) or failed at the due date then retried."""
     iid = F.col("invoice_id")
     u_status = uniform(cfg.seed, "pay", iid)
-    status = F.when(u_status < F.col("fail_p"), "failed") \
-        .when(u_status < F.col("fail_p") + F.col("late_p"), "late").otherwise("on_time")
-    delay = F.when(status == "on_time", 1 + F.floor(uniform(cfg.seed, "pay_d", iid) * 13)) \
-        .when(status == "late", 15 + F.floor(uniform(cfg.seed, "pay_d", iid) * 16)) \
-        .otherwise(14).cast("int")
+    status = (
+        F.when(u_status < F.col("fail_p"), "failed")
+        .when(u_status < F.col("fail_p") + F.col("late_p"), "late")
+        .otherwise("on_time")
+    )
+    delay = (
+        F.when(status == "on_time", 1 + F.floor(uniform(cfg.seed, "pay_d", iid) * 13))
+        .when(status == "late", 15 + F.floor(uniform(cfg.seed, "pay_d", iid) * 16))
+        .otherwise(14)
+        .cast("int")
+    )
     first = bills.select(
-        (iid * 10 + 1).alias("payment_id"), "invoice_id", "customer_id", "amount",
-        status.alias("status"), (F.col("day") + delay).alias("day"),
+        (iid * 10 + 1).alias("payment_id"),
+        "invoice_id",
+        "customer_id",
+        "amount",
+        status.alias("status"),
+        (F.col("day") + delay).alias("day"),
     )
     retry = first.where(F.col("status") == "failed").select(
-        (F.col("invoice_id") * 10 + 2).alias("payment_id"), "invoice_id", "customer_id",
-        "amount", F.lit("late").alias("status"),
+        (F.col("invoice_id") * 10 + 2).alias("payment_id"),
+        "invoice_id",
+        "customer_id",
+        "amount",
+        F.lit("late").alias("status"),
         (F.col("day") + 7 + F.floor(uniform(cfg.seed, "retry", F.col("invoice_id")) * 10))
-        .cast("int").alias("day"),
+        .cast("int")
+        .alias("day"),
     )
     frame = first.unionByName(retry).where(F.col("day") < cfg.days)
     seconds = F.floor(uniform(cfg.seed, "pay_t", F.col("payment_id")) * 86400)
     return frame.select(
-        "payment_id", "invoice_id", "customer_id", "amount", "status",
-        day_time(cfg, F.col("day"), seconds).alias("paid_at"), "day",
+        "payment_id",
+        "invoice_id",
+        "customer_id",
+        "amount",
+        "status",
+        day_time(cfg, F.col("day"), seconds).alias("paid_at"),
+        "day",
     )
 
 
 def csv_dirt(cfg: GeneratorConfig, frame: DataFrame, *, salt: str, key: str) -> DataFrame:
     """Add a ``dirt`` column to a billing extract (one kind per record at most)."""
     dirt = cfg.dirt
-    return frame.withColumn("dirt", dirt_kind(uniform(cfg.seed, salt, F.col(key)), [
-        ("malformed", dirt.malformed),
-        ("unparseable_timestamp", dirt.unparseable_timestamp),
-        ("unknown_customer", dirt.unknown_customer),
-        ("missing_key", dirt.missing_key),
-        ("duplicate", dirt.duplicate),
-        ("non_finite", dirt.non_finite),
-        ("wrong_type", dirt.wrong_type),
-    ]))
+    return frame.withColumn(
+        "dirt",
+        dirt_kind(
+            uniform(cfg.seed, salt, F.col(key)),
+            [
+                ("malformed", dirt.malformed),
+                ("unparseable_timestamp", dirt.unparseable_timestamp),
+                ("unknown_customer", dirt.unknown_customer),
+                ("missing_key", dirt.missing_key),
+                ("duplicate", dirt.duplicate),
+                ("non_finite", dirt.non_finite),
+                ("wrong_type", dirt.wrong_type),
+            ],
+        ),
+    )

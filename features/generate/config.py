@@ -62,8 +62,12 @@ CHANGE_KINDS: dict[str, tuple[str, ...]] = {
     # kind: the churn_v1 features it moves (the windows dilute it: a 90-day sum moves by a
     # 90th of the change per day, a 7-day one by a 7th)
     "data_drop": ("data_mb_7d", "data_mb_30d", "data_mb_90d"),
-    "price_rise": ("monthly_charge", "monthly_charge_change_90d", "last_invoice_amount",
-                   "open_balance"),
+    "price_rise": (
+        "monthly_charge",
+        "monthly_charge_change_90d",
+        "last_invoice_amount",
+        "open_balance",
+    ),
 }
 
 
@@ -94,12 +98,14 @@ class Change:
         if self.kind not in CHANGE_KINDS:
             raise ValueError(f"change: unknown kind {self.kind!r}; one of {sorted(CHANGE_KINDS)}")
         if self.day < 1 or self.factor <= 0:
-            raise ValueError(f"change: day must be >= 1 and factor > 0, got day={self.day} "
-                             f"factor={self.factor}")
+            raise ValueError(
+                f"change: day must be >= 1 and factor > 0, got day={self.day} factor={self.factor}"
+            )
         targets = [*REGIONS, "all"] if self.kind == "data_drop" else [p[0] for p in PLANS]
         if self.target not in targets:
-            raise ValueError(f"change: {self.kind} target {self.target!r} is none of "
-                             f"{', '.join(targets)}")
+            raise ValueError(
+                f"change: {self.kind} target {self.target!r} is none of {', '.join(targets)}"
+            )
 
     @property
     def moves(self) -> tuple[str, ...]:
@@ -114,9 +120,11 @@ class Change:
         for part in filter(None, (piece.strip() for piece in text.split(","))):
             key, sep, value = part.partition("=")
             if not sep or key not in fields:
-                raise ValueError(f"change {text!r}: expected key=value pairs of "
-                                 f"{', '.join(fields)} (e.g. kind=data_drop,day=60,"
-                                 "target=north,factor=0.3)")
+                raise ValueError(
+                    f"change {text!r}: expected key=value pairs of "
+                    f"{', '.join(fields)} (e.g. kind=data_drop,day=60,"
+                    "target=north,factor=0.3)"
+                )
             values[key] = {"day": int, "factor": float}.get(key, str)(value)
         if "kind" not in values or "day" not in values:
             raise ValueError(f"change {text!r}: kind= and day= are required")

@@ -57,13 +57,16 @@ def customer_state(spark: SparkSession, cfg: GeneratorConfig) -> DataFrame:
     frame = frame.select(
         "customer_id",
         F.when(u("new") < cfg.new_customer_share, F.floor(u("signup") * cfg.days))
-        .otherwise(-1 - F.floor(u("age") * 1000)).cast("int").alias("signup_day"),
+        .otherwise(-1 - F.floor(u("age") * 1000))
+        .cast("int")
+        .alias("signup_day"),
         pick(REGIONS, u("region")).alias("region"),
         weighted([("consumer", 0.8), ("business", 0.2)], u("segment")).alias("segment"),
         (1950 + F.floor(u("birth") * 55)).cast("int").alias("birth_year"),
         weighted(CONTRACTS, u("contract")).alias("contract_type"),
-        weighted([("basic", 0.3), ("standard", 0.35), ("plus", 0.25), ("max", 0.1)],
-                 u("plan")).alias("plan0"),
+        weighted(
+            [("basic", 0.3), ("standard", 0.35), ("plus", 0.25), ("max", 0.1)], u("plan")
+        ).alias("plan0"),
         (0.02 + 0.12 * F.pow(u("network"), 2)).alias("drop_base"),
         F.pow(u("stress"), 3).alias("stress"),
         (0.4 + 1.2 * u("intensity")).alias("usage_mult"),
@@ -90,7 +93,8 @@ def customer_state(spark: SparkSession, cfg: GeneratorConfig) -> DataFrame:
     log_hazard = (
         F.lit(math.log(cfg.base_hazard))
         + F.when(F.col("contract_type") == "month-to-month", 0.9)
-        .when(F.col("contract_type") == "two-year", -0.6).otherwise(0.0)
+        .when(F.col("contract_type") == "two-year", -0.6)
+        .otherwise(0.0)
         + 12.0 * (F.col("drop_base") - 0.06)
         + 5.0 * (F.col("late_p") - 0.10)
         + F.col("noise")
@@ -117,7 +121,8 @@ def customer_state(spark: SparkSession, cfg: GeneratorConfig) -> DataFrame:
         "*",
         (F.col("onset_day") + delay).alias("episode_end"),
         F.when(churns & (F.col("onset_day") + delay < cfg.days), F.col("onset_day") + delay)
-        .cast("int").alias("churn_day"),
+        .cast("int")
+        .alias("churn_day"),
     )
     return frame
 
@@ -138,34 +143,52 @@ def churn_reason(cfg: GeneratorConfig) -> Column:
         F.when(F.col("is_price_exposed") & (F.col("churn_day") >= cfg.rise_day), "price")
         .when(F.col("drop_base") > 0.09, "network")
         .when(F.col("late_p") > 0.15, "billing")
-        .otherwise(pick(["competitor", "competitor", "service", "moving"],
-                        uniform(cfg.seed, "reason", F.col("customer_id"))))
+        .otherwise(
+            pick(
+                ["competitor", "competitor", "service", "moving"],
+                uniform(cfg.seed, "reason", F.col("customer_id")),
+            )
+        )
     )
 
 
 def customers_rows(cfg: GeneratorConfig, state: DataFrame) -> DataFrame:
     """Customer records: one at activation, a second for the 5% whose segment changes."""
     u = uniform(cfg.seed, "update", F.col("customer_id"))
-    update_day = F.col("active_day") + 1 + F.floor(
-        uniform(cfg.seed, "update_day", F.col("customer_id")) * (cfg.days - F.col("active_day"))
+    update_day = (
+        F.col("active_day")
+        + 1
+        + F.floor(
+            uniform(cfg.seed, "update_day", F.col("customer_id")) * (cfg.days - F.col("active_day"))
+        )
     )
     base = state.select(
-        "customer_id", "signup_day", "region", "segment", "birth_year",
+        "customer_id",
+        "signup_day",
+        "region",
+        "segment",
+        "birth_year",
         F.col("active_day").alias("day"),
     )
     updated = state.where(
-        (u < 0.05) & (update_day < cfg.days)
+        (u < 0.05)
+        & (update_day < cfg.days)
         & (F.col("churn_day").isNull() | (update_day < F.col("churn_day")))
     ).select(
-        "customer_id", "signup_day", "region",
+        "customer_id",
+        "signup_day",
+        "region",
         F.when(F.col("segment") == "consumer", "business").otherwise("consumer").alias("segment"),
-        "birth_year", update_day.cast("int").alias("day"),
+        "birth_year",
+        update_day.cast("int").alias("day"),
     )
     seconds = F.floor(uniform(cfg.seed, "cust_t", F.col("customer_id"), F.col("day")) * 3600 * 6)
     return base.unionByName(updated).select(
         "customer_id",
         day_date(cfg, F.col("signup_day")).alias("signup_date"),
-        "region", "segment", "birth_year",
+        "region",
+        "segment",
+        "birth_year",
         day_time(cfg, F.col("day"), seconds).alias("updated_at"),
         "day",
     )
@@ -177,11 +200,16 @@ def price_steps(cfg: GeneratorConfig) -> dict[str, list[tuple[int, float]]]:
     day)."""
     steps: dict[str, list[tuple[int, float]]] = {}
     for pid, _, price, _ in PLANS:
-        moves = [(cfg.rise_day, RAISED_PLANS[pid])] if pid in RAISED_PLANS \
-            and cfg.rise_day < cfg.days else []
-        moves += [(change.day, change.factor) for change in cfg.changes
-                  if change.kind == "price_rise" and change.target == pid
-                  and change.day < cfg.days]
+        moves = (
+            [(cfg.rise_day, RAISED_PLANS[pid])]
+            if pid in RAISED_PLANS and cfg.rise_day < cfg.days
+            else []
+        )
+        moves += [
+            (change.day, change.factor)
+            for change in cfg.changes
+            if change.kind == "price_rise" and change.target == pid and change.day < cfg.days
+        ]
         current, timeline = price, [(-365, price)]
         for day, factor in sorted(moves):
             current = round(current * factor, 2)
@@ -196,15 +224,20 @@ def plans_rows(spark: SparkSession, cfg: GeneratorConfig) -> DataFrame:
     names = {pid: (name, gb) for pid, name, _, gb in PLANS}
     rows = [
         (pid, names[pid][0], price, names[pid][1], day, max(day, 0))
-        for pid, timeline in price_steps(cfg).items() for day, price in timeline
+        for pid, timeline in price_steps(cfg).items()
+        for day, price in timeline
         if day == timeline[0][0] or day > 0
     ]
     frame = spark.createDataFrame(
-        rows, "plan_id string, plan_name string, monthly_price double, data_gb int, "
+        rows,
+        "plan_id string, plan_name string, monthly_price double, data_gb int, "
         "effective_day int, day int",
     )
     return frame.select(
-        "plan_id", "plan_name", "monthly_price", "data_gb",
+        "plan_id",
+        "plan_name",
+        "monthly_price",
+        "data_gb",
         day_date(cfg, F.col("effective_day")).alias("effective_from"),
         day_time(cfg, F.col("day"), F.lit(0)).alias("updated_at"),
         "day",
@@ -217,37 +250,52 @@ def subscriptions_rows(cfg: GeneratorConfig, state: DataFrame) -> DataFrame:
     churn = F.col("churn_day")
     changed = F.col("change_day").isNotNull() & (churn.isNull() | (F.col("change_day") < churn))
     first = state.select(
-        (cid * 10 + 1).alias("subscription_id"), "customer_id",
-        F.col("plan0").alias("plan_id"), "contract_type",
-        F.col("signup_day").alias("start_day"), F.lit(None).cast("int").alias("end_day"),
+        (cid * 10 + 1).alias("subscription_id"),
+        "customer_id",
+        F.col("plan0").alias("plan_id"),
+        "contract_type",
+        F.col("signup_day").alias("start_day"),
+        F.lit(None).cast("int").alias("end_day"),
         F.col("active_day").alias("day"),
     )
     closed = state.where(changed).select(
-        (cid * 10 + 1).alias("subscription_id"), "customer_id",
-        F.col("plan0").alias("plan_id"), "contract_type",
-        F.col("signup_day").alias("start_day"), (F.col("change_day") - 1).alias("end_day"),
+        (cid * 10 + 1).alias("subscription_id"),
+        "customer_id",
+        F.col("plan0").alias("plan_id"),
+        "contract_type",
+        F.col("signup_day").alias("start_day"),
+        (F.col("change_day") - 1).alias("end_day"),
         F.col("change_day").alias("day"),
     )
     second = state.where(changed).select(
-        (cid * 10 + 2).alias("subscription_id"), "customer_id",
-        F.col("plan1").alias("plan_id"), "contract_type",
-        F.col("change_day").alias("start_day"), F.lit(None).cast("int").alias("end_day"),
+        (cid * 10 + 2).alias("subscription_id"),
+        "customer_id",
+        F.col("plan1").alias("plan_id"),
+        "contract_type",
+        F.col("change_day").alias("start_day"),
+        F.lit(None).cast("int").alias("end_day"),
         F.col("change_day").alias("day"),
     )
     ended = state.where(churn.isNotNull()).select(
-        (cid * 10 + F.when(changed, 2).otherwise(1)).alias("subscription_id"), "customer_id",
+        (cid * 10 + F.when(changed, 2).otherwise(1)).alias("subscription_id"),
+        "customer_id",
         F.when(changed, F.col("plan1")).otherwise(F.col("plan0")).alias("plan_id"),
         "contract_type",
         F.when(changed, F.col("change_day")).otherwise(F.col("signup_day")).alias("start_day"),
-        churn.alias("end_day"), churn.alias("day"),
+        churn.alias("end_day"),
+        churn.alias("day"),
     )
     frame = first.unionByName(closed).unionByName(second).unionByName(ended)
     return frame.select(
-        "subscription_id", "customer_id", "plan_id", "contract_type",
+        "subscription_id",
+        "customer_id",
+        "plan_id",
+        "contract_type",
         day_date(cfg, F.col("start_day")).alias("start_date"),
         day_date(cfg, F.col("end_day")).alias("end_date"),
-        day_time(cfg, F.col("day"), F.lit(7 * 3600) + F.col("subscription_id") % 3600)
-        .alias("updated_at"),
+        day_time(cfg, F.col("day"), F.lit(7 * 3600) + F.col("subscription_id") % 3600).alias(
+            "updated_at"
+        ),
         "day",
     )
 
@@ -258,8 +306,11 @@ def churn_rows(cfg: GeneratorConfig, state: DataFrame) -> DataFrame:
     return state.where(F.col("churn_day").isNotNull()).select(
         "customer_id",
         day_time(cfg, F.col("churn_day"), seconds).alias("churned_at"),
-        F.when(uniform(cfg.seed, "reason_note", F.col("customer_id")) < cfg.dirt.quoted_newline,
-               F.concat(churn_reason(cfg), F.lit("\n(noted by the agent)")))
-        .otherwise(churn_reason(cfg)).alias("reason"),
+        F.when(
+            uniform(cfg.seed, "reason_note", F.col("customer_id")) < cfg.dirt.quoted_newline,
+            F.concat(churn_reason(cfg), F.lit("\n(noted by the agent)")),
+        )
+        .otherwise(churn_reason(cfg))
+        .alias("reason"),
         F.col("churn_day").alias("day"),
     )

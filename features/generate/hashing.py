@@ -35,8 +35,11 @@ def weighted(options: list[tuple[str, float]], u: Column) -> Column:
     expr, cumulative = None, 0.0
     for value, weight in options[:-1]:
         cumulative += weight / total
-        expr = (F.when(u < cumulative, F.lit(value)) if expr is None
-                else expr.when(u < cumulative, F.lit(value)))
+        expr = (
+            F.when(u < cumulative, F.lit(value))
+            if expr is None
+            else expr.when(u < cumulative, F.lit(value))
+        )
     last = F.lit(options[-1][0])
     return last if expr is None else expr.otherwise(last)
 
@@ -48,6 +51,9 @@ def dirt_kind(u: Column, rates: list[tuple[str, float]]) -> Column:
         if rate <= 0:
             continue
         cumulative += rate
-        expr = (F.when(u < cumulative, F.lit(kind)) if expr is None
-                else expr.when(u < cumulative, F.lit(kind)))
+        expr = (
+            F.when(u < cumulative, F.lit(kind))
+            if expr is None
+            else expr.when(u < cumulative, F.lit(kind))
+        )
     return F.lit(None).cast("string") if expr is None else expr

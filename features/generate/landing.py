@@ -57,40 +57,61 @@ def csv_lines(frame: DataFrame, source: Source) -> DataFrame:
         fields[index] = F.when(kind == "non_finite", F.lit("NaN")).otherwise(fields[index])
     if "customer_id" in types:
         index = names.index("customer_id")
-        fields[index] = F.when(kind == "wrong_type", F.concat(fields[index], F.lit(".5"))) \
-            .otherwise(fields[index])
+        fields[index] = F.when(
+            kind == "wrong_type", F.concat(fields[index], F.lit(".5"))
+        ).otherwise(fields[index])
     if source.event_time:
         index = list(types).index(source.event_time)
-        fields[index] = F.when(kind == "unparseable_timestamp", F.lit(UNPARSEABLE_TIMESTAMP)) \
-            .otherwise(fields[index])
-    line = F.when(kind == "malformed", F.concat_ws(",", *fields[:-1])) \
-        .otherwise(F.concat_ws(",", *fields))
+        fields[index] = F.when(
+            kind == "unparseable_timestamp", F.lit(UNPARSEABLE_TIMESTAMP)
+        ).otherwise(fields[index])
+    line = F.when(kind == "malformed", F.concat_ws(",", *fields[:-1])).otherwise(
+        F.concat_ws(",", *fields)
+    )
     records = frame.select(
-        line.alias("value"), "d", F.lit(1).alias("is_record"), "dirt",
+        line.alias("value"),
+        "d",
+        F.lit(1).alias("is_record"),
+        "dirt",
         F.when(kind == "duplicate", 2).otherwise(1).alias("copies"),
     ).withColumn("ord", F.xxhash64("value"))
     records = records.select(
         "*", F.explode(F.sequence(F.lit(1), F.col("copies"))).alias("copy")
     ).drop("copies")
-    headers = records.select("d").distinct().select(
-        F.lit(",".join(types)).alias("value"), "d", F.lit(0).alias("is_record"),
-        F.lit(None).cast("string").alias("dirt"), F.lit(0).cast("long").alias("ord"),
-        F.lit(1).alias("copy"),
+    headers = (
+        records.select("d")
+        .distinct()
+        .select(
+            F.lit(",".join(types)).alias("value"),
+            "d",
+            F.lit(0).alias("is_record"),
+            F.lit(None).cast("string").alias("dirt"),
+            F.lit(0).cast("long").alias("ord"),
+            F.lit(1).alias("copy"),
+        )
     )
     return records.unionByName(headers)
 
 
-def write_text_by_day(spark: SparkSession, lines: DataFrame, *, root: str, source: Source,
-                      dates: list[dt.date]) -> None:
+def write_text_by_day(
+    spark: SparkSession, lines: DataFrame, *, root: str, source: Source, dates: list[dt.date]
+) -> None:
     """Write ``value`` lines, one file per day ``d``, header (``is_record`` 0) first."""
     tmp = f"{root}/_tmp_{source.name}"
-    (lines.repartition(F.col("d")).sortWithinPartitions("d", "is_record", "ord")
-     .select("value", "d").write.mode("overwrite").partitionBy("d").text(tmp))
+    (
+        lines.repartition(F.col("d"))
+        .sortWithinPartitions("d", "is_record", "ord")
+        .select("value", "d")
+        .write.mode("overwrite")
+        .partitionBy("d")
+        .text(tmp)
+    )
     _publish(spark, tmp, f"{root}/{source.name}", _EXTENSIONS[source.file_format], dates)
 
 
-def write_parquet_by_day(spark: SparkSession, frame: DataFrame, *, root: str, source: Source,
-                         dates: list[dt.date]) -> None:
+def write_parquet_by_day(
+    spark: SparkSession, frame: DataFrame, *, root: str, source: Source, dates: list[dt.date]
+) -> None:
     """Write the source's columns as Parquet files under one folder per day ``d``."""
     tmp = f"{root}/_tmp_{source.name}"
     frame.select(*source.columns, "d").write.mode("overwrite").partitionBy("d").parquet(tmp)
@@ -111,8 +132,11 @@ def _publish(spark: SparkSession, tmp: str, target: str, ext: str, dates: list[d
         dest = hpath(f"{target}/{name[2:]}")
         fs.mkdirs(dest)
         parts = sorted(
-            (p.getPath() for p in fs.listStatus(status.getPath())
-             if p.getPath().getName().startswith("part-")),
+            (
+                p.getPath()
+                for p in fs.listStatus(status.getPath())
+                if p.getPath().getName().startswith("part-")
+            ),
             key=lambda path: path.getName(),
         )
         for index, part in enumerate(parts):
@@ -131,8 +155,16 @@ def _unit(*parts: object) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def add_file_dirt(spark: SparkSession, *, root: str, source: Source, dates: list[dt.date],
-                  seed: int, stray_file: float, corrupt_file: float) -> int:
+def add_file_dirt(
+    spark: SparkSession,
+    *,
+    root: str,
+    source: Source,
+    dates: list[dt.date],
+    seed: int,
+    stray_file: float,
+    corrupt_file: float,
+) -> int:
     """Put the file-level dirt of real deliveries beside the data: a ``notes.txt`` in a
     share ``stray_file`` of the folders, and for Parquet sources in a share
     ``corrupt_file`` a truncated copy of the day's first file.  Returns files added."""
@@ -146,13 +178,19 @@ def add_file_dirt(spark: SparkSession, *, root: str, source: Source, dates: list
             continue
         if _unit(seed, source.name, date, "stray") < stray_file:
             out = fs.create(hpath(f"{folder}/{STRAY_NAME}"), True)
-            out.write(bytearray(f"delivery notes for {source.name} {date}: see the feed's "
-                                "runbook\n".encode()))
+            out.write(
+                bytearray(
+                    f"delivery notes for {source.name} {date}: see the feed's runbook\n".encode()
+                )
+            )
             out.close()
             added += 1
         first = hpath(f"{folder}/part-00000.parquet")
-        if source.file_format == "parquet" and fs.exists(first) \
-                and _unit(seed, source.name, date, "corrupt") < corrupt_file:
+        if (
+            source.file_format == "parquet"
+            and fs.exists(first)
+            and _unit(seed, source.name, date, "corrupt") < corrupt_file
+        ):
             stream = fs.open(first)
             try:
                 data = bytes(jvm.org.apache.commons.io.IOUtils.toByteArray(stream))

@@ -25,8 +25,14 @@ def snapshot_days(cfg: GeneratorConfig) -> list[int]:
 
 
 TRUTH_TABLE = "ops.generator_truth"
-TRUTH_COLUMNS = ("customer_id", "active_day", "onset_day", "episode_end", "hazard_pre",
-                 "hazard_post")
+TRUTH_COLUMNS = (
+    "customer_id",
+    "active_day",
+    "onset_day",
+    "episode_end",
+    "hazard_pre",
+    "hazard_post",
+)
 
 
 def hidden_score(cfg: GeneratorConfig, day: Column) -> Column:
@@ -36,10 +42,11 @@ def hidden_score(cfg: GeneratorConfig, day: Column) -> Column:
     ended without a churn: 0 (a customer has one episode at most); otherwise the chance that
     an episode starts within the label horizon.  Never uses the drawn churn day.
     """
-    return F.when(
-        in_episode(day), 1.0 + F.least(day - F.col("onset_day"), F.lit(35)) / 35.0
-    ).when(day >= F.col("episode_end"), 0.0).otherwise(
-        1.0 - F.exp(-float(cfg.horizon_days) * hazard_at(cfg, day)))
+    return (
+        F.when(in_episode(day), 1.0 + F.least(day - F.col("onset_day"), F.lit(35)) / 35.0)
+        .when(day >= F.col("episode_end"), 0.0)
+        .otherwise(1.0 - F.exp(-float(cfg.horizon_days) * hazard_at(cfg, day)))
+    )
 
 
 def truth_rows(cfg: GeneratorConfig, state: DataFrame) -> DataFrame:
@@ -51,11 +58,16 @@ def truth_rows(cfg: GeneratorConfig, state: DataFrame) -> DataFrame:
     change's day, their activation or their move to that plan; null if none does), whether
     or not they are still a customer then.
     """
-    changes = json.dumps([
-        {**dataclasses.asdict(change), "date": cfg.date_of(change.day).isoformat(),
-         "moves": list(change.moves)}
-        for change in cfg.changes
-    ])
+    changes = json.dumps(
+        [
+            {
+                **dataclasses.asdict(change),
+                "date": cfg.date_of(change.day).isoformat(),
+                "moves": list(change.moves),
+            }
+            for change in cfg.changes
+        ]
+    )
     touched = F.lit(None).cast("int")
 
     def earliest(current, hit, start):
@@ -75,16 +87,20 @@ def truth_rows(cfg: GeneratorConfig, state: DataFrame) -> DataFrame:
         touched = earliest(touched, on_second, F.greatest(day, moved, F.col("active_day")))
     return state.select(
         *TRUTH_COLUMNS,
-        F.lit(cfg.seed).cast("bigint").alias("seed"), F.lit(cfg.start).alias("start_date"),
-        F.lit(cfg.rise_day).alias("rise_day"), F.lit(cfg.horizon_days).alias("horizon_days"),
-        F.lit(changes).alias("changes"), touched.cast("int").alias("changed_from"),
+        F.lit(cfg.seed).cast("bigint").alias("seed"),
+        F.lit(cfg.start).alias("start_date"),
+        F.lit(cfg.rise_day).alias("rise_day"),
+        F.lit(cfg.horizon_days).alias("horizon_days"),
+        F.lit(changes).alias("changes"),
+        touched.cast("int").alias("changed_from"),
     )
 
 
 def write_truth(cfg: GeneratorConfig, state: DataFrame) -> None:
     """Replace ``ops.generator_truth`` by this generation's hidden state (one Delta commit)."""
-    truth_rows(cfg, state).write.format("delta").mode("overwrite") \
-        .option("overwriteSchema", "true").saveAsTable(TRUTH_TABLE)
+    truth_rows(cfg, state).write.format("delta").mode("overwrite").option(
+        "overwriteSchema", "true"
+    ).saveAsTable(TRUTH_TABLE)
 
 
 def ceiling_on(
@@ -108,9 +124,13 @@ def ceiling_on(
     settings_row = truth.select("start_date", "rise_day", "horizon_days").first()
     if settings_row is None:
         return None, 0
-    cfg = GeneratorConfig(customers=1, days=1, start=settings_row["start_date"],
-                          price_rise_day=settings_row["rise_day"],
-                          horizon_days=settings_row["horizon_days"])
+    cfg = GeneratorConfig(
+        customers=1,
+        days=1,
+        start=settings_row["start_date"],
+        price_rise_day=settings_row["rise_day"],
+        horizon_days=settings_row["horizon_days"],
+    )
     rows = frame.select(
         F.col(customer_col).cast("bigint").alias("customer_id"),
         F.datediff(F.to_date(F.col(timestamp_col)), F.lit(cfg.start)).alias("day"),
@@ -140,8 +160,9 @@ def risk_snapshots(spark: SparkSession, cfg: GeneratorConfig, state: DataFrame) 
     )
     score = hidden_score(cfg, day)
     label = F.col("churn_day").isNotNull() & (F.col("churn_day") <= day + cfg.horizon_days)
-    return frame.select("customer_id", "day", score.alias("score"),
-                        label.cast("double").alias("label"))
+    return frame.select(
+        "customer_id", "day", score.alias("score"), label.cast("double").alias("label")
+    )
 
 
 def ceiling_auc(snapshots: DataFrame) -> float | None:

@@ -45,8 +45,14 @@ from features.schemas import (
     Source,
 )
 
-__all__ = ["BatchCounts", "CountsMismatch", "IngestResults", "SchemaMismatch",
-           "ingest_batches", "landing_changes"]
+__all__ = [
+    "BatchCounts",
+    "CountsMismatch",
+    "IngestResults",
+    "SchemaMismatch",
+    "ingest_batches",
+    "landing_changes",
+]
 
 PIPELINE = "ingest"
 # customers first: the other sources check their customer ids against bronze.customers.
@@ -112,8 +118,9 @@ def _dates_sql(dates: Iterable[dt.date]) -> str:
     return "_batch_date in (" + ", ".join(f"'{d.isoformat()}'" for d in sorted(dates)) + ")"
 
 
-def _validate(spark: SparkSession, source: Source, files: list[LandingFile],
-              unreadable: dict[str, str]) -> object:
+def _validate(
+    spark: SparkSession, source: Source, files: list[LandingFile], unreadable: dict[str, str]
+) -> object:
     if source.file_format == "parquet":
         return check_parquet(spark, source, files, unreadable)
     if source.file_format == "csv":
@@ -121,17 +128,23 @@ def _validate(spark: SparkSession, source: Source, files: list[LandingFile],
     return check_json(spark, source, files, unreadable, optional=source.optional)
 
 
-def _unreadable_files(spark: SparkSession, source: Source, files: list[LandingFile],
-                      layout: object) -> dict[str, str]:
+def _unreadable_files(
+    spark: SparkSession, source: Source, files: list[LandingFile], layout: object
+) -> dict[str, str]:
     """Files of a batch whose read failed, each read alone in full (after a batch read
     failed: a page that does not decompress, a broken archive)."""
     found: dict[str, str] = {}
     kind = {"csv": "CSV", "json": "JSON lines", "parquet": "Parquet"}[source.file_format]
     for file in files:
         frame = read_source(spark, source, [file], layout)
-        read_or_note(frame.select(F.xxhash64(*[F.col(f"`{c}`") for c in frame.columns])
-                                  .alias("h")).agg(F.sum("h")).collect,
-                     file.path, kind=kind, unreadable=found)
+        read_or_note(
+            frame.select(F.xxhash64(*[F.col(f"`{c}`") for c in frame.columns]).alias("h"))
+            .agg(F.sum("h"))
+            .collect,
+            file.path,
+            kind=kind,
+            unreadable=found,
+        )
     return found
 
 
@@ -143,19 +156,22 @@ def _table_location(spark: SparkSession, name: str) -> str:
     ident = jvm.org.apache.spark.sql.catalyst.TableIdentifier(table, jvm.scala.Some(database))
     meta = spark._jsparkSession.sessionState().catalog().getTableMetadata(ident)
     # The catalog's URI as a Hadoop path (a space stays a space, not %20).
-    return str(jvm.org.apache.spark.sql.catalyst.catalog.CatalogUtils.URIToString(
-        meta.location()))
+    return str(jvm.org.apache.spark.sql.catalyst.catalog.CatalogUtils.URIToString(meta.location()))
 
 
 def ensure_tables(spark: SparkSession, source: Source) -> tuple[str, str]:
     """Create ``bronze.<table>`` and ``quarantine.<table>`` if needed; return their locations."""
     partition = f" partitioned by ({', '.join(source.partition_by)})" if source.partition_by else ""
-    for name, ddl in ((f"bronze.{source.table}", source.bronze_ddl),
-                      (f"quarantine.{source.table}", QUARANTINE_DDL)):
+    for name, ddl in (
+        (f"bronze.{source.table}", source.bronze_ddl),
+        (f"quarantine.{source.table}", QUARANTINE_DDL),
+    ):
         if not spark.catalog.tableExists(name):
             spark.sql(f"create table if not exists {name} ({ddl}) using delta{partition}")
-    return (_table_location(spark, f"bronze.{source.table}"),
-            _table_location(spark, f"quarantine.{source.table}"))
+    return (
+        _table_location(spark, f"bronze.{source.table}"),
+        _table_location(spark, f"quarantine.{source.table}"),
+    )
 
 
 def ensure_all_tables(spark: SparkSession) -> list[str]:
@@ -167,15 +183,20 @@ def ensure_all_tables(spark: SparkSession) -> list[str]:
         if not spark.catalog.tableExists(f"bronze.{source.table}"):
             made.append(f"bronze.{source.table}")
         ensure_tables(spark, source)
-    spark.sql(f"create table if not exists {QUARANTINED_FILES_TABLE} "
-              f"({QUARANTINED_FILES_DDL}) using delta")
+    spark.sql(
+        f"create table if not exists {QUARANTINED_FILES_TABLE} "
+        f"({QUARANTINED_FILES_DDL}) using delta"
+    )
     return made
 
 
 def known_customers(spark: SparkSession) -> DataFrame:
     """Customers of bronze with the first batch that brought each."""
-    return spark.table("bronze.customers").groupBy("customer_id") \
+    return (
+        spark.table("bronze.customers")
+        .groupBy("customer_id")
         .agg(F.min("_batch_date").alias("_first_batch"))
+    )
 
 
 class _Commits:
@@ -197,8 +218,15 @@ class _Commits:
             DeltaTable.forPath(spark, location).restoreToVersion(version)
 
 
-def _replace(frame: DataFrame, location: str, dates: list[dt.date], *, rows: int,
-             merge: bool, commits: _Commits | None = None) -> int:
+def _replace(
+    frame: DataFrame,
+    location: str,
+    dates: list[dt.date],
+    *,
+    rows: int,
+    merge: bool,
+    commits: _Commits | None = None,
+) -> int:
     """Replace the batches ``dates`` of a Delta table by ``frame`` (``rows`` rows): one commit.
 
     Returns:
@@ -225,9 +253,16 @@ def _replace(frame: DataFrame, location: str, dates: list[dt.date], *, rows: int
 
 
 def ingest_source(
-    spark: SparkSession, source: Source, files: list[LandingFile], layout: object,
-    dates: list[dt.date], *, check_customers: bool = True, log: Callable[[str], None] = print,
-    unreadable: dict[str, str] | None = None, commits: _Commits | None = None,
+    spark: SparkSession,
+    source: Source,
+    files: list[LandingFile],
+    layout: object,
+    dates: list[dt.date],
+    *,
+    check_customers: bool = True,
+    log: Callable[[str], None] = print,
+    unreadable: dict[str, str] | None = None,
+    commits: _Commits | None = None,
 ) -> dict[dt.date, BatchCounts]:
     """Read, classify and write one source over ``dates``; return counts per batch.
 
@@ -237,8 +272,16 @@ def ingest_source(
     unreadable = {} if unreadable is None else unreadable
     while True:
         try:
-            return _ingest_source(spark, source, files, layout, dates,
-                                  check_customers=check_customers, log=log, commits=commits)
+            return _ingest_source(
+                spark,
+                source,
+                files,
+                layout,
+                dates,
+                check_customers=check_customers,
+                log=log,
+                commits=commits,
+            )
         except _ReadFailed as failed:
             bad = _unreadable_files(spark, source, files, layout)
             if not bad:
@@ -249,8 +292,9 @@ def ingest_source(
                 return clear_batches(spark, source, dates, commits=commits)
 
 
-def clear_batches(spark: SparkSession, source: Source, dates: list[dt.date], *,
-                  commits: _Commits | None = None) -> dict[dt.date, BatchCounts]:
+def clear_batches(
+    spark: SparkSession, source: Source, dates: list[dt.date], *, commits: _Commits | None = None
+) -> dict[dt.date, BatchCounts]:
     """Empty the batches ``dates`` of a source whose files were all unreadable (what an
     earlier ingestion of them wrote is replaced by nothing, as a rerun replaces a batch)."""
     locations = ensure_tables(spark, source)
@@ -269,8 +313,14 @@ class _ReadFailed(Exception):
 
 
 def _ingest_source(
-    spark: SparkSession, source: Source, files: list[LandingFile], layout: object,
-    dates: list[dt.date], *, check_customers: bool, log: Callable[[str], None],
+    spark: SparkSession,
+    source: Source,
+    files: list[LandingFile],
+    layout: object,
+    dates: list[dt.date],
+    *,
+    check_customers: bool,
+    log: Callable[[str], None],
     commits: _Commits | None,
 ) -> dict[dt.date, BatchCounts]:
     bronze_loc, quarantine_loc = ensure_tables(spark, source)
@@ -287,17 +337,20 @@ def _ingest_source(
         since = earliest.isoformat() if earliest else first
     prior = prior_keys(spark.table(f"bronze.{source.table}"), source, before=first, since=since)
     known = known_customers(spark) if check_customers and source.name != "customers" else None
-    classified = classify(parsed, source, known_customers=known, prior=prior) \
-        .persist(StorageLevel.MEMORY_AND_DISK)
+    classified = classify(parsed, source, known_customers=known, prior=prior).persist(
+        StorageLevel.MEMORY_AND_DISK
+    )
     try:
         now = runlog.utc_now()
         try:
             counts = {
                 row["_batch_date"]: (int(row["read"]), int(row["ok"]))
-                for row in classified.groupBy("_batch_date").agg(
+                for row in classified.groupBy("_batch_date")
+                .agg(
                     F.count("*").alias("read"),
                     F.count(F.when(F.col("_reason").isNull(), 1)).alias("ok"),
-                ).collect()
+                )
+                .collect()
             }
         except Exception as error:  # noqa: BLE001 - a file may be unreadable: see caller
             raise _ReadFailed(error) from error
@@ -305,23 +358,33 @@ def _ingest_source(
         for date in dates:
             read, ok = counts.get(date, (0, 0))
             result[date] = BatchCounts(read=read, ingested=ok, quarantined=read - ok)
-        expected = (sum(c.ingested for c in result.values()),
-                    sum(c.quarantined for c in result.values()))
+        expected = (
+            sum(c.ingested for c in result.values()),
+            sum(c.quarantined for c in result.values()),
+        )
         bronze = classified.where(F.col("_reason").isNull()).select(
-            *source.columns, "_source_file", "_batch_date",
-            F.lit(now).cast("timestamp").alias("_ingested_at"), *extras,
+            *source.columns,
+            "_source_file",
+            "_batch_date",
+            F.lit(now).cast("timestamp").alias("_ingested_at"),
+            *extras,
         )
         quarantine = classified.where(F.col("_reason").isNotNull()).select(
-            F.col("_source_file").alias("source_file"), F.col("_line").alias("line_number"),
-            F.col("_reason").alias("reason"), raw.alias("raw_record"),
-            "_batch_date", F.lit(now).cast("timestamp").alias("_quarantined_at"),
+            F.col("_source_file").alias("source_file"),
+            F.col("_line").alias("line_number"),
+            F.col("_reason").alias("reason"),
+            raw.alias("raw_record"),
+            "_batch_date",
+            F.lit(now).cast("timestamp").alias("_quarantined_at"),
         )
         # Quarantine first: ``classified`` reads bronze (the prior keys), so the bronze commit
         # invalidates its cache and anything written after it would classify every row again.
-        held = _replace(quarantine, quarantine_loc, dates, rows=expected[1], merge=False,
-                        commits=commits)
-        wrote = _replace(bronze, bronze_loc, dates, rows=expected[0], merge=bool(extras),
-                         commits=commits)
+        held = _replace(
+            quarantine, quarantine_loc, dates, rows=expected[1], merge=False, commits=commits
+        )
+        wrote = _replace(
+            bronze, bronze_loc, dates, rows=expected[0], merge=bool(extras), commits=commits
+        )
         if extras:
             log(f"ingest: bronze.{source.table} evolved with added column(s) {', '.join(extras)}")
     finally:
@@ -392,55 +455,91 @@ def ingest_batches(
                 readable = [file for file in data if file.path not in unreadable]
                 plan.append((source, data, readable, layout))
     except SchemaMismatch as error:
-        runlog.append_runs(spark, [
-            runlog.StepRun(pipeline=PIPELINE, step="validate", batch_date=d, run_id=run_id,
-                           started_at=started).finish(status="failed", message=str(error))
-            for d in all_dates
-        ])
+        runlog.append_runs(
+            spark,
+            [
+                runlog.StepRun(
+                    pipeline=PIPELINE,
+                    step="validate",
+                    batch_date=d,
+                    run_id=run_id,
+                    started_at=started,
+                ).finish(status="failed", message=str(error))
+                for d in all_dates
+            ],
+        )
         raise
-    customers_known = any(item[0].name == "customers" for item in plan) or \
-        spark.catalog.tableExists("bronze.customers")
+    customers_known = any(
+        item[0].name == "customers" for item in plan
+    ) or spark.catalog.tableExists("bronze.customers")
     commits = _Commits()
 
-    def ingest_one(item: tuple[Source, list[LandingFile], list[LandingFile], object]
-                   ) -> tuple[dict[dt.date, BatchCounts], list[runlog.StepRun]]:
+    def ingest_one(
+        item: tuple[Source, list[LandingFile], list[LandingFile], object],
+    ) -> tuple[dict[dt.date, BatchCounts], list[runlog.StepRun]]:
         source, data, readable, layout = item
         clock = time.perf_counter()
         step_started = runlog.utc_now()
         dates_here = sorted({file.batch_date for file in data})
         if readable:
-            counts = ingest_source(spark, source, readable, layout, dates_here,
-                                   check_customers=customers_known, log=log,
-                                   unreadable=unreadable, commits=commits)
+            counts = ingest_source(
+                spark,
+                source,
+                readable,
+                layout,
+                dates_here,
+                check_customers=customers_known,
+                log=log,
+                unreadable=unreadable,
+                commits=commits,
+            )
         else:
             counts = clear_batches(spark, source, dates_here, commits=commits)
         source_runs = []
         for date, batch in counts.items():
             files_here = [file for file in data if file.batch_date == date]
             whole = [file.name for file in files_here if file.path in unreadable]
-            message = (f"{len(files_here)} file(s), {sum(f.size for f in files_here):,} bytes, "
-                       f"fingerprint {fingerprint(files_here)}")
+            message = (
+                f"{len(files_here)} file(s), {sum(f.size for f in files_here):,} bytes, "
+                f"fingerprint {fingerprint(files_here)}"
+            )
             if whole:
                 message += f"; {len(whole)} quarantined whole: {', '.join(whole)}"
             run = runlog.StepRun(
-                pipeline=PIPELINE, step=f"bronze.{source.table}", batch_date=date, run_id=run_id,
-                started_at=step_started, rows_read=batch.read, rows_written=batch.ingested,
+                pipeline=PIPELINE,
+                step=f"bronze.{source.table}",
+                batch_date=date,
+                run_id=run_id,
+                started_at=step_started,
+                rows_read=batch.read,
+                rows_written=batch.ingested,
                 rows_quarantined=batch.quarantined,
             )
-            source_runs.append(run.finish(status="succeeded", message=message)
-                               if batch.balanced else run.finish(
-                status="failed", message=f"read {batch.read} != ingested {batch.ingested} + "
-                f"quarantined {batch.quarantined}"))
-        total = [sum(getattr(c, f) for c in counts.values())
-                 for f in ("read", "ingested", "quarantined")]
-        log(f"ingest: bronze.{source.table}: {len(dates_here)} batch(es), read {total[0]:,}, "
+            source_runs.append(
+                run.finish(status="succeeded", message=message)
+                if batch.balanced
+                else run.finish(
+                    status="failed",
+                    message=f"read {batch.read} != ingested {batch.ingested} + "
+                    f"quarantined {batch.quarantined}",
+                )
+            )
+        total = [
+            sum(getattr(c, f) for c in counts.values()) for f in ("read", "ingested", "quarantined")
+        ]
+        log(
+            f"ingest: bronze.{source.table}: {len(dates_here)} batch(es), read {total[0]:,}, "
             f"ingested {total[1]:,}, quarantined {total[2]:,} "
-            f"in {time.perf_counter() - clock:.1f}s")
+            f"in {time.perf_counter() - clock:.1f}s"
+        )
         return counts, source_runs
 
     landed = sum(file.size for _, files, _, _ in plan for file in files)
-    workers = threads if threads is not None else (
-        SMALL_BATCH_THREADS if landed <= SMALL_BATCH_BYTES else 1)
+    workers = (
+        threads
+        if threads is not None
+        else (SMALL_BATCH_THREADS if landed <= SMALL_BATCH_BYTES else 1)
+    )
     # customers first (the others check their ids against it), then the rest, side by side
     # when the batch is small (see SMALL_BATCH_BYTES).
     first = [item for item in plan if item[0].name == "customers"]
@@ -454,10 +553,15 @@ def ingest_batches(
         except Exception as error:  # recorded below; the others' rows are kept
             errors.append(error)
             runs.extend(
-                runlog.StepRun(pipeline=PIPELINE, step=f"bronze.{item[0].table}", batch_date=d,
-                               run_id=run_id, started_at=started).finish(
-                    status="failed", message=console.first_line(error))
-                for d in sorted({file.batch_date for file in item[1]}))
+                runlog.StepRun(
+                    pipeline=PIPELINE,
+                    step=f"bronze.{item[0].table}",
+                    batch_date=d,
+                    run_id=run_id,
+                    started_at=started,
+                ).finish(status="failed", message=console.first_line(error))
+                for d in sorted({file.batch_date for file in item[1]})
+            )
             return
         results[item[0].name] = counts
         runs.extend(source_runs)
@@ -500,11 +604,22 @@ def ingest_batches(
         log(f"ingest: {names[path].name} quarantined whole: {reason}")
     _record_unreadable(spark, plan, unreadable)
     for date, missing in results.waiting.items():
-        what = "nothing delivered" if not delivered.get(date) \
+        what = (
+            "nothing delivered"
+            if not delivered.get(date)
             else "no readable files of " + ", ".join(missing)
-        runs.append(runlog.StepRun(pipeline=PIPELINE, step="delivery", batch_date=date,
-                                   run_id=run_id, started_at=started).finish(
-            status="waiting", message=f"{what} under {landing}/<source>/{date.isoformat()}"))
+        )
+        runs.append(
+            runlog.StepRun(
+                pipeline=PIPELINE,
+                step="delivery",
+                batch_date=date,
+                run_id=run_id,
+                started_at=started,
+            ).finish(
+                status="waiting", message=f"{what} under {landing}/<source>/{date.isoformat()}"
+            )
+        )
     runlog.append_runs(spark, runs)
     ordered = {name: results[name] for name in ORDER if name in results}
     results.clear()
@@ -515,36 +630,44 @@ def ingest_batches(
     if results or spark.catalog.tableExists("bronze.customers"):
         for name in wanted:
             if name not in results and not spark.catalog.tableExists(
-                    f"bronze.{SOURCES[name].table}"):
+                f"bronze.{SOURCES[name].table}"
+            ):
                 ensure_tables(spark, SOURCES[name])
-                log(f"ingest: bronze.{SOURCES[name].table}: nothing delivered yet; "
-                    "created empty")
+                log(f"ingest: bronze.{SOURCES[name].table}: nothing delivered yet; created empty")
     return results
 
 
 def _record_unreadable(spark: SparkSession, plan: list, unreadable: dict[str, str]) -> None:
     """Replace the batches' rows of ``quarantine.landing_files`` by the files found unreadable
     now (one commit; none when there is nothing to record or to clear)."""
-    files = [(source, file) for source, data, _, _ in plan for file in data
-             if file.path in unreadable]
+    files = [
+        (source, file) for source, data, _, _ in plan for file in data if file.path in unreadable
+    ]
     exists = spark.catalog.tableExists(QUARANTINED_FILES_TABLE)
     if not files and not exists:
         return
     pairs = " or ".join(
         f"(source = '{source.name}' and _batch_date = '{date.isoformat()}')"
-        for source, data, _, _ in plan for date in sorted({f.batch_date for f in data}))
+        for source, data, _, _ in plan
+        for date in sorted({f.batch_date for f in data})
+    )
     if not pairs:
         return
     if not files and spark.table(QUARANTINED_FILES_TABLE).where(pairs).limit(1).count() == 0:
         return
     if not exists:
-        spark.sql(f"create table if not exists {QUARANTINED_FILES_TABLE} "
-                  f"({QUARANTINED_FILES_DDL}) using delta")
+        spark.sql(
+            f"create table if not exists {QUARANTINED_FILES_TABLE} "
+            f"({QUARANTINED_FILES_DDL}) using delta"
+        )
     now = runlog.utc_now()
-    rows = [(source.name, file.name, file.size, unreadable[file.path], file.batch_date, now)
-            for source, file in files]
-    spark.createDataFrame(rows, QUARANTINED_FILES_DDL).write.format("delta") \
-        .mode("overwrite").option("replaceWhere", pairs).saveAsTable(QUARANTINED_FILES_TABLE)
+    rows = [
+        (source.name, file.name, file.size, unreadable[file.path], file.batch_date, now)
+        for source, file in files
+    ]
+    spark.createDataFrame(rows, QUARANTINED_FILES_DDL).write.format("delta").mode(
+        "overwrite"
+    ).option("replaceWhere", pairs).saveAsTable(QUARANTINED_FILES_TABLE)
 
 
 def landing_changes(spark: SparkSession, *, until: dt.date) -> list[dt.date]:
@@ -553,10 +676,13 @@ def landing_changes(spark: SparkSession, *, until: dt.date) -> list[dt.date]:
     files' fingerprint is not that of its latest succeeded ``ops.pipeline_runs`` row."""
     if not spark.catalog.tableExists(runlog.PIPELINE_RUNS_TABLE):
         return []
-    rows = spark.table(runlog.PIPELINE_RUNS_TABLE).where(
-        (F.col("pipeline") == PIPELINE) & (F.col("batch_date") <= F.lit(until))
-    ).groupBy("step", "batch_date", "status").agg(
-        F.max_by("message", "finished_at").alias("message")).collect()
+    rows = (
+        spark.table(runlog.PIPELINE_RUNS_TABLE)
+        .where((F.col("pipeline") == PIPELINE) & (F.col("batch_date") <= F.lit(until)))
+        .groupBy("step", "batch_date", "status")
+        .agg(F.max_by("message", "finished_at").alias("message"))
+        .collect()
+    )
     # Dates ingestion took or waits for (one that failed validation stays failed until a
     # person reruns it: it must not pull every later run into the same failure).
     asked = {row["batch_date"] for row in rows if row["status"] in ("succeeded", "waiting")}

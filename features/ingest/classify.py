@@ -38,7 +38,8 @@ def contract_reasons(source: Source) -> list[Column]:
     if source.event_time:
         day = F.to_date(F.col(source.event_time))
         outside = (day < F.lit(EARLIEST_EVENT).cast("date")) | (
-            day > F.date_add(F.col("_batch_date"), EVENT_DAYS_AHEAD))
+            day > F.date_add(F.col("_batch_date"), EVENT_DAYS_AHEAD)
+        )
         reasons.append(F.when(outside, F.lit(f"{OUT_OF_RANGE}: {source.event_time}")))
     for name, values in source.allowed:
         value = F.lower(F.trim(F.col(name)))
@@ -89,8 +90,7 @@ def classify(
     key_hash = F.xxhash64(*[F.col(name) for name in source.key], F.col("_row_hash"))
     frame = frame.withColumn("_key_hash", key_hash)
     copy = F.row_number().over(
-        Window.partitionBy("_key_hash", "_row_hash")
-        .orderBy("_batch_date", "_source_file", "_line")
+        Window.partitionBy("_key_hash", "_row_hash").orderBy("_batch_date", "_source_file", "_line")
     )
     duplicate = copy > 1
     if prior is not None:

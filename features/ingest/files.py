@@ -42,8 +42,9 @@ def is_data_file(source: Source, name: str) -> bool:
     return name.lower().endswith(DATA_SUFFIXES[source.file_format])
 
 
-def list_files(spark: SparkSession, *, landing_dir: str, source: Source,
-               dates: list[dt.date]) -> list[LandingFile]:
+def list_files(
+    spark: SparkSession, *, landing_dir: str, source: Source, dates: list[dt.date]
+) -> list[LandingFile]:
     """Files of ``source`` in the batches of ``dates`` (hidden, marker and empty files
     skipped), data or not: see :func:`is_data_file`."""
     files = []
@@ -55,13 +56,15 @@ def list_files(spark: SparkSession, *, landing_dir: str, source: Source,
             name = status.getPath().getName()
             if status.isDirectory() or name.startswith(("_", ".")) or status.getLen() == 0:
                 continue
-            files.append(LandingFile(
-                path=status.getPath().toString(),
-                name=f"landing/{source.name}/{date.isoformat()}/{name}",
-                batch_date=date,
-                size=int(status.getLen()),
-                modified=int(status.getModificationTime()),
-            ))
+            files.append(
+                LandingFile(
+                    path=status.getPath().toString(),
+                    name=f"landing/{source.name}/{date.isoformat()}/{name}",
+                    batch_date=date,
+                    size=int(status.getLen()),
+                    modified=int(status.getModificationTime()),
+                )
+            )
     return sorted(files, key=lambda f: f.name)
 
 
@@ -72,7 +75,8 @@ def first_line(spark: SparkSession, path: str) -> str:
     hpath, fs = _fs(spark, path)
     raw = fs.open(hpath)
     codec = jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(
-        spark.sparkContext._jsc.hadoopConfiguration()).getCodec(hpath)
+        spark.sparkContext._jsc.hadoopConfiguration()
+    ).getCodec(hpath)
     stream = codec.createInputStream(raw) if codec is not None else raw
     try:
         reader = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(stream, "UTF-8"))

@@ -36,8 +36,9 @@ _STRAY_QUOTE = r'(?<=[^,"])"(?=[^,"])'
 _CSV_FIELDS = r',(?=(?:[^"]*"[^"]*")*[^"]*$)'
 
 
-def _numbered_lines(spark: SparkSession, files: list[LandingFile], *,
-                    quoted_newlines: bool = False) -> DataFrame:
+def _numbered_lines(
+    spark: SparkSession, files: list[LandingFile], *, quoted_newlines: bool = False
+) -> DataFrame:
     """Non-blank records with their file, 0-based line number and batch date.
 
     Args:
@@ -47,7 +48,9 @@ def _numbered_lines(spark: SparkSession, files: list[LandingFile], *,
             (which then fails to parse and is quarantined whole, not split).
     """
     text = spark.read.text([file.path for file in files]).select(
-        "value", relative_name().alias("_source_file"), batch_date_of().alias("_batch_date"),
+        "value",
+        relative_name().alias("_source_file"),
+        batch_date_of().alias("_batch_date"),
         F.monotonically_increasing_id().alias("_order"),
     )
     in_file = Window.partitionBy("_source_file").orderBy("_order")
@@ -61,15 +64,26 @@ def _numbered_lines(spark: SparkSession, files: list[LandingFile], *,
         odd = F.regexp_count("value", F.lit(_FIELD_QUOTE)) % 2
         so_far = in_file.rowsBetween(Window.unboundedPreceding, Window.currentRow)
         text = text.select("*", ((F.sum(odd).over(so_far) - odd) % 2).alias("_open"))
-        text = text.select("*", F.max(F.when(F.col("_open") == 0, F.col("_line")))
-                           .over(so_far).alias("_start"))
-        # Same file partitioning: no second shuffle, only a local sort per record.
-        record = Window.partitionBy("_source_file", "_start").orderBy("_line") \
-            .rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)
         text = text.select(
-            F.concat_ws("\n", F.collect_list("value").over(record)).alias("value"),
-            "_source_file", "_batch_date", "_line", "_start",
-        ).where(F.col("_line") == F.col("_start")).drop("_start")
+            "*", F.max(F.when(F.col("_open") == 0, F.col("_line"))).over(so_far).alias("_start")
+        )
+        # Same file partitioning: no second shuffle, only a local sort per record.
+        record = (
+            Window.partitionBy("_source_file", "_start")
+            .orderBy("_line")
+            .rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)
+        )
+        text = (
+            text.select(
+                F.concat_ws("\n", F.collect_list("value").over(record)).alias("value"),
+                "_source_file",
+                "_batch_date",
+                "_line",
+                "_start",
+            )
+            .where(F.col("_line") == F.col("_start"))
+            .drop("_start")
+        )
     return text.drop("_order").where(F.trim("value") != "")
 
 
@@ -77,8 +91,9 @@ def _first(*reasons: Column) -> Column:
     return F.coalesce(*reasons, F.lit(None).cast("string"))
 
 
-def read_parquet(spark: SparkSession, source: Source, files: list[LandingFile],
-                 schemas: dict[str, StructType]) -> DataFrame:
+def read_parquet(
+    spark: SparkSession, source: Source, files: list[LandingFile], schemas: dict[str, StructType]
+) -> DataFrame:
     """Parquet files (typed already): one read per distinct file schema, unioned by name.
 
     No ``_raw`` column: the record's JSON is rendered from its typed columns only for the
@@ -94,15 +109,18 @@ def read_parquet(spark: SparkSession, source: Source, files: list[LandingFile],
     for paths in groups.values():
         frame = spark.read.parquet(*paths)
         data = frame.columns
-        text = [field.name for field in frame.schema.fields
-                if isinstance(field.dataType, StringType)]
-        frames.append(frame.select(
-            *data,
-            relative_name().alias("_source_file"),
-            F.col("_metadata.row_index").cast("long").alias("_line"),
-            batch_date_of().alias("_batch_date"),
-            _first(*[_encoding(frame[name]) for name in text]).alias("_bad"),
-        ))
+        text = [
+            field.name for field in frame.schema.fields if isinstance(field.dataType, StringType)
+        ]
+        frames.append(
+            frame.select(
+                *data,
+                relative_name().alias("_source_file"),
+                F.col("_metadata.row_index").cast("long").alias("_line"),
+                batch_date_of().alias("_batch_date"),
+                _first(*[_encoding(frame[name]) for name in text]).alias("_bad"),
+            )
+        )
     return _union(frames)
 
 
@@ -120,8 +138,9 @@ def _encoding(value: Column) -> Column:
     return F.when(~F.is_valid_utf8(value), F.lit(INVALID_ENCODING))
 
 
-def read_csv(spark: SparkSession, source: Source, files: list[LandingFile],
-             headers: dict[str, list[str]]) -> DataFrame:
+def read_csv(
+    spark: SparkSession, source: Source, files: list[LandingFile], headers: dict[str, list[str]]
+) -> DataFrame:
     """CSV files with a header: one parse per distinct header, unioned by name."""
     fields = {field.name: field for field in contract(source).fields}
     groups: dict[tuple[str, ...], list[LandingFile]] = {}
@@ -133,13 +152,16 @@ def read_csv(spark: SparkSession, source: Source, files: list[LandingFile],
         schema = ", ".join(f"`{name}` string" for name in header)
         parsed = lines.select(
             "*",
-            F.size(F.split(F.regexp_replace("value", _STRAY_QUOTE, ""), _CSV_FIELDS))
-            .alias("_fields"),
+            F.size(F.split(F.regexp_replace("value", _STRAY_QUOTE, ""), _CSV_FIELDS)).alias(
+                "_fields"
+            ),
             F.from_csv("value", schema, {"mode": "PERMISSIVE"}).alias("_csv"),
         )
         columns = []
-        reasons = [F.when(F.col("_fields") != len(header), F.lit(MALFORMED)),
-                   _encoding(F.col("value"))]
+        reasons = [
+            F.when(F.col("_fields") != len(header), F.lit(MALFORMED)),
+            _encoding(F.col("value")),
+        ]
         for name in header:
             raw = F.col("_csv").getField(name)
             if name in fields:
@@ -148,15 +170,22 @@ def read_csv(spark: SparkSession, source: Source, files: list[LandingFile],
                 columns.append(value.alias(name))
             else:
                 columns.append(raw.alias(name))
-        frames.append(parsed.select(
-            *columns, "_source_file", "_line", F.col("value").alias("_raw"), "_batch_date",
-            _first(*reasons).alias("_bad"),
-        ))
+        frames.append(
+            parsed.select(
+                *columns,
+                "_source_file",
+                "_line",
+                F.col("value").alias("_raw"),
+                "_batch_date",
+                _first(*reasons).alias("_bad"),
+            )
+        )
     return _union(frames)
 
 
-def read_json(spark: SparkSession, source: Source, files: list[LandingFile],
-              inferred: StructType) -> DataFrame:
+def read_json(
+    spark: SparkSession, source: Source, files: list[LandingFile], inferred: StructType
+) -> DataFrame:
     """JSON lines: scalar fields read as text then cast (a row whose value has another type
     is quarantined, not its file), added fields kept with inferred types."""
     expected = contract(source)
@@ -181,7 +210,11 @@ def read_json(spark: SparkSession, source: Source, files: list[LandingFile],
             columns.append(raw.alias(field.name))
     columns += [record.getField(field.name).alias(field.name) for field in extras]
     return parsed.select(
-        *columns, "_source_file", "_line", F.col("value").alias("_raw"), "_batch_date",
+        *columns,
+        "_source_file",
+        "_line",
+        F.col("value").alias("_raw"),
+        "_batch_date",
         _first(*reasons).alias("_bad"),
     )
 
@@ -193,8 +226,9 @@ def _union(frames: list[DataFrame]) -> DataFrame:
     return result
 
 
-def read_source(spark: SparkSession, source: Source, files: list[LandingFile],
-                layout: object) -> DataFrame:
+def read_source(
+    spark: SparkSession, source: Source, files: list[LandingFile], layout: object
+) -> DataFrame:
     """Read ``files`` of ``source`` with the per-file layout found by the schema check."""
     if source.file_format == "parquet":
         return read_parquet(spark, source, files, layout)  # type: ignore[arg-type]

@@ -54,14 +54,25 @@ def check_names(file: LandingFile, source: Source, names: list[str]) -> None:
     (same name up to case) or that takes a name the lake keeps for itself."""
     seen: dict[str, str] = {}
     for name in names:
-        if name.startswith(RESERVED_PREFIX) and name != CORRUPT \
-                and not name.startswith("__index_level_"):  # pandas' index: dropped
-            raise _mismatch(file, source, f"has column '{name}': names starting with "
-                            f"'{RESERVED_PREFIX}' are the lake's own (lineage such as "
-                            "_batch_date); rename it upstream")
+        if (
+            name.startswith(RESERVED_PREFIX)
+            and name != CORRUPT
+            and not name.startswith("__index_level_")
+        ):  # pandas' index: dropped
+            raise _mismatch(
+                file,
+                source,
+                f"has column '{name}': names starting with "
+                f"'{RESERVED_PREFIX}' are the lake's own (lineage such as "
+                "_batch_date); rename it upstream",
+            )
         if name.lower() in seen:
-            raise _mismatch(file, source, f"has columns '{seen[name.lower()]}' and '{name}', "
-                            "which differ only in case (Spark cannot tell them apart)")
+            raise _mismatch(
+                file,
+                source,
+                f"has columns '{seen[name.lower()]}' and '{name}', "
+                "which differ only in case (Spark cannot tell them apart)",
+            )
         seen[name.lower()] = name
 
 
@@ -84,8 +95,9 @@ SPARK_ROW_METADATA = "org.apache.spark.sql.parquet.row.metadata"
 def _nullable(data_type: DataType) -> DataType:
     """The type with every field and element nullable, as Spark reads files."""
     if isinstance(data_type, StructType):
-        return StructType([StructField(f.name, _nullable(f.dataType), True, f.metadata)
-                           for f in data_type.fields])
+        return StructType(
+            [StructField(f.name, _nullable(f.dataType), True, f.metadata) for f in data_type.fields]
+        )
     if isinstance(data_type, ArrayType):
         return ArrayType(_nullable(data_type.elementType), True)
     if isinstance(data_type, MapType):
@@ -106,7 +118,8 @@ def parquet_schema(spark: SparkSession, path: str) -> StructType:
     try:
         conf = spark.sparkContext._jsc.hadoopConfiguration()
         source = jvm.org.apache.parquet.hadoop.util.HadoopInputFile.fromPath(
-            jvm.org.apache.hadoop.fs.Path(path), conf)
+            jvm.org.apache.hadoop.fs.Path(path), conf
+        )
         reader = jvm.org.apache.parquet.hadoop.ParquetFileReader.open(source)
         try:
             meta = reader.getFooter().getFileMetaData()
@@ -114,8 +127,10 @@ def parquet_schema(spark: SparkSession, path: str) -> StructType:
             if kept:
                 text = kept
             else:
-                converter = jvm.org.apache.spark.sql.execution.datasources.parquet \
-                    .ParquetToSparkSchemaConverter(spark._jsparkSession.sessionState().conf())
+                parquet = jvm.org.apache.spark.sql.execution.datasources.parquet
+                converter = parquet.ParquetToSparkSchemaConverter(
+                    spark._jsparkSession.sessionState().conf()
+                )
                 text = converter.convert(meta.getSchema()).json()
         finally:
             reader.close()
@@ -124,8 +139,9 @@ def parquet_schema(spark: SparkSession, path: str) -> StructType:
         return spark.read.parquet(path).schema
 
 
-def check_parquet(spark: SparkSession, source: Source, files: list[LandingFile],
-                  unreadable: dict[str, str]) -> dict[str, StructType]:
+def check_parquet(
+    spark: SparkSession, source: Source, files: list[LandingFile], unreadable: dict[str, str]
+) -> dict[str, StructType]:
     """Return each file's schema; raise :class:`SchemaMismatch` on a missing or retyped column.
 
     A file whose footer cannot be read is not Parquet (truncated, or another format under a
@@ -134,8 +150,12 @@ def check_parquet(spark: SparkSession, source: Source, files: list[LandingFile],
     expected = contract(source)
     schemas = {}
     for file in files:
-        actual = read_or_note(partial(parquet_schema, spark, file.path), file.path,
-                              kind="Parquet", unreadable=unreadable)
+        actual = read_or_note(
+            partial(parquet_schema, spark, file.path),
+            file.path,
+            kind="Parquet",
+            unreadable=unreadable,
+        )
         if actual is None:
             continue
         check_names(file, source, actual.fieldNames())
@@ -145,7 +165,8 @@ def check_parquet(spark: SparkSession, source: Source, files: list[LandingFile],
                 raise _mismatch(file, source, f"lacks column '{field.name}'")
             if found[field.name] != field.dataType:
                 raise _mismatch(
-                    file, source,
+                    file,
+                    source,
                     f"has column '{field.name}' as {found[field.name].simpleString()}, "
                     f"not {field.dataType.simpleString()}",
                 )
@@ -153,8 +174,9 @@ def check_parquet(spark: SparkSession, source: Source, files: list[LandingFile],
     return schemas
 
 
-def check_csv(spark: SparkSession, source: Source, files: list[LandingFile],
-              unreadable: dict[str, str]) -> dict[str, list[str]]:
+def check_csv(
+    spark: SparkSession, source: Source, files: list[LandingFile], unreadable: dict[str, str]
+) -> dict[str, list[str]]:
     """Return each file's header columns; raise on a missing, ambiguous or reserved column.
 
     CSV carries no types: a value that does not parse is quarantined, row by row.  A file
@@ -163,14 +185,17 @@ def check_csv(spark: SparkSession, source: Source, files: list[LandingFile],
     """
     headers = {}
     for file in files:
-        line = read_or_note(partial(first_line, spark, file.path), file.path, kind="CSV",
-                            unreadable=unreadable)
+        line = read_or_note(
+            partial(first_line, spark, file.path), file.path, kind="CSV", unreadable=unreadable
+        )
         if line is None:
             continue
         if not line.strip() or "\ufffd" in line or "\x00" in line:
             unreadable[file.path] = (
                 "not a readable CSV file: its first line is not a UTF-8 header"
-                if line.strip() else "not a readable CSV file: no header line")
+                if line.strip()
+                else "not a readable CSV file: no header line"
+            )
             continue
         header = [name.strip().strip('"') for name in line.split(",")]
         check_names(file, source, header)
@@ -241,8 +266,11 @@ def typed_value(raw: Column, field: StructField) -> tuple[Column, Column]:
 def read_json_line(value: Column, fields: list[StructField]) -> Column:
     """A JSON line read into ``fields`` and the corrupt-record column (Spark's permissive
     mode keeps the text of a line that does not parse there)."""
-    return F.from_json(value, StructType([*fields, StructField(CORRUPT, StringType(), True)]),
-                       {"columnNameOfCorruptRecord": CORRUPT})
+    return F.from_json(
+        value,
+        StructType([*fields, StructField(CORRUPT, StringType(), True)]),
+        {"columnNameOfCorruptRecord": CORRUPT},
+    )
 
 
 def is_malformed(record: Column) -> Column:
@@ -256,20 +284,25 @@ def is_scalar(data_type: DataType) -> bool:
     return not isinstance(data_type, (ArrayType, StructType, MapType))
 
 
-def _retyped_columns(spark: SparkSession, source: Source, files: list[LandingFile],
-                     inferred: StructType) -> None:
+def _retyped_columns(
+    spark: SparkSession, source: Source, files: list[LandingFile], inferred: StructType
+) -> None:
     """Tell a retyped column (a file none of whose values has the contract's type: raise)
     from row dirt (some values do not: those rows are quarantined by the reader)."""
     got = {field.name: field.dataType for field in inferred.fields}
-    wrong = [field for field in contract(source).fields
-             if field.name in got and not _compatible(field.dataType, got[field.name])]
+    wrong = [
+        field
+        for field in contract(source).fields
+        if field.name in got and not _compatible(field.dataType, got[field.name])
+    ]
     if not wrong:
         return
     # Every value as its JSON text (Spark gives a nested value's text for a string field).
     schema = StructType([StructField(field.name, StringType(), True) for field in wrong])
     record = F.from_json("value", schema)
     text = spark.read.text([file.path for file in files]).select(
-        relative_name().alias("path"), record.alias("r"))
+        relative_name().alias("path"), record.alias("r")
+    )
     aggregates = []
     for field in wrong:
         raw = F.col("r").getField(field.name)
@@ -278,20 +311,26 @@ def _retyped_columns(spark: SparkSession, source: Source, files: list[LandingFil
             typed = reason.isNull()
         else:  # an object or a list where the contract has one (its inside: the reader's)
             typed = F.trim(raw).startswith(
-                "{" if isinstance(field.dataType, (StructType, MapType)) else "[")
-        aggregates += [F.count(raw).alias(f"{field.name}__sent"),
-                       F.count(F.when(raw.isNotNull() & typed, 1))
-                       .alias(f"{field.name}__typed")]
+                "{" if isinstance(field.dataType, (StructType, MapType)) else "["
+            )
+        aggregates += [
+            F.count(raw).alias(f"{field.name}__sent"),
+            F.count(F.when(raw.isNotNull() & typed, 1)).alias(f"{field.name}__typed"),
+        ]
     by_path = {row["path"]: row for row in text.groupBy("path").agg(*aggregates).collect()}
     for file in files:
         row = by_path.get(file.name)
         for field in wrong:
             if row is not None and row[f"{field.name}__sent"] and not row[f"{field.name}__typed"]:
                 sent = spark.read.json(file.path).schema
-                kind = next((f.dataType.simpleString() for f in sent.fields
-                             if f.name == field.name), "text")
-                raise _mismatch(file, source, f"has column '{field.name}' as {kind}, "
-                                f"not {field.dataType.simpleString()}")
+                kind = next(
+                    (f.dataType.simpleString() for f in sent.fields if f.name == field.name), "text"
+                )
+                raise _mismatch(
+                    file,
+                    source,
+                    f"has column '{field.name}' as {kind}, not {field.dataType.simpleString()}",
+                )
 
 
 def _json_names(spark: SparkSession, source: Source, files: list[LandingFile]) -> StructType:
@@ -309,22 +348,30 @@ def _json_names(spark: SparkSession, source: Source, files: list[LandingFile]) -
         try:
             names = spark.read.json(file.path).schema.fieldNames()
         except AnalysisException as error:
-            raise _mismatch(file, source, "has columns that differ only in case "
-                            f"({console_line(error)})") from None
+            raise _mismatch(
+                file, source, f"has columns that differ only in case ({console_line(error)})"
+            ) from None
         check_names(file, source, names)
         for name in names:
             earlier = seen.get(name.lower())
             if earlier is not None and earlier[0] != name:
-                raise _mismatch(file, source, f"has column '{name}' where "
-                                f"{earlier[1].name} has '{earlier[0]}' (names that differ "
-                                "only in case: Spark cannot tell them apart)")
+                raise _mismatch(
+                    file,
+                    source,
+                    f"has column '{name}' where "
+                    f"{earlier[1].name} has '{earlier[0]}' (names that differ "
+                    "only in case: Spark cannot tell them apart)",
+                )
             seen.setdefault(name.lower(), (name, file))
-    raise SchemaMismatch(f"bronze.{source.table}: the batch's JSON files could not be read "
-                         "together, and each one alone can: see the log")
+    raise SchemaMismatch(
+        f"bronze.{source.table}: the batch's JSON files could not be read "
+        "together, and each one alone can: see the log"
+    )
 
 
-def _readable_json(spark: SparkSession, files: list[LandingFile],
-                   unreadable: dict[str, str]) -> list[LandingFile]:
+def _readable_json(
+    spark: SparkSession, files: list[LandingFile], unreadable: dict[str, str]
+) -> list[LandingFile]:
     """The files whose text can be read (a broken archive cannot): the others go to
     ``unreadable``."""
     from pyspark.errors import AnalysisException
@@ -337,8 +384,12 @@ def _readable_json(spark: SparkSession, files: list[LandingFile],
     except Exception as error:  # noqa: BLE001 - find the file; re-raised if none is corrupt
         found: dict[str, str] = {}
         for file in files:
-            read_or_note(spark.read.text(file.path).selectExpr("count(1)").collect,
-                         file.path, kind="JSON lines", unreadable=found)
+            read_or_note(
+                spark.read.text(file.path).selectExpr("count(1)").collect,
+                file.path,
+                kind="JSON lines",
+                unreadable=found,
+            )
         if not found:
             raise error
         unreadable.update(found)
@@ -346,19 +397,40 @@ def _readable_json(spark: SparkSession, files: list[LandingFile],
 
 
 _CORRUPT_SIGNS = (
-    "FAILED_READ_FILE", "CANNOT_READ_FILE_FOOTER", "Could not read footer",
-    "ParquetDecodingException", "EOFException", "not a Parquet file",
-    "magic number", "ZipException", "Not in GZIP format", "Unexpected end of",
-    "can not read class", "CORRUPTED", "Corrupt", "corrupt", "invalid block type",
-    "invalid distance", "BZip2", "incorrect header check",
+    "FAILED_READ_FILE",
+    "CANNOT_READ_FILE_FOOTER",
+    "Could not read footer",
+    "ParquetDecodingException",
+    "EOFException",
+    "not a Parquet file",
+    "magic number",
+    "ZipException",
+    "Not in GZIP format",
+    "Unexpected end of",
+    "can not read class",
+    "CORRUPTED",
+    "Corrupt",
+    "corrupt",
+    "invalid block type",
+    "invalid distance",
+    "BZip2",
+    "incorrect header check",
 )
-_NOT_CORRUPT_SIGNS = ("Permission denied", "AccessDenied", "Access denied",
-                      "FileNotFoundException", "No such file", "OutOfMemory",
-                      "SparkContext was shut down", "cancelled")
+_NOT_CORRUPT_SIGNS = (
+    "Permission denied",
+    "AccessDenied",
+    "Access denied",
+    "FileNotFoundException",
+    "No such file",
+    "OutOfMemory",
+    "SparkContext was shut down",
+    "cancelled",
+)
 
 
-def read_or_note(read: Callable[[], T], path: str, *, kind: str,
-                 unreadable: dict[str, str]) -> T | None:
+def read_or_note(
+    read: Callable[[], T], path: str, *, kind: str, unreadable: dict[str, str]
+) -> T | None:
     """``read()``, or None when it failed because the file at ``path`` is corrupt: then
     the reason goes to ``unreadable[path]`` (``kind`` names the format in it).  Any other
     failure (a missing file, a lost session) is raised: it says nothing about the file."""
@@ -375,18 +447,26 @@ def is_corrupt(error: BaseException) -> bool:
     """Whether a read failure says the file itself is broken (not the disk, rights or
     memory, which must stop the batch rather than quarantine a good file)."""
     text = str(error)
-    return any(sign in text for sign in _CORRUPT_SIGNS) and \
-        not any(sign in text for sign in _NOT_CORRUPT_SIGNS)
+    return any(sign in text for sign in _CORRUPT_SIGNS) and not any(
+        sign in text for sign in _NOT_CORRUPT_SIGNS
+    )
 
 
 def console_line(error: BaseException) -> str:
     """The first line of an error's message."""
-    return next((line.strip() for line in str(error).splitlines() if line.strip()),
-                type(error).__name__)
+    return next(
+        (line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__
+    )
 
 
-def check_json(spark: SparkSession, source: Source, files: list[LandingFile],
-               unreadable: dict[str, str], *, optional: tuple[str, ...] = ()) -> StructType:
+def check_json(
+    spark: SparkSession,
+    source: Source,
+    files: list[LandingFile],
+    unreadable: dict[str, str],
+    *,
+    optional: tuple[str, ...] = (),
+) -> StructType:
     """Return the inferred schema of the batch's JSON lines; raise on missing, retyped,
     ambiguous or reserved columns.
 
@@ -410,14 +490,22 @@ def check_json(spark: SparkSession, source: Source, files: list[LandingFile],
     # file cut short), has its lines quarantined as malformed by the reader, not a schema
     # to check ("parses" as the reader decides it).  Text that is not JSON at all (a CSV or
     # an error page in a JSON folder) is still refused here, whole.
-    parsed = ~is_malformed(read_json_line(
-        F.col("value"), [StructField(name, StringType(), True) for name in required]))
-    present = text.where(F.trim("value") != "").groupBy("path").agg(
-        *[F.max(F.col("value").contains(f'"{name}"').cast("int")).alias(name)
-          for name in required],
-        F.max(parsed.cast("int")).alias(f"{CORRUPT}_parsed"),
-        F.min(F.col("value").rlike(r"^\s*\{").cast("int")).alias(f"{CORRUPT}_objects"),
-    ).collect()
+    parsed = ~is_malformed(
+        read_json_line(F.col("value"), [StructField(name, StringType(), True) for name in required])
+    )
+    present = (
+        text.where(F.trim("value") != "")
+        .groupBy("path")
+        .agg(
+            *[
+                F.max(F.col("value").contains(f'"{name}"').cast("int")).alias(name)
+                for name in required
+            ],
+            F.max(parsed.cast("int")).alias(f"{CORRUPT}_parsed"),
+            F.min(F.col("value").rlike(r"^\s*\{").cast("int")).alias(f"{CORRUPT}_objects"),
+        )
+        .collect()
+    )
     by_path = {row["path"]: row for row in present}
     for file in files:
         row = by_path.get(file.name)

@@ -279,15 +279,10 @@ def _add_carry(
         raise ValueError("skew_bucket_days needs orderable feature types (no map columns)")
     keys = [F.col(k) for k in join_keys]
     payloads = [_payload_column(i) for i in range(len(payload_types))]
-    per_bucket = (
-        union.groupBy(*keys, F.col(_BUCKET))
-        .agg(*[F.max(p).alias(p) for p in payloads])
-    )
+    per_bucket = union.groupBy(*keys, F.col(_BUCKET)).agg(*[F.max(p).alias(p) for p in payloads])
     # Running max over a key's buckets, excluding the bucket itself: the carry-in.
     over_buckets = (
-        Window.partitionBy(*keys)
-        .orderBy(F.col(_BUCKET))
-        .rowsBetween(Window.unboundedPreceding, -1)
+        Window.partitionBy(*keys).orderBy(F.col(_BUCKET)).rowsBetween(Window.unboundedPreceding, -1)
     )
     carry = per_bucket.select(
         *keys,

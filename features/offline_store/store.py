@@ -340,8 +340,9 @@ def _view_request(
         )
     reverse = {v: k for k, v in source.field_mapping.items()}
     selected = [
-        F.col(f"`{reverse.get(c.name, c.name)}`")
-        .alias(view.projection.join_key_map.get(c.name, c.name))
+        F.col(f"`{reverse.get(c.name, c.name)}`").alias(
+            view.projection.join_key_map.get(c.name, c.name)
+        )
         for c in view.entity_columns
     ]
     event_column, created_column = "__lh_source_event_ts", None

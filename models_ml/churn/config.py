@@ -30,8 +30,15 @@ SCALED = "features_scaled"
 FOLD = "_fold"
 
 _NUMERIC_TYPES = (T.NumericType, T.BooleanType)
-_SKIPPED_TYPES = (T.TimestampType, T.TimestampNTZType, T.DateType, T.ArrayType, T.MapType,
-                  T.StructType, T.BinaryType)
+_SKIPPED_TYPES = (
+    T.TimestampType,
+    T.TimestampNTZType,
+    T.DateType,
+    T.ArrayType,
+    T.MapType,
+    T.StructType,
+    T.BinaryType,
+)
 
 
 class ConfigError(ValueError):

@@ -80,14 +80,18 @@ def classification_metrics(scored: DataFrame, *, threshold: float) -> dict[str, 
     metrics["positive_rate"] = float(row["rate"] or 0.0)
     metrics["positives"] = round(metrics["n"] * metrics["positive_rate"])
     metrics["threshold"] = float(threshold)
-    low, high = auc_interval(metrics["areaUnderROC"], positives=int(metrics["positives"]),
-                             negatives=int(metrics["n"] - metrics["positives"]))
+    low, high = auc_interval(
+        metrics["areaUnderROC"],
+        positives=int(metrics["positives"]),
+        negatives=int(metrics["n"] - metrics["positives"]),
+    )
     metrics["auc_ci_low"], metrics["auc_ci_high"] = low, high
     return metrics
 
 
-def auc_interval(auc: float, *, positives: int, negatives: int,
-                 z: float = 1.959964) -> tuple[float, float]:
+def auc_interval(
+    auc: float, *, positives: int, negatives: int, z: float = 1.959964
+) -> tuple[float, float]:
     """95% confidence interval of a ROC AUC by Hanley and McNeil's (1982) standard error.
 
     ``se^2 = (A(1-A) + (P-1)(Q1-A^2) + (N-1)(Q2-A^2)) / (P N)`` with ``Q1 = A/(2-A)``,
@@ -96,8 +100,9 @@ def auc_interval(auc: float, *, positives: int, negatives: int,
     if positives < 1 or negatives < 1:
         return 0.0, 1.0
     q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
-    variance = (auc * (1 - auc) + (positives - 1) * (q1 - auc * auc)
-                + (negatives - 1) * (q2 - auc * auc)) / (positives * negatives)
+    variance = (
+        auc * (1 - auc) + (positives - 1) * (q1 - auc * auc) + (negatives - 1) * (q2 - auc * auc)
+    ) / (positives * negatives)
     half = z * math.sqrt(max(variance, 0.0))
     return max(0.0, auc - half), min(1.0, auc + half)
 
@@ -124,8 +129,15 @@ def threshold_curve(scored: DataFrame, *, points: int = 100) -> list[dict[str, f
     positives = sum(p for _, p in by_bucket.values())
     negatives = total - positives
     curve: list[dict[str, float]] = [
-        {"threshold": 1.0 + 1e-9, "tp": 0.0, "fp": 0.0, "precision": 1.0, "recall": 0.0,
-         "fpr": 0.0, "f1": 0.0}
+        {
+            "threshold": 1.0 + 1e-9,
+            "tp": 0.0,
+            "fp": 0.0,
+            "precision": 1.0,
+            "recall": 0.0,
+            "fpr": 0.0,
+            "f1": 0.0,
+        }
     ]
     tp = fp = 0.0
     for bucket in range(len(splits) - 2, -1, -1):
@@ -135,15 +147,17 @@ def threshold_curve(scored: DataFrame, *, points: int = 100) -> list[dict[str, f
         precision = tp / (tp + fp) if tp + fp else 1.0
         recall = tp / positives if positives else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        curve.append({
-            "threshold": max(0.0, splits[bucket]),
-            "tp": tp,
-            "fp": fp,
-            "precision": precision,
-            "recall": recall,
-            "fpr": fp / negatives if negatives else 0.0,
-            "f1": f1,
-        })
+        curve.append(
+            {
+                "threshold": max(0.0, splits[bucket]),
+                "tp": tp,
+                "fp": fp,
+                "precision": precision,
+                "recall": recall,
+                "fpr": fp / negatives if negatives else 0.0,
+                "f1": f1,
+            }
+        )
     return curve
 
 
@@ -165,8 +179,7 @@ def lift_table(scored: DataFrame, *, groups: int = 10) -> list[dict[str, Any]]:
         the overall rate), ``cumulative_capture`` (share of all positives in groups up to
         this one) and ``cumulative_lift``.
     """
-    cuts = sorted(set(scored.approxQuantile(SCORE, [i / groups for i in range(1, groups)],
-                                            0.001)))
+    cuts = sorted(set(scored.approxQuantile(SCORE, [i / groups for i in range(1, groups)], 0.001)))
     splits = [-math.inf, *cuts, math.inf]
     top = len(splits) - 2
     rows = (
@@ -193,17 +206,19 @@ def lift_table(scored: DataFrame, *, groups: int = 10) -> list[dict[str, Any]]:
         cum_n += n
         cum_pos += pos
         rate = pos / n if n else 0.0
-        table.append({
-            "group": groups - (top - int(r[_BUCKET])),
-            "n": n,
-            "positives": pos,
-            "min_score": float(r["min_score"]),
-            "max_score": float(r["max_score"]),
-            "rate": rate,
-            "lift": rate / overall if overall else 0.0,
-            "cumulative_capture": cum_pos / total_pos if total_pos else 0.0,
-            "cumulative_lift": (cum_pos / cum_n) / overall if overall and cum_n else 0.0,
-        })
+        table.append(
+            {
+                "group": groups - (top - int(r[_BUCKET])),
+                "n": n,
+                "positives": pos,
+                "min_score": float(r["min_score"]),
+                "max_score": float(r["max_score"]),
+                "rate": rate,
+                "lift": rate / overall if overall else 0.0,
+                "cumulative_capture": cum_pos / total_pos if total_pos else 0.0,
+                "cumulative_lift": (cum_pos / cum_n) / overall if overall and cum_n else 0.0,
+            }
+        )
     return table
 
 

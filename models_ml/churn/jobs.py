@@ -150,7 +150,10 @@ def complete_windows_from(first_day: dt.date, lookback_days: int = LOOKBACK_DAYS
 
 
 def training_start(
-    snapshot_dates: list[dt.date], first_day: dt.date, *, lookback_days: int = LOOKBACK_DAYS,
+    snapshot_dates: list[dt.date],
+    first_day: dt.date,
+    *,
+    lookback_days: int = LOOKBACK_DAYS,
     min_complete: int = MIN_COMPLETE_SNAPSHOTS,
 ) -> dt.date | None:
     """Where training starts when nobody chose: at the first snapshot with whole windows.
@@ -168,7 +171,11 @@ def training_start(
 
 
 def drift_reference(
-    spark: SparkSession, store: Any, result: TrainResult, day: dt.date, *,
+    spark: SparkSession,
+    store: Any,
+    result: TrainResult,
+    day: dt.date,
+    *,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """The baselines saved with a model: the features it scores on the day it is trained,
@@ -190,17 +197,25 @@ def drift_reference(
     config = result.config
     scoring = day_features(spark, store, day).cache()
     try:
-        baseline = drift.profile(scoring, numeric_cols=config.numeric_cols,
-                                 categorical_cols=config.categorical_cols,
-                                 reference={"kind": "scoring_day", "date": day.isoformat()})
+        baseline = drift.profile(
+            scoring,
+            numeric_cols=config.numeric_cols,
+            categorical_cols=config.categorical_cols,
+            reference={"kind": "scoring_day", "date": day.isoformat()},
+        )
         scores = score(result.model, scoring, config=config, threshold=result.threshold)
         scores = scores.select(F.col("score").cast("double").alias(SCORE_FEATURE))
-        score_baseline = drift.profile(scores, numeric_cols=[SCORE_FEATURE], reference={
-            "kind": "scoring_day", "date": day.isoformat()})
+        score_baseline = drift.profile(
+            scores,
+            numeric_cols=[SCORE_FEATURE],
+            reference={"kind": "scoring_day", "date": day.isoformat()},
+        )
     finally:
         scoring.unpersist()
-    log(f"train: drift baseline: the features and scores of the {baseline['rows']} customers "
-        f"active on {day}")
+    log(
+        f"train: drift baseline: the features and scores of the {baseline['rows']} customers "
+        f"active on {day}"
+    )
     return {"drift_baseline": baseline, "score_baseline": score_baseline}
 
 
@@ -217,11 +232,15 @@ def fit_tuning_to_snapshots(
     if config.tuning != "cv" or usable >= config.num_folds:
         return config
     if usable >= 2:
-        log(f"train: {snapshots} snapshot instants: {usable} time folds "
-            f"instead of {config.num_folds}")
+        log(
+            f"train: {snapshots} snapshot instants: {usable} time folds "
+            f"instead of {config.num_folds}"
+        )
         return dataclasses.replace(config, num_folds=usable)
-    log(f"train: {snapshots} snapshot instants: too few to cross-validate by time; "
-        f"tuning with a forward train/validation split")
+    log(
+        f"train: {snapshots} snapshot instants: too few to cross-validate by time; "
+        f"tuning with a forward train/validation split"
+    )
     return dataclasses.replace(config, tuning="tvs")
 
 
@@ -256,35 +275,49 @@ def train_churn_model(
     store = feast_repo.feature_store()
     first_day, last_day = lake_days(spark)
     if start is None and first_day is not None:
-        dates = [row[0] for row in training_entities(spark, end=end)
-                 .select(F.to_date("event_timestamp")).distinct().collect()]
+        dates = [
+            row[0]
+            for row in training_entities(spark, end=end)
+            .select(F.to_date("event_timestamp"))
+            .distinct()
+            .collect()
+        ]
         start = training_start(dates, first_day)
         if start is not None:
-            log(f"train: snapshots from {start} on (the first with {LOOKBACK_DAYS} days of "
-                "history; earlier ones have partly filled windows)")
+            log(
+                f"train: snapshots from {start} on (the first with {LOOKBACK_DAYS} days of "
+                "history; earlier ones have partly filled windows)"
+            )
         elif dates:
-            log(f"train: young lake: no {MIN_COMPLETE_SNAPSHOTS} snapshots with "
+            log(
+                f"train: young lake: no {MIN_COMPLETE_SNAPSHOTS} snapshots with "
                 f"{LOOKBACK_DAYS} days of history yet (whole from "
-                f"{complete_windows_from(first_day)}); training on every snapshot")
+                f"{complete_windows_from(first_day)}); training on every snapshot"
+            )
     entities = training_entities(spark, start=start, end=end)
-    counts = entities.agg(F.countDistinct("event_timestamp").alias("snapshots"),
-                          F.sum(F.col("label").cast("int")).alias("positives")).first()
+    counts = entities.agg(
+        F.countDistinct("event_timestamp").alias("snapshots"),
+        F.sum(F.col("label").cast("int")).alias("positives"),
+    ).first()
     snapshots = int(counts["snapshots"])
     if snapshots == 0:
         raise NotEnoughData(
             f"{LABELS_TABLE} has no labelled snapshot"
             + (f" between {start} and {end}" if start or end else "")
             + ": a snapshot is labelled once its 30-day horizon has passed, after 28 days of "
-            "history; the lake needs more days of data (or a wider training window)")
+            "history; the lake needs more days of data (or a wider training window)"
+        )
     if not counts["positives"]:
         raise NotEnoughData(
             f"no customer has churned in the {snapshots} labelled snapshot(s) of "
-            f"{LABELS_TABLE} yet: a classifier needs churners to learn from")
+            f"{LABELS_TABLE} yet: a classifier needs churners to learn from"
+        )
     frame, versions = historical_features(store, entities)
-    config = fit_tuning_to_snapshots(model_config(store, **config_overrides), snapshots,
-                                     log=log)
-    log(f"train: {FEATURE_SERVICE} features of {LABELS_TABLE} ({len(config.feature_cols)} "
-        f"features; tables at versions {versions})")
+    config = fit_tuning_to_snapshots(model_config(store, **config_overrides), snapshots, log=log)
+    log(
+        f"train: {FEATURE_SERVICE} features of {LABELS_TABLE} ({len(config.feature_cols)} "
+        f"features; tables at versions {versions})"
+    )
     frame = frame.persist(StorageLevel.MEMORY_AND_DISK)  # split, tuned on and judged
     result = train(frame, config)
     promotion = compare_with_champion(result, frame, promote=promote, log=log)
@@ -297,23 +330,37 @@ def train_churn_model(
     baselines = drift_reference(spark, store, result, batch_date or last_day, log=log)
     log("train: held-out " + ", ".join(f"{k}={v:.3f}" for k, v in sorted(result.metrics.items())))
     notes = []
-    extra = {"training_window": {"start": str(start) if start else None,
-                                 "end": str(end) if end else None},
-             "filter_by_created_timestamp": True,
-             "batch_date": str(batch_date) if batch_date else None,
-             **baselines,
-             "promotion": promotion,
-             "retrain_reason": retrain_reason}
+    extra = {
+        "training_window": {
+            "start": str(start) if start else None,
+            "end": str(end) if end else None,
+        },
+        "filter_by_created_timestamp": True,
+        "batch_date": str(batch_date) if batch_date else None,
+        **baselines,
+        "promotion": promotion,
+        "retrain_reason": retrain_reason,
+    }
     notes.append(f"promotion: {promotion['reason']}")
-    return save_and_register(result, name=MODEL_NAME, versions=versions, extra=extra,
-                             notes=notes, log=log, input_example=example,
-                             alias=persist.DEFAULT_ALIAS if promotion["promoted"]
-                             else persist.CHALLENGER_ALIAS)
+    return save_and_register(
+        result,
+        name=MODEL_NAME,
+        versions=versions,
+        extra=extra,
+        notes=notes,
+        log=log,
+        input_example=example,
+        alias=persist.DEFAULT_ALIAS if promotion["promoted"] else persist.CHALLENGER_ALIAS,
+    )
 
 
 def compare_with_champion(
-    result: TrainResult, frame: DataFrame, *, promote: bool = False,
-    margin: float = PROMOTION_MARGIN, log: Callable[[str], None] = print,
+    result: TrainResult,
+    frame: DataFrame,
+    *,
+    promote: bool = False,
+    margin: float = PROMOTION_MARGIN,
+    log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Whether a new model should replace the champion, judged on the same recent rows.
 
@@ -327,8 +374,14 @@ def compare_with_champion(
         ``{"promoted", "reason", "champion_version", "rows", "positives", "auc",
         "champion_auc"}`` (the last five None when nothing was compared).
     """
-    decision: dict[str, Any] = {"promoted": True, "champion_version": None, "rows": None,
-                                "positives": None, "auc": None, "champion_auc": None}
+    decision: dict[str, Any] = {
+        "promoted": True,
+        "champion_version": None,
+        "rows": None,
+        "positives": None,
+        "auc": None,
+        "champion_auc": None,
+    }
     champion = persist.champion_version(MODEL_NAME)
     if promote:
         return {**decision, "champion_version": champion, "reason": "promoted as asked"}
@@ -336,40 +389,64 @@ def compare_with_champion(
         return {**decision, "reason": "no champion yet"}
     metadata = persist.read_metadata(MODEL_NAME, champion)
     if not metadata.get("score_baseline"):
-        return {**decision, "champion_version": champion,
-                "reason": f"v{champion} predates the baselines monitoring compares with; "
-                          "promoted"}
-    starts = [window.get("start") for window in
-              (result.windows.get("holdout") or {}, metadata.get("holdout_window") or {})]
+        return {
+            **decision,
+            "champion_version": champion,
+            "reason": f"v{champion} predates the baselines monitoring compares with; promoted",
+        }
+    starts = [
+        window.get("start")
+        for window in (result.windows.get("holdout") or {}, metadata.get("holdout_window") or {})
+    ]
     if None in starts or result.split_kind != "time":
-        return {**decision, "champion_version": champion,
-                "reason": f"no time hold-out to compare with v{champion} on; promoted"}
+        return {
+            **decision,
+            "champion_version": champion,
+            "reason": f"no time hold-out to compare with v{champion} on; promoted",
+        }
     start = max(starts)
     rows = frame.where(F.col("event_timestamp") >= F.lit(start).cast("timestamp"))
     champion_model, _ = persist.load_model(MODEL_NAME, version=champion)
     evaluator = BinaryClassificationEvaluator(rawPredictionCol="score", labelCol="label")
     labelled = rows.withColumn("label", F.col("label").cast("double"))
-    new_scores = score(result.model, labelled, config=result.config,
-                       threshold=result.threshold).cache()
+    new_scores = score(
+        result.model, labelled, config=result.config, threshold=result.threshold
+    ).cache()
     counts = new_scores.agg(F.count(F.lit(1)), F.sum("label")).first()
     n, positives = int(counts[0]), int(counts[1] or 0)
     if not 0 < positives < n:
         new_scores.unpersist()
         what = "no held-out rows" if n == 0 else f"{n} held-out rows of one class only"
-        return {**decision, "promoted": False, "champion_version": champion, "rows": n,
-                "positives": positives,
-                "reason": f"kept v{champion}: {what} from {start[:10]} to compare on"}
+        return {
+            **decision,
+            "promoted": False,
+            "champion_version": champion,
+            "rows": n,
+            "positives": positives,
+            "reason": f"kept v{champion}: {what} from {start[:10]} to compare on",
+        }
     auc = evaluator.evaluate(new_scores)
     new_scores.unpersist()
-    old = evaluator.evaluate(score(champion_model, labelled, config=result.config,
-                                   threshold=metadata.get("threshold")))
+    old = evaluator.evaluate(
+        score(champion_model, labelled, config=result.config, threshold=metadata.get("threshold"))
+    )
     promoted = auc >= old + margin
-    reason = (f"{'beats' if promoted else 'does not beat'} v{champion} by {margin} on the "
-              f"{n} held-out rows ({positives} churned) from {start[:10]}: AUC {auc:.4f} "
-              f"vs {old:.4f}")
+    reason = (
+        f"{'beats' if promoted else 'does not beat'} v{champion} by {margin} on the "
+        f"{n} held-out rows ({positives} churned) from {start[:10]}: AUC {auc:.4f} "
+        f"vs {old:.4f}"
+    )
     log(f"train: {reason}")
-    return {**decision, "promoted": promoted, "champion_version": champion, "rows": n,
-            "positives": positives, "auc": auc, "champion_auc": old, "reason": reason}
+    return {
+        **decision,
+        "promoted": promoted,
+        "champion_version": champion,
+        "rows": n,
+        "positives": positives,
+        "auc": auc,
+        "champion_auc": old,
+        "reason": reason,
+    }
 
 
 def serving_version() -> int | None:
@@ -407,20 +484,31 @@ def save_and_register(
         input_example: A few rows of the features (pandas) for MLflow's signature.
     """
     saved = persist.save_model(
-        result, name=name, feature_service=FEATURE_SERVICE,
-        source_versions=versions, extra=extra, report_notes=notes,
+        result,
+        name=name,
+        feature_service=FEATURE_SERVICE,
+        source_versions=versions,
+        extra=extra,
+        report_notes=notes,
     )
     report_dir = saved.path / "report"
     registered = None
     if register:
         registered = persist.log_to_mlflow(
-            result, name=name, metadata=saved.metadata, report_dir=report_dir, alias=alias,
+            result,
+            name=name,
+            metadata=saved.metadata,
+            report_dir=report_dir,
+            alias=alias,
             input_example=input_example,
         )
-    log(f"train: saved {saved.path}"
-        + (f"; registered {registered.model_uri} as {alias}" if registered else ""))
-    return TrainingRun(saved=saved, registered=registered, result=result,
-                       report_path=report_dir / "report.md")
+    log(
+        f"train: saved {saved.path}"
+        + (f"; registered {registered.model_uri} as {alias}" if registered else "")
+    )
+    return TrainingRun(
+        saved=saved, registered=registered, result=result, report_path=report_dir / "report.md"
+    )
 
 
 def trained_for(batch_date: dt.date) -> int | None:
@@ -438,15 +526,18 @@ def trained_for(batch_date: dt.date) -> int | None:
         if registered is None:
             persist.discard_version(MODEL_NAME, version)
             return None
-        persist.promote(MODEL_NAME, registered,
-                        alias=persist.DEFAULT_ALIAS if persist.is_champion_choice(metadata)
-                        else persist.CHALLENGER_ALIAS)
+        persist.promote(
+            MODEL_NAME,
+            registered,
+            alias=persist.DEFAULT_ALIAS
+            if persist.is_champion_choice(metadata)
+            else persist.CHALLENGER_ALIAS,
+        )
         return version
     return None
 
 
-def day_features(spark: SparkSession, store: Any,
-                 day: dt.date | Sequence[dt.date]) -> DataFrame:
+def day_features(spark: SparkSession, store: Any, day: dt.date | Sequence[dt.date]) -> DataFrame:
     """The feature service's features of every customer active at the end of ``day`` (or of
     each of several days), as scoring, monitoring and the drift baseline read them."""
     features, _ = historical_features(store, active_customers(spark, day))
@@ -512,7 +603,10 @@ def score_day(
     )
     scored = _deciles(scored.cache())
     out = scored.select(
-        "customer_id", "score_date", "churn_probability", "risk_decile",
+        "customer_id",
+        "score_date",
+        "churn_probability",
+        "risk_decile",
         F.lit(MODEL_NAME).alias("model_name"),
         F.lit(str(metadata.get("version", version))).alias("model_version"),
         F.current_timestamp().alias("scored_at"),
@@ -520,7 +614,8 @@ def score_day(
     lakehouse.ensure_databases(spark, databases=("predictions",))
     if not spark.catalog.tableExists(PREDICTIONS_TABLE):
         spark.createDataFrame([], PREDICTIONS_DDL).write.format("delta").partitionBy(
-            "score_date").saveAsTable(PREDICTIONS_TABLE)
+            "score_date"
+        ).saveAsTable(PREDICTIONS_TABLE)
     (
         out.write.format("delta")
         .mode("overwrite")
@@ -529,6 +624,8 @@ def score_day(
     )
     rows = spark.table(PREDICTIONS_TABLE).where(F.col("score_date") == F.lit(day)).count()
     scored.unpersist()
-    log(f"score: {rows:,} customers scored for {day} with {MODEL_NAME} "
-        f"v{metadata.get('version', version)}")
+    log(
+        f"score: {rows:,} customers scored for {day} with {MODEL_NAME} "
+        f"v{metadata.get('version', version)}"
+    )
     return rows

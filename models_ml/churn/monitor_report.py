@@ -29,9 +29,14 @@ from models_ml.churn import jobs, monitoring
 DEFAULT_DAYS = 30
 
 
-def write_report(spark: SparkSession, day: dt.date, *, days: int = DEFAULT_DAYS,
-                 rule: drift.DriftRule = drift.DEFAULT_RULE,
-                 out_dir: Path | None = None) -> Path:
+def write_report(
+    spark: SparkSession,
+    day: dt.date,
+    *,
+    days: int = DEFAULT_DAYS,
+    rule: drift.DriftRule = drift.DEFAULT_RULE,
+    out_dir: Path | None = None,
+) -> Path:
     """Write the monitoring report of the ``days`` up to ``day``; return its path.
 
     ``rule`` is the one the monitor flagged with (the page explains it).
@@ -52,15 +57,17 @@ def write_report(spark: SparkSession, day: dt.date, *, days: int = DEFAULT_DAYS,
         f"(p below {rule.alpha} / number of features).</p>",
         "<h2>Feature drift</h2>",
         _figure(_heatmap(features), "PSI per feature and day", "feature-drift")
-        if features else "<p class='empty'>No monitored day in this window.</p>",
+        if features
+        else "<p class='empty'>No monitored day in this window.</p>",
         "<h2>Score drift</h2>",
         _figure(_score_plot(scores, rule), "PSI of the day's scores", "score-drift")
-        if scores else "<p class='empty'>No scored day was compared in this window.</p>",
+        if scores
+        else "<p class='empty'>No scored day was compared in this window.</p>",
         "<h2>Realized performance</h2>",
-        _figure(_performance_plot(performance), "Realized ROC AUC and calibration",
-                "performance")
-        if performance else "<p class='empty'>No score date has matured labels yet (they "
-                            f"are known {monitoring.HORIZON_DAYS} days after it).</p>",
+        _figure(_performance_plot(performance), "Realized ROC AUC and calibration", "performance")
+        if performance
+        else "<p class='empty'>No score date has matured labels yet (they "
+        f"are known {monitoring.HORIZON_DAYS} days after it).</p>",
         f"<h2>Features on {day}</h2>",
         _table(latest) if latest else f"<p class='empty'>{day} was not monitored.</p>",
     ]
@@ -71,7 +78,8 @@ def write_report(spark: SparkSession, day: dt.date, *, days: int = DEFAULT_DAYS,
         "img{max-width:100%}table{border-collapse:collapse}td,th{padding:2px 8px;"
         "border-bottom:1px solid #ddd;text-align:right}td:first-child{text-align:left}"
         "tr.flagged{background:#fde2e1}.empty{color:#777}</style></head><body>"
-        + "\n".join(sections) + "</body></html>"
+        + "\n".join(sections)
+        + "</body></html>"
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"report_{day}.html"
@@ -82,13 +90,15 @@ def write_report(spark: SparkSession, day: dt.date, *, days: int = DEFAULT_DAYS,
     return path
 
 
-def _rows(spark: SparkSession, table: str, column: str, start: dt.date | None,
-          end: dt.date) -> list[dict]:
+def _rows(
+    spark: SparkSession, table: str, column: str, start: dt.date | None, end: dt.date
+) -> list[dict]:
     """The model's rows of ``table`` with ``column`` in [start, end], as dicts."""
     if not spark.catalog.tableExists(table):
         return []
     frame = spark.table(table).where(
-        (F.col("model_name") == jobs.MODEL_NAME) & (F.col(column) <= F.lit(end)))
+        (F.col("model_name") == jobs.MODEL_NAME) & (F.col(column) <= F.lit(end))
+    )
     if start is not None:
         frame = frame.where(F.col(column) >= F.lit(start))
     return [row.asDict() for row in frame.orderBy(column).collect()]
@@ -99,9 +109,11 @@ def _figure(fig, caption: str, name: str) -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90)
     data = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return (f"<figure id='{name}'><img alt='{html.escape(caption)}' "
-            f"src='data:image/png;base64,{data}'><figcaption>{html.escape(caption)}"
-            "</figcaption></figure>")
+    return (
+        f"<figure id='{name}'><img alt='{html.escape(caption)}' "
+        f"src='data:image/png;base64,{data}'><figcaption>{html.escape(caption)}"
+        "</figcaption></figure>"
+    )
 
 
 def _new_figure(width: float, height: float):
@@ -133,12 +145,16 @@ def _heatmap(rows: list[dict]):
     ax = fig.add_subplot()
     image = ax.imshow(grid, aspect="auto", cmap="Reds", vmin=0, vmax=max(0.3, np.nanmax(grid)))
     if flagged:
-        ax.scatter([j for j, _ in flagged], [i for _, i in flagged], marker="x", color="black",
-                   label="flagged")
+        ax.scatter(
+            [j for j, _ in flagged],
+            [i for _, i in flagged],
+            marker="x",
+            color="black",
+            label="flagged",
+        )
         ax.legend(loc="upper right", fontsize=8)
     ax.set_yticks(range(len(features)), features, fontsize=7)
-    ax.set_xticks(range(len(days)), [d.strftime("%m-%d") for d in days], rotation=90,
-                  fontsize=7)
+    ax.set_xticks(range(len(days)), [d.strftime("%m-%d") for d in days], rotation=90, fontsize=7)
     fig.colorbar(image, ax=ax, label="PSI")
     ax.set_title("Feature drift (PSI) by day")
     fig.tight_layout()
@@ -153,8 +169,13 @@ def _score_plot(rows: list[dict], rule: drift.DriftRule):
     ax.plot(days, [r["psi"] for r in rows], marker="o", color="tab:blue", label="scores PSI")
     hot = [r for r in rows if r["drifted"]]
     if hot:
-        ax.scatter([r["score_date"] for r in hot], [r["psi"] for r in hot], color="tab:red",
-                   zorder=3, label="flagged")
+        ax.scatter(
+            [r["score_date"] for r in hot],
+            [r["psi"] for r in hot],
+            color="tab:red",
+            zorder=3,
+            label="flagged",
+        )
     ax.axhline(rule.min_psi, linestyle="--", color="grey", label="PSI floor")
     ax.set(ylabel="PSI", title="Score drift against the baseline day")
     ax.legend(fontsize=8)
@@ -171,8 +192,10 @@ def _performance_plot(rows: list[dict]):
     if judged:
         days = [r["score_date"] for r in judged]
         aucs = [r["auc"] for r in judged]
-        errors = [[a - r["auc_ci_low"] for a, r in zip(aucs, judged, strict=True)],
-                  [r["auc_ci_high"] - a for a, r in zip(aucs, judged, strict=True)]]
+        errors = [
+            [a - r["auc_ci_low"] for a, r in zip(aucs, judged, strict=True)],
+            [r["auc_ci_high"] - a for a, r in zip(aucs, judged, strict=True)],
+        ]
         auc_ax.errorbar(days, aucs, yerr=errors, marker="o", capsize=3)
     auc_ax.axhline(0.5, linestyle=":", color="grey")
     auc_ax.set(ylim=(0, 1), ylabel="ROC AUC", title="Realized AUC (95% interval)")
@@ -196,6 +219,9 @@ def _table(rows: list[dict]) -> str:
         f"<td>{r['kind']}</td><td>{r['psi']:.3f}</td>"
         f"<td>{(r.get('p_value') if r.get('p_value') is not None else float('nan')):.2g}</td>"
         f"<td>{'yes' if r['drifted'] else ''}</td><td>{r['current_rows']:,}</td></tr>"
-        for r in ordered)
-    return ("<table id='latest'><tr><th>feature</th><th>kind</th><th>PSI</th><th>p-value</th>"
-            f"<th>flagged</th><th>rows</th></tr>{body}</table>")
+        for r in ordered
+    )
+    return (
+        "<table id='latest'><tr><th>feature</th><th>kind</th><th>PSI</th><th>p-value</th>"
+        f"<th>flagged</th><th>rows</th></tr>{body}</table>"
+    )

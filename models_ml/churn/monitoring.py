@@ -105,24 +105,29 @@ def monitor_days(
         raise ValueError("monitor: no day given")
     version = version if version is not None else jobs.serving_version()
     if version is None:
-        raise persist.ModelNotFound(
-            f"monitor: no saved {jobs.MODEL_NAME!r} model; train one first")
+        raise persist.ModelNotFound(f"monitor: no saved {jobs.MODEL_NAME!r} model; train one first")
     metadata = persist.read_metadata(jobs.MODEL_NAME, version)
     baseline = metadata.get("drift_baseline")
     if not baseline:
         raise ValueError(
             f"monitor: model {jobs.MODEL_NAME} v{version} was saved without a drift baseline "
-            f"(trained before monitoring existed); retrain it")
+            f"(trained before monitoring existed); retrain it"
+        )
     features = jobs.day_features(spark, feast_repo.feature_store(), days)
     by_day = drift.psi_by(baseline, features, F.to_date("event_timestamp"), rule=rule)
     missing = [day for day in days if day not in by_day]
     if missing:
-        raise ValueError(f"monitor: no active customer on {', '.join(map(str, missing))}; "
-                         "build those days first (features daily)")
+        raise ValueError(
+            f"monitor: no active customer on {', '.join(map(str, missing))}; "
+            "build those days first (features daily)"
+        )
     scores = _score_drift(spark, days, metadata, rule)
     drift.write_drift_days(
-        spark, {day: by_day[day] + ([scores[day]] if day in scores else []) for day in days},
-        model_name=jobs.MODEL_NAME, model_version=str(version))
+        spark,
+        {day: by_day[day] + ([scores[day]] if day in scores else []) for day in days},
+        model_name=jobs.MODEL_NAME,
+        model_version=str(version),
+    )
     checks: dict[dt.date, DriftCheck] = {}
     for day in days:
         found = by_day[day]
@@ -134,14 +139,25 @@ def monitor_days(
         )
         drifted = drift.drifted_features(found)
         score = scores.get(day)
-        log(f"monitor: {len(found)} features checked for {day}; "
-            + (f"drifted (PSI > {rule.min_psi}, p < {rule.level(len(found)):.1e}): "
-               f"{', '.join(drifted)}" if drifted else "no drift")
-            + (f"; scores PSI {score.psi:.3f} p {score.p_value:.2g}"
-               + (" (drifted)" if score.drifted else "") if score else "; no scores to compare")
-            + f"; plot {plot}")
-        checks[day] = DriftCheck(rows=len(found), drifted=drifted, plot=plot,
-                                 model_version=version, scores=score)
+        log(
+            f"monitor: {len(found)} features checked for {day}; "
+            + (
+                f"drifted (PSI > {rule.min_psi}, p < {rule.level(len(found)):.1e}): "
+                f"{', '.join(drifted)}"
+                if drifted
+                else "no drift"
+            )
+            + (
+                f"; scores PSI {score.psi:.3f} p {score.p_value:.2g}"
+                + (" (drifted)" if score.drifted else "")
+                if score
+                else "; no scores to compare"
+            )
+            + f"; plot {plot}"
+        )
+        checks[day] = DriftCheck(
+            rows=len(found), drifted=drifted, plot=plot, model_version=version, scores=score
+        )
     last = days[-1]
     performance = record_performance(spark, last, log=log)
     page = None
@@ -154,18 +170,22 @@ def monitor_days(
     return checks
 
 
-def _score_drift(spark: SparkSession, days: Sequence[dt.date], metadata: dict[str, Any],
-                 rule: drift.DriftRule) -> dict[dt.date, drift.FeatureDrift]:
+def _score_drift(
+    spark: SparkSession, days: Sequence[dt.date], metadata: dict[str, Any], rule: drift.DriftRule
+) -> dict[dt.date, drift.FeatureDrift]:
     """Each scored day's scores by the model against its score baseline (days the model
     did not score, or a model without a score baseline: absent)."""
     baseline = metadata.get("score_baseline")
     if not baseline or not spark.catalog.tableExists(jobs.PREDICTIONS_TABLE):
         return {}
     scored = spark.table(jobs.PREDICTIONS_TABLE).where(
-        F.col("score_date").isin(list(days)) & (F.col("model_name") == jobs.MODEL_NAME)
-        & (F.col("model_version") == str(metadata.get("version"))))
-    found = drift.psi_by(baseline, scored.select("score_date", jobs.SCORE_FEATURE),
-                         F.col("score_date"), rule=rule)
+        F.col("score_date").isin(list(days))
+        & (F.col("model_name") == jobs.MODEL_NAME)
+        & (F.col("model_version") == str(metadata.get("version")))
+    )
+    found = drift.psi_by(
+        baseline, scored.select("score_date", jobs.SCORE_FEATURE), F.col("score_date"), rule=rule
+    )
     return {day: dataclasses.replace(rows[0], kind=PREDICTION) for day, rows in found.items()}
 
 
@@ -173,8 +193,10 @@ def ensure_performance_table(spark: SparkSession) -> str:
     """Create ``ops.model_performance`` (partitioned by ``score_date``) if needed."""
     if not spark.catalog.tableExists(PERFORMANCE_TABLE):
         spark.sql("create database if not exists ops")
-        spark.sql(f"create table if not exists {PERFORMANCE_TABLE} ({PERFORMANCE_DDL}) "
-                  "using delta partitioned by (score_date)")
+        spark.sql(
+            f"create table if not exists {PERFORMANCE_TABLE} ({PERFORMANCE_DDL}) "
+            "using delta partitioned by (score_date)"
+        )
     return spark.sql(f"describe detail {PERFORMANCE_TABLE}").first()["location"]
 
 
@@ -184,13 +206,18 @@ def matured_dates(spark: SparkSession, day: dt.date) -> list[tuple[dt.date, str]
     if not spark.catalog.tableExists(jobs.PREDICTIONS_TABLE):
         return []
     last = day - dt.timedelta(days=HORIZON_DAYS)
-    scored = (spark.table(jobs.PREDICTIONS_TABLE)
-              .where((F.col("model_name") == jobs.MODEL_NAME)
-                     & (F.col("score_date") <= F.lit(last)))
-              .select("score_date", "model_version").distinct())
+    scored = (
+        spark.table(jobs.PREDICTIONS_TABLE)
+        .where((F.col("model_name") == jobs.MODEL_NAME) & (F.col("score_date") <= F.lit(last)))
+        .select("score_date", "model_version")
+        .distinct()
+    )
     if spark.catalog.tableExists(PERFORMANCE_TABLE):
-        done = spark.table(PERFORMANCE_TABLE).where(
-            F.col("model_name") == jobs.MODEL_NAME).select("score_date", "model_version")
+        done = (
+            spark.table(PERFORMANCE_TABLE)
+            .where(F.col("model_name") == jobs.MODEL_NAME)
+            .select("score_date", "model_version")
+        )
         scored = scored.join(done, ["score_date", "model_version"], "left_anti")
     return sorted((row.score_date, row.model_version) for row in scored.collect())
 
@@ -198,19 +225,31 @@ def matured_dates(spark: SparkSession, day: dt.date) -> list[tuple[dt.date, str]
 def realized_frame(spark: SparkSession, score_date: dt.date) -> DataFrame:
     """The predictions of ``score_date`` with their realized label: churned within the
     30 days after it (``staging.stg_bronze__churn_events``)."""
-    churned = spark.table(CHURN_EVENTS).groupBy("customer_id").agg(
-        F.min("churn_date").alias("churn_date"))
+    churned = (
+        spark.table(CHURN_EVENTS)
+        .groupBy("customer_id")
+        .agg(F.min("churn_date").alias("churn_date"))
+    )
     predictions = spark.table(jobs.PREDICTIONS_TABLE).where(
-        (F.col("score_date") == F.lit(score_date)) & (F.col("model_name") == jobs.MODEL_NAME))
+        (F.col("score_date") == F.lit(score_date)) & (F.col("model_name") == jobs.MODEL_NAME)
+    )
     label = (F.col("churn_date") > F.col("score_date")) & (
-        F.col("churn_date") <= F.date_add(F.col("score_date"), HORIZON_DAYS))
+        F.col("churn_date") <= F.date_add(F.col("score_date"), HORIZON_DAYS)
+    )
     return predictions.join(churned, "customer_id", "left").select(
-        "customer_id", "score_date", "model_version", F.col(jobs.SCORE_FEATURE),
-        F.coalesce(label, F.lit(False)).cast("double").alias("label"))
+        "customer_id",
+        "score_date",
+        "model_version",
+        F.col(jobs.SCORE_FEATURE),
+        F.coalesce(label, F.lit(False)).cast("double").alias("label"),
+    )
 
 
 def record_performance(
-    spark: SparkSession, day: dt.date, *, log: Callable[[str], None] = print,
+    spark: SparkSession,
+    day: dt.date,
+    *,
+    log: Callable[[str], None] = print,
 ) -> list[dict[str, Any]]:
     """Realized ROC AUC (with its 95% interval) and calibration of every score date whose
     30-day labels matured by ``day`` and are not recorded yet, into ``ops.model_performance``.
@@ -231,35 +270,52 @@ def record_performance(
         frame = realized_frame(spark, score_date).cache()
         try:
             stats = frame.agg(
-                F.count(F.lit(1)).alias("rows"), F.sum("label").alias("positives"),
+                F.count(F.lit(1)).alias("rows"),
+                F.sum("label").alias("positives"),
                 F.avg((F.col(jobs.SCORE_FEATURE) - F.col("label")) ** 2).alias("brier"),
                 F.avg(jobs.SCORE_FEATURE).alias("mean_probability"),
-                F.avg("label").alias("churn_rate")).first()
+                F.avg("label").alias("churn_rate"),
+            ).first()
             rows, positives = int(stats["rows"]), int(stats["positives"] or 0)
             auc = None
             if 0 < positives < rows:
                 auc = BinaryClassificationEvaluator(
-                    rawPredictionCol=jobs.SCORE_FEATURE, labelCol="label",
-                    metricName="areaUnderROC").evaluate(frame)
+                    rawPredictionCol=jobs.SCORE_FEATURE, labelCol="label", metricName="areaUnderROC"
+                ).evaluate(frame)
         finally:
             frame.unpersist()
-        low, high = (auc_interval(auc, positives=positives, negatives=rows - positives)
-                     if auc is not None else (None, None))
-        row = {"score_date": score_date, "model_name": jobs.MODEL_NAME,
-               "model_version": str(version), "rows": rows, "positives": positives,
-               "auc": auc, "auc_ci_low": low, "auc_ci_high": high,
-               "brier": float(stats["brier"]), "mean_probability":
-               float(stats["mean_probability"]), "churn_rate": float(stats["churn_rate"]),
-               "labels_known_on": score_date + dt.timedelta(days=HORIZON_DAYS),
-               "computed_at": runlog.utc_now()}
-        spark.createDataFrame([row], PERFORMANCE_DDL).write.format("delta") \
-            .mode("overwrite").option(
-                "replaceWhere", f"score_date = '{score_date.isoformat()}' "
-                                f"and model_name = '{jobs.MODEL_NAME}'").save(location)
+        low, high = (
+            auc_interval(auc, positives=positives, negatives=rows - positives)
+            if auc is not None
+            else (None, None)
+        )
+        row = {
+            "score_date": score_date,
+            "model_name": jobs.MODEL_NAME,
+            "model_version": str(version),
+            "rows": rows,
+            "positives": positives,
+            "auc": auc,
+            "auc_ci_low": low,
+            "auc_ci_high": high,
+            "brier": float(stats["brier"]),
+            "mean_probability": float(stats["mean_probability"]),
+            "churn_rate": float(stats["churn_rate"]),
+            "labels_known_on": score_date + dt.timedelta(days=HORIZON_DAYS),
+            "computed_at": runlog.utc_now(),
+        }
+        spark.createDataFrame([row], PERFORMANCE_DDL).write.format("delta").mode(
+            "overwrite"
+        ).option(
+            "replaceWhere",
+            f"score_date = '{score_date.isoformat()}' and model_name = '{jobs.MODEL_NAME}'",
+        ).save(location)
         written.append(row)
-        log(f"monitor: realized on {score_date} (v{version}): "
+        log(
+            f"monitor: realized on {score_date} (v{version}): "
             + (f"AUC {auc:.3f} [{low:.3f}, {high:.3f}]" if auc is not None else "AUC n/a")
-            + f", {positives} of {rows} churned, mean score {row['mean_probability']:.3f}")
+            + f", {positives} of {rows} churned, mean score {row['mean_probability']:.3f}"
+        )
     return written
 
 

@@ -52,8 +52,12 @@ from models_ml.churn.train import score
 
 # Feast's value types of the feature service, as the batch frame's Spark types.
 _SPARK_TYPES: dict[str, DataType] = {
-    "Int32": IntegerType(), "Int64": LongType(), "Float32": FloatType(),
-    "Float64": DoubleType(), "String": StringType(), "Bool": BooleanType(),
+    "Int32": IntegerType(),
+    "Int64": LongType(),
+    "Float32": FloatType(),
+    "Float64": DoubleType(),
+    "String": StringType(),
+    "Bool": BooleanType(),
 }
 LOGGER = logging.getLogger("features")
 NO_FEATURES = "no features in the online store"
@@ -87,8 +91,9 @@ def _scores_of(spark: SparkSession, version: str) -> DataFrame | None:
     scores = _predictions(spark)
     if scores is None:
         return None
-    return scores.where((F.col("model_name") == jobs.MODEL_NAME)
-                        & (F.col("model_version") == version))
+    return scores.where(
+        (F.col("model_name") == jobs.MODEL_NAME) & (F.col("model_version") == version)
+    )
 
 
 def newest_score_date(spark: SparkSession, version: str) -> dt.date | None:
@@ -106,8 +111,13 @@ def decile_cuts(spark: SparkSession, version: str) -> tuple[dt.date | None, list
     day = newest_score_date(spark, version)
     if day is None:
         return None, []
-    highest = dict(_scores_of(spark, version).where(F.col("score_date") == F.lit(day))
-                   .groupBy("risk_decile").agg(F.max("churn_probability")).collect())
+    highest = dict(
+        _scores_of(spark, version)
+        .where(F.col("score_date") == F.lit(day))
+        .groupBy("risk_decile")
+        .agg(F.max("churn_probability"))
+        .collect()
+    )
     cuts: list[float] = []
     for decile in range(1, 10):
         below = [highest[d] for d in range(1, decile + 1) if d in highest]
@@ -180,8 +190,10 @@ class OnlineScorer:
         spark = spark or lakehouse.spark_session(metastore=False)
         version = jobs.serving_version()
         if version is None:
-            raise NoModel(f"no {jobs.MODEL_NAME} model in this lake yet: `features train` "
-                          "(or `features daily`) makes one")
+            raise NoModel(
+                f"no {jobs.MODEL_NAME} model in this lake yet: `features train` "
+                "(or `features daily`) makes one"
+            )
         model, metadata = persist.load_model(jobs.MODEL_NAME, version=version)
         store = feast_repo.feature_store()
         fields = [StructField("customer_id", LongType())]
@@ -191,10 +203,18 @@ class OnlineScorer:
                 fields.append(StructField(field.name, _SPARK_TYPES[str(field.dtype)]))
         served = str(metadata.get("version", version))
         day, cuts = decile_cuts(spark, served)
-        scorer = cls(spark=spark, model=model, version=served,
-                     store=store, schema=StructType(fields), config=jobs.model_config(store),
-                     threshold=metadata.get("threshold"), score_date=day, cuts=cuts,
-                     service=service)
+        scorer = cls(
+            spark=spark,
+            model=model,
+            version=served,
+            store=store,
+            schema=StructType(fields),
+            config=jobs.model_config(store),
+            threshold=metadata.get("threshold"),
+            score_date=day,
+            cuts=cuts,
+            service=service,
+        )
         if runtime != "spark":
             try:
                 scorer.onnx = scorer._export()
@@ -213,13 +233,20 @@ class OnlineScorer:
         """
         if not onnx_runtime.available():
             raise onnx_runtime.NotConvertible(
-                "the onnx extra is not installed (pip install -e '.[onnx]')")
+                "the onnx extra is not installed (pip install -e '.[onnx]')"
+            )
         exported = onnx_runtime.OnnxPipeline(self.model, config=self.config, spark=self.spark)
         sample: list[dict[str, Any]] = []
         if self.score_date is not None:
-            ids = [row[0] for row in _scores_of(self.spark, self.version)
-                   .where(F.col("score_date") == F.lit(self.score_date))
-                   .select("customer_id").orderBy("customer_id").limit(50).collect()]
+            ids = [
+                row[0]
+                for row in _scores_of(self.spark, self.version)
+                .where(F.col("score_date") == F.lit(self.score_date))
+                .select("customer_id")
+                .orderBy("customer_id")
+                .limit(50)
+                .collect()
+            ]
             sample = [row for row in self.features(ids) if self._has_features(row)]
         if sample:
             expected = self._spark_probabilities(sample)
@@ -227,7 +254,8 @@ class OnlineScorer:
         elif not isinstance(self.model.stages[-1], LogisticRegressionModel):
             raise onnx_runtime.NotConvertible(
                 f"no batch scores of v{self.version} to check the export of a "
-                f"{type(self.model.stages[-1]).__name__} against")
+                f"{type(self.model.stages[-1]).__name__} against"
+            )
         return exported
 
     def stale(self) -> bool:
@@ -245,8 +273,10 @@ class OnlineScorer:
         """P(churn) by customer id, by the Spark pipeline as batch scoring runs it."""
         frame = self.spark.createDataFrame(list(rows), self.schema)
         out = score(self.model, frame, config=self.config, threshold=self.threshold)
-        return {row["customer_id"]: float(row["score"])
-                for row in out.select("customer_id", "score").collect()}
+        return {
+            row["customer_id"]: float(row["score"])
+            for row in out.select("customer_id", "score").collect()
+        }
 
     def features(self, customer_ids: Sequence[int]) -> list[dict[str, Any]]:
         """The customers' latest features in the online store, one dict per id, in order
@@ -256,9 +286,13 @@ class OnlineScorer:
             entity_rows=[{"customer_id": int(c)} for c in customer_ids],
         ).to_dict()
         names = [field.name for field in self.schema.fields]
-        return [{name: (int(customer_ids[i]) if name == "customer_id"
-                        else online[name][i]) for name in names}
-                for i in range(len(customer_ids))]
+        return [
+            {
+                name: (int(customer_ids[i]) if name == "customer_id" else online[name][i])
+                for name in names
+            }
+            for i in range(len(customer_ids))
+        ]
 
     def predict(self, customer_ids: Sequence[int]) -> list[dict[str, Any]]:
         """One answer per id, in order: ``customer_id``, ``churn_probability``,
@@ -271,16 +305,25 @@ class OnlineScorer:
         known = [row for row in rows if self._has_features(row)]
         scored: dict[int, float] = {}
         if known and self.onnx is not None:
-            scored = dict(zip([row["customer_id"] for row in known],
-                              self.onnx.probabilities(known), strict=True))
+            scored = dict(
+                zip(
+                    [row["customer_id"] for row in known],
+                    self.onnx.probabilities(known),
+                    strict=True,
+                )
+            )
         elif known:
             scored = self._spark_probabilities(known)
         tolerance = onnx_runtime.TOLERANCE if self.onnx is not None else 0.0
         answers = []
         for row in rows:
             customer = row["customer_id"]
-            answer: dict[str, Any] = {"customer_id": customer, "churn_probability": None,
-                                      "risk_decile": None, "model_version": self.version}
+            answer: dict[str, Any] = {
+                "customer_id": customer,
+                "churn_probability": None,
+                "risk_decile": None,
+                "model_version": self.version,
+            }
             if customer in scored:
                 probability = scored[customer]
                 answer["churn_probability"] = probability
@@ -290,7 +333,8 @@ class OnlineScorer:
                 answer["error"] = (
                     f"{NO_FEATURES} for customer {customer}: not a customer, or none of its "
                     "features materialized yet (`features materialize --to DATE`, which "
-                    "the daily job runs)")
+                    "the daily job runs)"
+                )
             answers.append(answer)
         return answers
 
@@ -342,23 +386,32 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def _answer(self, raw: Sequence[Any]) -> None:
-        ids = [int(value) for value in raw
-               if (isinstance(value, int) and not isinstance(value, bool) and value >= 0)
-               or (isinstance(value, str) and _ID.fullmatch(value))]
+        ids = [
+            int(value)
+            for value in raw
+            if (isinstance(value, int) and not isinstance(value, bool) and value >= 0)
+            or (isinstance(value, str) and _ID.fullmatch(value))
+        ]
         if len(ids) != len(raw):
             self._send(400, {"error": f"customer ids are integers, not {list(raw)!r}"})
             return
         if not ids or len(ids) > MAX_CUSTOMERS:
-            self._send(400, {"error": f"ask for 1 to {MAX_CUSTOMERS} customer ids "
-                                      f"(got {len(ids)})"})
+            self._send(
+                400, {"error": f"ask for 1 to {MAX_CUSTOMERS} customer ids (got {len(ids)})"}
+            )
             return
         try:
             predictions = self.serving.predict(ids)
         except Exception as error:  # noqa: BLE001 - the client gets one line, the log the rest
             LOGGER.exception("online: scoring %s failed", ids[:10])
-            self._send(500, {"error": f"scoring failed ({type(error).__name__}: "
-                                      f"{str(error).splitlines()[0] if str(error) else ''}); "
-                                      "see the server's log"})
+            self._send(
+                500,
+                {
+                    "error": f"scoring failed ({type(error).__name__}: "
+                    f"{str(error).splitlines()[0] if str(error) else ''}); "
+                    "see the server's log"
+                },
+            )
             return
         self._send(200, {"predictions": predictions})
 
@@ -374,7 +427,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802 - the base's name
         if urllib.parse.urlsplit(self.path).path != "/predict":
-            self._send(404, {"error": "POST /predict with {\"customer_ids\": [...]}"})
+            self._send(404, {"error": 'POST /predict with {"customer_ids": [...]}'})
             return
         try:
             length = int(self.headers.get("Content-Length") or 0)
@@ -390,8 +443,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._answer(raw)
 
 
-def make_server(scorer: OnlineScorer, *, host: str, port: int,
-                runtime: str = "auto") -> ThreadingHTTPServer:
+def make_server(
+    scorer: OnlineScorer, *, host: str, port: int, runtime: str = "auto"
+) -> ThreadingHTTPServer:
     """An HTTP server of ``scorer``'s answers on ``host:port`` (loopback: it checks no
     logins; see :func:`models_ml.churn.serving.check_host`); ``serve_forever`` runs it.
     A scorer gone stale is reloaded with ``runtime``."""
@@ -399,7 +453,12 @@ def make_server(scorer: OnlineScorer, *, host: str, port: int,
 
     check_host(host)
     handler = type("OnlineHandler", (_Handler,), {"serving": _Serving(scorer, runtime)})
-    server = type("OnlineServer", (ThreadingHTTPServer,), {
-        "daemon_threads": True,
-        "address_family": socket.AF_INET6 if ":" in host else socket.AF_INET})
+    server = type(
+        "OnlineServer",
+        (ThreadingHTTPServer,),
+        {
+            "daemon_threads": True,
+            "address_family": socket.AF_INET6 if ":" in host else socket.AF_INET,
+        },
+    )
     return server((host, port), handler)

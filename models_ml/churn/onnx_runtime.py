@@ -68,8 +68,9 @@ def _fix_graph(model: Any) -> None:
         domain = "" if entry.domain in ("", "ai.onnx") else entry.domain
         versions[domain] = max(versions.get(domain, 0), entry.version)
     del model.opset_import[:]
-    model.opset_import.extend(helper.make_opsetid(domain, version)
-                              for domain, version in versions.items())
+    model.opset_import.extend(
+        helper.make_opsetid(domain, version) for domain, version in versions.items()
+    )
     for node in model.graph.node:
         if node.op_type == "Split" and versions.get("", 0) >= 13:
             sizes = [list(a.ints) for a in node.attribute if a.name == "split"]
@@ -79,7 +80,8 @@ def _fix_graph(model: Any) -> None:
                 node.attribute.extend(kept)
                 name = f"{node.name}_sizes"
                 model.graph.initializer.append(
-                    numpy_helper.from_array(np.array(sizes[0], dtype=np.int64), name))
+                    numpy_helper.from_array(np.array(sizes[0], dtype=np.int64), name)
+                )
                 node.input.append(name)
         elif node.op_type == "LabelEncoder":
             # Spark's StringIndexer(handleInvalid="keep") gives a missing or unseen value
@@ -87,8 +89,7 @@ def _fix_graph(model: Any) -> None:
             # onnxmltools leaves ONNX's default, -1 (all zeros).
             keys = [a for a in node.attribute if a.name == "keys_strings"]
             if keys and not any(a.name == "default_int64" for a in node.attribute):
-                node.attribute.append(
-                    helper.make_attribute("default_int64", len(keys[0].strings)))
+                node.attribute.append(helper.make_attribute("default_int64", len(keys[0].strings)))
         elif node.op_type == "Scaler":
             for attribute in node.attribute:
                 if attribute.name == "scale":
@@ -124,24 +125,28 @@ class OnnxPipeline:
                 numeric = [(feature_of[c], c) for c in stage.getInputCols()]
             elif isinstance(stage, StringIndexerModel):
                 categorical = list(stage.getInputCols())
-        initial = ([(name, FloatTensorType([None, 1])) for _, name in numeric]
-                   + [(name, StringTensorType([None, 1])) for name in categorical])
+        initial = [(name, FloatTensorType([None, 1])) for _, name in numeric] + [
+            (name, StringTensorType([None, 1])) for name in categorical
+        ]
         printed = io.StringIO()  # onnxmltools 1.16 pretty-prints the classifier's attributes
         try:
             with contextlib.redirect_stdout(printed), np.errstate(divide="ignore"):
-                converted = convert_sparkml(PipelineModel(stages=stages[1:]), "churn",
-                                            initial, spark_session=spark)
+                converted = convert_sparkml(
+                    PipelineModel(stages=stages[1:]), "churn", initial, spark_session=spark
+                )
         except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as error:
             raise NotConvertible(f"onnxmltools: {error}") from error
         finally:
             LOGGER.debug("onnxmltools printed: %s", printed.getvalue())
         _fix_graph(converted)
         try:
-            self.session = onnxruntime.InferenceSession(converted.SerializeToString(),
-                                                        providers=["CPUExecutionProvider"])
+            self.session = onnxruntime.InferenceSession(
+                converted.SerializeToString(), providers=["CPUExecutionProvider"]
+            )
         except Exception as error:  # noqa: BLE001 - onnxruntime's errors share no base class
-            raise NotConvertible(f"onnxruntime refused the export: "
-                                 f"{str(error).splitlines()[0][:300]}") from error
+            raise NotConvertible(
+                f"onnxruntime refused the export: {str(error).splitlines()[0][:300]}"
+            ) from error
         outputs = [o.name for o in self.session.get_outputs()]
         if "probability" not in outputs:
             raise NotConvertible(f"the ONNX graph has no probability output ({outputs})")
@@ -157,13 +162,14 @@ class OnnxPipeline:
         for feature, name in self.numeric:
             feeds[name] = np.array(
                 [[math.nan if row[feature] is None else float(row[feature])] for row in rows],
-                dtype=np.float32)
+                dtype=np.float32,
+            )
         for name in self.categorical:
-            feeds[name] = np.array([[_MISSING if row[name] is None else str(row[name])]
-                                    for row in rows], dtype=object)
+            feeds[name] = np.array(
+                [[_MISSING if row[name] is None else str(row[name])] for row in rows], dtype=object
+            )
         probability = self.session.run(["probability"], feeds)[0]
         return [float(p) for p in np.asarray(probability)[:, 1]]
-
 
     def verify(self, rows: Sequence[dict[str, Any]], expected: Sequence[float]) -> None:
         """Check the export against Spark's probabilities ``expected`` for ``rows``.
@@ -173,8 +179,9 @@ class OnnxPipeline:
         """
         if not rows:
             return
-        worst = max(abs(a - b) for a, b in zip(self.probabilities(rows), expected,
-                                                strict=True))
+        worst = max(abs(a - b) for a, b in zip(self.probabilities(rows), expected, strict=True))
         if worst > TOLERANCE:
-            raise NotConvertible(f"its probabilities differ from Spark's by up to {worst:.1e} "
-                                 f"on {len(rows)} sample rows (more than {TOLERANCE})")
+            raise NotConvertible(
+                f"its probabilities differ from Spark's by up to {worst:.1e} "
+                f"on {len(rows)} sample rows (more than {TOLERANCE})"
+            )

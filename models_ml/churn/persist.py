@@ -97,35 +97,37 @@ def build_metadata(
     import pyspark
 
     cfg = result.config
-    return _jsonable({
-        "name": name,
-        "created_at": datetime.now(UTC).isoformat(),
-        "family": cfg.family,
-        "task": "classification" if cfg.is_classifier else "regression",
-        "label": cfg.label_col,
-        "feature_service": feature_service,
-        "feature_names": list(cfg.feature_cols),
-        "numeric_features": list(cfg.numeric_cols),
-        "categorical_features": list(cfg.categorical_cols),
-        "feature_slots": result.feature_slots,
-        "id_columns": list(cfg.id_cols),
-        "timestamp_column": cfg.timestamp_col,
-        "source_versions": dict(source_versions or {}),
-        "split": result.split_kind,
-        "training_window": result.windows.get("train"),
-        "holdout_window": result.windows.get("holdout"),
-        "config": cfg.to_dict(),
-        "params": result.best_params,
-        "tuning": {"metric": result.tuning_metric, "grid": result.grid_metrics},
-        "threshold": result.threshold,
-        "metrics": result.metrics,
-        "lift": result.lift,
-        "top_weights": [[n, w] for n, w in result.weights[:30]],
-        # every feature's largest weight over its slots (a categorical has one per value)
-        "feature_weights": _feature_weights(result.weights),
-        "spark_version": pyspark.__version__,
-        **dict(extra or {}),
-    })
+    return _jsonable(
+        {
+            "name": name,
+            "created_at": datetime.now(UTC).isoformat(),
+            "family": cfg.family,
+            "task": "classification" if cfg.is_classifier else "regression",
+            "label": cfg.label_col,
+            "feature_service": feature_service,
+            "feature_names": list(cfg.feature_cols),
+            "numeric_features": list(cfg.numeric_cols),
+            "categorical_features": list(cfg.categorical_cols),
+            "feature_slots": result.feature_slots,
+            "id_columns": list(cfg.id_cols),
+            "timestamp_column": cfg.timestamp_col,
+            "source_versions": dict(source_versions or {}),
+            "split": result.split_kind,
+            "training_window": result.windows.get("train"),
+            "holdout_window": result.windows.get("holdout"),
+            "config": cfg.to_dict(),
+            "params": result.best_params,
+            "tuning": {"metric": result.tuning_metric, "grid": result.grid_metrics},
+            "threshold": result.threshold,
+            "metrics": result.metrics,
+            "lift": result.lift,
+            "top_weights": [[n, w] for n, w in result.weights[:30]],
+            # every feature's largest weight over its slots (a categorical has one per value)
+            "feature_weights": _feature_weights(result.weights),
+            "spark_version": pyspark.__version__,
+            **dict(extra or {}),
+        }
+    )
 
 
 def _feature_weights(weights: list[tuple[str, float]]) -> dict[str, float]:
@@ -178,8 +180,11 @@ def save_model(
     version = (_versions(base) or [0])[-1] + 1
     path = base / str(version)
     metadata = build_metadata(
-        result, name=name, feature_service=feature_service,
-        source_versions=source_versions, extra=extra,
+        result,
+        name=name,
+        feature_service=feature_service,
+        source_versions=source_versions,
+        extra=extra,
     )
     metadata["version"] = version
     # Written aside and renamed into place: a crash leaves no half version behind
@@ -190,8 +195,7 @@ def save_model(
     staging = Path(tempfile.mkdtemp(prefix=f".partial-{version}-", dir=base))
     result.model.write().save(str(staging / "model"))
     if with_report:
-        write_report(result, staging / "report", title=f"{name} v{version}",
-                     notes=report_notes)
+        write_report(result, staging / "report", title=f"{name} v{version}", notes=report_notes)
     (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True))
     os.rename(staging, path)
     return SavedModel(name=name, version=version, path=path, metadata=metadata)
@@ -328,18 +332,24 @@ def log_to_mlflow(
 
     configure_mlflow(root)
     meta = dict(metadata) if metadata is not None else build_metadata(result, name=name)
-    with mlflow.start_run(experiment_id=_experiment_id(experiment or name, root),
-                          run_name=run_name(meta)) as run:
-        mlflow.log_params({
-            "family": result.config.family,
-            "tuning": result.config.tuning,
-            "threshold": result.threshold,
-            **{f"best_{k}": v for k, v in result.best_params.items()},
-        })
-        mlflow.log_metrics({
-            k: float(v) for k, v in result.metrics.items()
-            if isinstance(v, (int, float)) and not math.isnan(float(v))
-        })
+    with mlflow.start_run(
+        experiment_id=_experiment_id(experiment or name, root), run_name=run_name(meta)
+    ) as run:
+        mlflow.log_params(
+            {
+                "family": result.config.family,
+                "tuning": result.config.tuning,
+                "threshold": result.threshold,
+                **{f"best_{k}": v for k, v in result.best_params.items()},
+            }
+        )
+        mlflow.log_metrics(
+            {
+                k: float(v)
+                for k, v in result.metrics.items()
+                if isinstance(v, (int, float)) and not math.isnan(float(v))
+            }
+        )
         mlflow.log_dict(_jsonable(meta), METADATA_FILE)
         if report_dir is not None:
             mlflow.log_artifacts(str(report_dir), artifact_path="report")
@@ -352,15 +362,18 @@ def log_to_mlflow(
             registered_model_name=name,
             pip_requirements=[f"pyspark=={pyspark.__version__}"],
             dfs_tmpdir=_dfs_tmpdir(root),
-            metadata={"feature_service": meta.get("feature_service"),
-                      "feature_names": list(result.config.feature_cols)},
+            metadata={
+                "feature_service": meta.get("feature_service"),
+                "feature_names": list(result.config.feature_cols),
+            },
         )
     version = str(info.registered_model_version)
     if meta.get("version") is not None:
         from mlflow import MlflowClient
 
         MlflowClient(tracking_uri=configure_mlflow(root)).set_model_version_tag(
-            name, version, LAKE_VERSION_TAG, str(meta["version"]))
+            name, version, LAKE_VERSION_TAG, str(meta["version"])
+        )
     if alias:
         promote(name, version, alias=alias, root=root)
     return RegisteredModel(
@@ -368,8 +381,9 @@ def log_to_mlflow(
     )
 
 
-def promote(name: str, version: str | int, *, alias: str = DEFAULT_ALIAS,
-            root: Path | None = None) -> None:
+def promote(
+    name: str, version: str | int, *, alias: str = DEFAULT_ALIAS, root: Path | None = None
+) -> None:
     """Point ``alias`` (``champion`` by default) of a registered model at ``version``."""
     from mlflow import MlflowClient
 
@@ -378,7 +392,10 @@ def promote(name: str, version: str | int, *, alias: str = DEFAULT_ALIAS,
 
 
 def load_registered(
-    name: str, *, alias: str | None = DEFAULT_ALIAS, version: str | int | None = None,
+    name: str,
+    *,
+    alias: str | None = DEFAULT_ALIAS,
+    version: str | int | None = None,
     root: Path | None = None,
 ) -> PipelineModel:
     """Load a registered model as a PipelineModel, by alias (default) or version."""
@@ -419,8 +436,9 @@ def load_promoted(
 CHALLENGER_ALIAS = "challenger"
 
 
-def champion_version(name: str, *, alias: str = DEFAULT_ALIAS,
-                     root: Path | None = None) -> int | None:
+def champion_version(
+    name: str, *, alias: str = DEFAULT_ALIAS, root: Path | None = None
+) -> int | None:
     """The lake version of the registered version ``alias`` points at (None: none does, or
     it was registered without its lake version)."""
     from mlflow import MlflowClient
@@ -469,4 +487,3 @@ def registered_version(name: str, lake_version: int, *, root: Path | None = None
         if (entry.tags or {}).get(LAKE_VERSION_TAG) == str(lake_version):
             return str(entry.version)
     return None
-

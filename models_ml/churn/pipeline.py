@@ -89,9 +89,7 @@ def build_pipeline(config: ModelConfig) -> Pipeline:
                 stringOrderType="frequencyDesc",
             )
         )
-        stages.append(
-            OneHotEncoder(inputCols=indexed, outputCols=encoded, handleInvalid="keep")
-        )
+        stages.append(OneHotEncoder(inputCols=indexed, outputCols=encoded, handleInvalid="keep"))
         assembled += encoded
     stages.append(VectorAssembler(inputCols=assembled, outputCol=FEATURES))
     if config.standardize:

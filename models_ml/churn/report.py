@@ -21,28 +21,47 @@ if TYPE_CHECKING:
 def plot_roc(curve: list[dict[str, float]], path: Path, *, auc: float | None = None) -> Path:
     """ROC curve (false positive rate vs recall) as PNG."""
     fig, ax = plt.subplots(figsize=(5, 5))
-    ax.plot([p["fpr"] for p in curve], [p["recall"] for p in curve],
-            label=f"model (AUC {auc:.3f})" if auc is not None else "model")
+    ax.plot(
+        [p["fpr"] for p in curve],
+        [p["recall"] for p in curve],
+        label=f"model (AUC {auc:.3f})" if auc is not None else "model",
+    )
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="chance")
-    ax.set(xlabel="false positive rate", ylabel="true positive rate (recall)",
-           title="ROC curve (held out)", xlim=(0, 1), ylim=(0, 1.01))
+    ax.set(
+        xlabel="false positive rate",
+        ylabel="true positive rate (recall)",
+        title="ROC curve (held out)",
+        xlim=(0, 1),
+        ylim=(0, 1.01),
+    )
     ax.legend(loc="lower right")
     return _save(fig, path)
 
 
 def plot_pr(
-    curve: list[dict[str, float]], path: Path, *, auc: float | None = None,
+    curve: list[dict[str, float]],
+    path: Path,
+    *,
+    auc: float | None = None,
     base_rate: float | None = None,
 ) -> Path:
     """Precision-recall curve as PNG, with the positive rate as the chance line."""
     fig, ax = plt.subplots(figsize=(5, 5))
     points = curve[1:] or curve
-    ax.plot([p["recall"] for p in points], [p["precision"] for p in points],
-            label=f"model (AUC-PR {auc:.3f})" if auc is not None else "model")
+    ax.plot(
+        [p["recall"] for p in points],
+        [p["precision"] for p in points],
+        label=f"model (AUC-PR {auc:.3f})" if auc is not None else "model",
+    )
     if base_rate is not None:
         ax.axhline(base_rate, linestyle="--", color="grey", label=f"positive rate {base_rate:.3f}")
-    ax.set(xlabel="recall", ylabel="precision", title="Precision-recall (held out)",
-           xlim=(0, 1), ylim=(0, 1.01))
+    ax.set(
+        xlabel="recall",
+        ylabel="precision",
+        title="Precision-recall (held out)",
+        xlim=(0, 1),
+        ylim=(0, 1.01),
+    )
     ax.legend(loc="upper right")
     return _save(fig, path)
 
@@ -53,13 +72,21 @@ def plot_lift(lift: list[dict[str, Any]], path: Path) -> Path:
     groups = [row["group"] for row in lift]
     ax.bar(groups, [row["lift"] for row in lift], color="tab:blue", label="lift")
     ax.axhline(1.0, linestyle="--", color="grey")
-    ax.set(xlabel="risk decile (10 = highest scores, as in predictions.churn_scores)",
-           ylabel="lift", title="Lift by risk decile")
+    ax.set(
+        xlabel="risk decile (10 = highest scores, as in predictions.churn_scores)",
+        ylabel="lift",
+        title="Lift by risk decile",
+    )
     ax.set_xticks(groups)
     ax.invert_xaxis()  # riskiest on the left, where the capture starts
     twin = ax.twinx()
-    twin.plot(groups, [row["cumulative_capture"] for row in lift], color="tab:orange",
-              marker="o", label="cumulative capture")
+    twin.plot(
+        groups,
+        [row["cumulative_capture"] for row in lift],
+        color="tab:orange",
+        marker="o",
+        label="cumulative capture",
+    )
     twin.set(ylabel="share of positives captured", ylim=(0, 1.02))
     handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
     ax.legend(handles=handles, loc="center right")
@@ -90,6 +117,7 @@ def _save(fig: Any, path: Path) -> Path:
 
 def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     """A Markdown table of ``rows``."""
+
     def cell(value: Any) -> str:
         return f"{value:.4f}" if isinstance(value, float) else str(value)
 
@@ -99,7 +127,10 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 
 
 def write_report(
-    result: TrainResult, out_dir: Path | str, *, title: str = "Model report",
+    result: TrainResult,
+    out_dir: Path | str,
+    *,
+    title: str = "Model report",
     notes: list[str] | None = None,
 ) -> Path:
     """Write the plots and ``report.md`` of a training result into ``out_dir``.
@@ -117,8 +148,9 @@ def write_report(
         f"# {title}",
         "",
         f"- family: `{cfg.family}`, label: `{cfg.label_col}`, tuning: `{cfg.tuning}` "
-        f"({cfg.num_folds} folds)" if cfg.tuning == "cv" else
-        f"- family: `{cfg.family}`, label: `{cfg.label_col}`, tuning: `tvs` "
+        f"({cfg.num_folds} folds)"
+        if cfg.tuning == "cv"
+        else f"- family: `{cfg.family}`, label: `{cfg.label_col}`, tuning: `tvs` "
         f"(train ratio {cfg.train_ratio})",
         f"- split: `{result.split_kind}`; training {result.windows['train']}, "
         f"held out {result.windows['holdout']}",
@@ -128,8 +160,7 @@ def write_report(
         "",
         "## Held-out metrics",
         "",
-        _table([{"metric": k, "value": float(v)} for k, v in metrics.items()],
-               ["metric", "value"]),
+        _table([{"metric": k, "value": float(v)} for k, v in metrics.items()], ["metric", "value"]),
         "",
         *[f"- {note}" for note in notes or []],
         *([""] if notes else []),
@@ -140,17 +171,33 @@ def write_report(
     ]
     if cfg.is_classifier:
         plot_roc(result.curve, out / "roc.png", auc=metrics.get("areaUnderROC"))
-        plot_pr(result.curve, out / "pr.png", auc=metrics.get("areaUnderPR"),
-                base_rate=metrics.get("positive_rate"))
+        plot_pr(
+            result.curve,
+            out / "pr.png",
+            auc=metrics.get("areaUnderPR"),
+            base_rate=metrics.get("positive_rate"),
+        )
         plot_lift(result.lift, out / "lift.png")
         sections += [
             f"Threshold {result.threshold:.4f} (maximises F1 on a validation slice of the "
-            "training part)" if cfg.threshold is None else f"Threshold {cfg.threshold} (fixed)",
+            "training part)"
+            if cfg.threshold is None
+            else f"Threshold {cfg.threshold} (fixed)",
             "",
             "## Lift by risk decile",
             "",
-            _table(result.lift, ["group", "n", "positives", "rate", "lift",
-                                 "cumulative_capture", "cumulative_lift"]),
+            _table(
+                result.lift,
+                [
+                    "group",
+                    "n",
+                    "positives",
+                    "rate",
+                    "lift",
+                    "cumulative_capture",
+                    "cumulative_lift",
+                ],
+            ),
             "",
             "![ROC](roc.png) ![Precision-recall](pr.png)",
             "",

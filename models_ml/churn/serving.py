@@ -61,18 +61,33 @@ def check_host(host: str) -> None:
     if host not in LOOPBACK:
         raise InsecureModelServer(
             f"serve-model: {host} is beyond loopback and MLflow's model server checks no "
-            "logins: serve on 127.0.0.1 and put an authenticating reverse proxy in front")
+            "logins: serve on 127.0.0.1 and put an authenticating reverse proxy in front"
+        )
 
 
 def server_command(*, host: str, port: int, model_uri: str) -> list[str]:
     """``mlflow models serve`` for ``model_uri`` in this environment, one worker."""
     mlflow = Path(sys.executable).with_name("mlflow")
-    return [str(mlflow), "models", "serve", "-m", model_uri, "--env-manager", "local",
-            "-h", host, "-p", str(port), "-w", "1"]
+    return [
+        str(mlflow),
+        "models",
+        "serve",
+        "-m",
+        model_uri,
+        "--env-manager",
+        "local",
+        "-h",
+        host,
+        "-p",
+        str(port),
+        "-w",
+        "1",
+    ]
 
 
-def start(*, host: str, port: int, model_uri: str, tracking_uri: str, root: Path,
-          timeout: float = 240.0) -> subprocess.Popen:
+def start(
+    *, host: str, port: int, model_uri: str, tracking_uri: str, root: Path, timeout: float = 240.0
+) -> subprocess.Popen:
     """Start the model server in its own process group; return once it answers ``/ping``.
 
     Its Spark (MLflow loads a Spark model in a local session of its own) reads no lake
@@ -86,19 +101,24 @@ def start(*, host: str, port: int, model_uri: str, tracking_uri: str, root: Path
     logs.mkdir(parents=True, exist_ok=True)
     # MLflow runs uvicorn by name: this environment's scripts first on the PATH.
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-    env = dict(os.environ, MLFLOW_TRACKING_URI=tracking_uri, SPARK_CONF_DIR=str(conf),
-               PATH=path)
+    env = dict(os.environ, MLFLOW_TRACKING_URI=tracking_uri, SPARK_CONF_DIR=str(conf), PATH=path)
     log = (logs / "model-server.log").open("ab")
-    process = subprocess.Popen(server_command(host=host, port=port, model_uri=model_uri),
-                               env=env, stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        server_command(host=host, port=port, model_uri=model_uri),
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     log.close()
     deadline = time.monotonic() + timeout
     url = f"http://{'[::1]' if host == '::1' else host}:{port}/ping"
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise ModelServerError(f"the model server exited with code {process.returncode}; "
-                                   f"see {logs / 'model-server.log'}")
+            raise ModelServerError(
+                f"the model server exited with code {process.returncode}; "
+                f"see {logs / 'model-server.log'}"
+            )
         try:
             with urllib.request.urlopen(url, timeout=2) as answer:
                 if answer.status == 200:
@@ -107,8 +127,10 @@ def start(*, host: str, port: int, model_uri: str, tracking_uri: str, root: Path
             pass
         time.sleep(1)
     stop(process)
-    raise ModelServerError(f"the model server did not answer {url} within {timeout:.0f} s; "
-                           f"see {logs / 'model-server.log'}")
+    raise ModelServerError(
+        f"the model server did not answer {url} within {timeout:.0f} s; "
+        f"see {logs / 'model-server.log'}"
+    )
 
 
 def stop(process: subprocess.Popen, *, grace: float = 30.0) -> None:

@@ -233,8 +233,11 @@ def add_folds(frame: DataFrame, config: ModelConfig, *, folds: int) -> DataFrame
     if instants.limit(_EXACT_FOLD_INSTANTS + 1).count() <= _EXACT_FOLD_INSTANTS:
         # Few instants (weekly snapshots): blocks of whole instants, as even as they go.
         found = sorted(r[0] for r in instants.collect() if r[0] is not None)
-        cuts = [found[(i * len(found)) // folds - 1] for i in range(1, folds)
-                if (i * len(found)) // folds >= 1]
+        cuts = [
+            found[(i * len(found)) // folds - 1]
+            for i in range(1, folds)
+            if (i * len(found)) // folds >= 1
+        ]
     else:
         cuts = frame.select(seconds.alias("_s")).approxQuantile(
             "_s", [i / folds for i in range(1, folds)], 0.0001
@@ -267,7 +270,10 @@ def _params_dict(param_map: ParamMap) -> dict[str, Any]:
 
 
 def _forward_tvs(
-    estimator: Estimator, maps: list[ParamMap], vectors: DataFrame, config: ModelConfig,
+    estimator: Estimator,
+    maps: list[ParamMap],
+    vectors: DataFrame,
+    config: ModelConfig,
     evaluator: Evaluator,
 ) -> tuple[Model, list[float]]:
     """Train/validation split by time: fit every grid point on the earliest
@@ -328,8 +334,9 @@ def tuning_partitions(rows: int, parallelism: int) -> int:
     return max(1, min(parallelism, -(-rows // ROWS_PER_PARTITION)))
 
 
-def _vectors(features: PipelineModel, frame: DataFrame, config: ModelConfig,
-             *, rows: int | None = None) -> DataFrame:
+def _vectors(
+    features: PipelineModel, frame: DataFrame, config: ModelConfig, *, rows: int | None = None
+) -> DataFrame:
     """The feature vectors, label, ids and timestamp of a frame, cached in
     :func:`tuning_partitions` partitions (``rows``: the frame's row count, if known)."""
     keep = [SCALED if config.standardize else FEATURES, LABEL, *config.id_cols]
@@ -340,8 +347,9 @@ def _vectors(features: PipelineModel, frame: DataFrame, config: ModelConfig,
     rows = frame.count() if rows is None else rows
     # Capped by the configured shuffle partitions, not the cores found: the same settings
     # give the same partitioning, and so the same model, on any machine.
-    cap = min(spark.sparkContext.defaultParallelism,
-              int(spark.conf.get("spark.sql.shuffle.partitions")))
+    cap = min(
+        spark.sparkContext.defaultParallelism, int(spark.conf.get("spark.sql.shuffle.partitions"))
+    )
     wanted = tuning_partitions(rows, cap)
     if wanted < vectors.rdd.getNumPartitions():
         vectors = vectors.coalesce(wanted)
@@ -401,9 +409,7 @@ def tune(frame: DataFrame, config: ModelConfig, *, rows: int | None = None) -> T
     finally:
         vectors.unpersist()
     model = PipelineModel(stages=[*features.stages, best_model])
-    return Tuned(
-        model=model, best_params=best, grid_metrics=grid, metric=name, threshold=threshold
-    )
+    return Tuned(model=model, best_params=best, grid_metrics=grid, metric=name, threshold=threshold)
 
 
 def pick_threshold(
@@ -468,8 +474,7 @@ def without_empty_features(frame: DataFrame, config: ModelConfig) -> ModelConfig
     keep_categorical = tuple(c for c in config.categorical_cols if c not in empty)
     if not keep_numeric and not keep_categorical:
         raise ConfigError(f"train: every feature is null in the training part: {sorted(empty)}")
-    return dataclasses.replace(
-        config, numeric_cols=keep_numeric, categorical_cols=keep_categorical)
+    return dataclasses.replace(config, numeric_cols=keep_numeric, categorical_cols=keep_categorical)
 
 
 def train(frame: DataFrame, config: ModelConfig, *, split: Split | None = None) -> TrainResult:
@@ -526,4 +531,3 @@ def train(frame: DataFrame, config: ModelConfig, *, split: Split | None = None) 
     finally:
         train_part.unpersist()
         holdout.unpersist()
-

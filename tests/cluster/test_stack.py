@@ -45,11 +45,23 @@ QUERY = "select count(*) as n, sum(k) as s from ops.cluster_probe"
 @pytest.fixture(scope="module")
 def cluster_lake(cluster_stack, tmp_path_factory):
     root = tmp_path_factory.mktemp("cluster_lake")
-    env = dict(os.environ, **stack.environment(cluster_stack), LAKEHOUSE_ROOT=str(root),
-               LAKEHOUSE_DRIVER_MEMORY="1g", LAKEHOUSE_EXECUTOR_MEMORY="1g",
-               LAKEHOUSE_SHUFFLE_PARTITIONS="2")
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(_WRITE)], env=env,
-                          capture_output=True, text=True, timeout=600, check=False, cwd=root)
+    env = dict(
+        os.environ,
+        **stack.environment(cluster_stack),
+        LAKEHOUSE_ROOT=str(root),
+        LAKEHOUSE_DRIVER_MEMORY="1g",
+        LAKEHOUSE_EXECUTOR_MEMORY="1g",
+        LAKEHOUSE_SHUFFLE_PARTITIONS="2",
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(_WRITE)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        cwd=root,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return root, env, proc.stdout
 
@@ -74,8 +86,9 @@ def test_a_program_runs_on_the_workers(cluster_stack, cluster_lake) -> None:
 
 
 def test_the_table_is_in_the_shared_metastore(cluster_stack, cluster_lake) -> None:
-    names = postgres.psql(cluster_stack.postgres, 'select "TBL_NAME" from "TBLS"',
-                          database=cluster_stack.metastore_db).split()
+    names = postgres.psql(
+        cluster_stack.postgres, 'select "TBL_NAME" from "TBLS"', database=cluster_stack.metastore_db
+    ).split()
     assert "cluster_probe" in names
 
 
@@ -87,11 +100,16 @@ def test_one_catalog_serves_several_programs_at_once(cluster_lake) -> None:
     server = sql_server.start(cfg, port=port)
     answers: dict[str, str] = {}
     try:
+
         def program() -> None:
             proc = subprocess.run(
                 [str(FEATURES), "sql", QUERY],
-                env={**env, "SPARK_MASTER": "local[1]"}, capture_output=True, text=True,
-                timeout=600, check=False)
+                env={**env, "SPARK_MASTER": "local[1]"},
+                capture_output=True,
+                text=True,
+                timeout=600,
+                check=False,
+            )
             answers["features sql"] = proc.stdout if proc.returncode == 0 else proc.stderr
 
         other = threading.Thread(target=program)
@@ -106,8 +124,9 @@ def test_one_catalog_serves_several_programs_at_once(cluster_lake) -> None:
     assert str(expected[0]) in sql_out and str(expected[1]) in sql_out, sql_out[-2000:]
 
 
-def test_feast_registry_in_postgres_and_online_store_in_redis(cluster_stack, cluster_lake,
-                                                              monkeypatch) -> None:
+def test_feast_registry_in_postgres_and_online_store_in_redis(
+    cluster_stack, cluster_lake, monkeypatch
+) -> None:
     from feast import Entity, FeatureStore
 
     from features import feast_repo
@@ -123,7 +142,10 @@ def test_feast_registry_in_postgres_and_online_store_in_redis(cluster_stack, clu
     store.apply([Entity(name="cluster_probe_customer", join_keys=["customer_id"])])
     again = FeatureStore(repo_path=str(feast_repo.repo_path()), fs_yaml_file=path)
     assert "cluster_probe_customer" in [e.name for e in again.list_entities()]
-    rows = postgres.psql(cluster_stack.postgres, "select entity_name from entities",
-                         database=cluster_stack.registry_db).split()
+    rows = postgres.psql(
+        cluster_stack.postgres,
+        "select entity_name from entities",
+        database=cluster_stack.registry_db,
+    ).split()
     assert "cluster_probe_customer" in rows
     assert redis.ping(cluster_stack.redis)

@@ -24,11 +24,34 @@ def batch_one() -> dict[str, list[tuple]]:
     usage = []
     for day in range(1, 9):
         for customer in (1, 2, 3):
-            usage.append((f"c{customer}-{day}", customer, _ts(day, 9), "call",
-                          60 * customer * day, None, day % 4 == 0, False, f"cell{day % 3}")
-                         + _lineage(day))
-            usage.append((f"s{customer}-{day}", customer, _ts(day, 10), "sms",
-                          None, None, False, customer == 3, f"cell{customer}") + _lineage(day))
+            usage.append(
+                (
+                    f"c{customer}-{day}",
+                    customer,
+                    _ts(day, 9),
+                    "call",
+                    60 * customer * day,
+                    None,
+                    day % 4 == 0,
+                    False,
+                    f"cell{day % 3}",
+                )
+                + _lineage(day)
+            )
+            usage.append(
+                (
+                    f"s{customer}-{day}",
+                    customer,
+                    _ts(day, 10),
+                    "sms",
+                    None,
+                    None,
+                    False,
+                    customer == 3,
+                    f"cell{customer}",
+                )
+                + _lineage(day)
+            )
     # customer 2 churns on day 6: no usage after it; customer 3 signs up on day 3.
     usage = [row for row in usage if not (row[1] == 2 and row[2].day > 6)]
     usage = [row for row in usage if not (row[1] == 3 and row[2].day < 3)]
@@ -69,10 +92,28 @@ def batch_one() -> dict[str, list[tuple]]:
         ],
         "usage": usage,
         "chats": [
-            ("h1", 2, _ts(4, 15), "chat", "Angry about dropped calls, want to cancel and switch "
-             "to a competitor", ["network"], ("a1", "care", 12), ("open", 1, True)) + _lineage(4),
-            ("h2", 1, _ts(5, 15), "phone", "Thanks, billing question resolved quickly", [],
-             ("a2", "billing", 3), ("resolved", 5, False)) + _lineage(5),
+            (
+                "h1",
+                2,
+                _ts(4, 15),
+                "chat",
+                "Angry about dropped calls, want to cancel and switch to a competitor",
+                ["network"],
+                ("a1", "care", 12),
+                ("open", 1, True),
+            )
+            + _lineage(4),
+            (
+                "h2",
+                1,
+                _ts(5, 15),
+                "phone",
+                "Thanks, billing question resolved quickly",
+                [],
+                ("a2", "billing", 3),
+                ("resolved", 5, False),
+            )
+            + _lineage(5),
         ],
         "churn": [(2, _ts(6, 18), "competitor") + _lineage(6)],
     }
@@ -83,8 +124,20 @@ def batch_two() -> dict[str, list[tuple]]:
     usage = []
     for day in (9, 10):
         for customer in (1, 3):
-            usage.append((f"c{customer}-{day}", customer, _ts(day, 9), "call",
-                          60 * customer * day, None, False, False, "cell9") + _lineage(day))
+            usage.append(
+                (
+                    f"c{customer}-{day}",
+                    customer,
+                    _ts(day, 9),
+                    "call",
+                    60 * customer * day,
+                    None,
+                    False,
+                    False,
+                    "cell9",
+                )
+                + _lineage(day)
+            )
     usage.append(("late-1", 1, _ts(3, 20), "call", 600, None, True, False, "cell7") + _lineage(10))
     return {"usage": usage}
 

@@ -15,7 +15,14 @@ def test_dbt_debug_passes_on_session_target(spark, monkeypatch) -> None:
     project = REPO_ROOT / "dbt_project"
     monkeypatch.chdir(project)
     result = dbtRunner().invoke(
-        ["debug", "--project-dir", str(project), "--profiles-dir", str(project),
-         "--target", "session"]
+        [
+            "debug",
+            "--project-dir",
+            str(project),
+            "--profiles-dir",
+            str(project),
+            "--target",
+            "session",
+        ]
     )
     assert result.success, result.exception

@@ -12,15 +12,18 @@ from tests.dbt.dbt_runner import failures as _failures
 pytestmark = pytest.mark.dbt
 
 
-
 @pytest.fixture(scope="module")
 def built(feature_marts):
     return feature_marts
 
 
 def test_build_creates_every_mart_as_delta(built) -> None:
-    for table in ("features.customer_usage_daily", "features.customer_billing",
-                  "features.customer_support", "ml.churn_labels"):
+    for table in (
+        "features.customer_usage_daily",
+        "features.customer_billing",
+        "features.customer_support",
+        "ml.churn_labels",
+    ):
         detail = built.sql(f"describe detail {table}").first()
         assert detail.format == "delta", table
     partitions = built.sql("describe detail features.customer_usage_daily").first()
@@ -73,11 +76,15 @@ def _resent(event_id: str, *, duration_s: int, batch_day: int) -> tuple:
     from tests.dbt.bronze_fixture import _lineage, _ts
 
     return (event_id, 1, _ts(1, 9), "call", duration_s, None, False, False, "cell0") + _lineage(
-        batch_day)
+        batch_day
+    )
 
 
-INCREMENTAL_USAGE = ("stg_bronze__usage_events", "int_usage_events_summed_daily",
-                     "customer_usage_daily")
+INCREMENTAL_USAGE = (
+    "stg_bronze__usage_events",
+    "int_usage_events_summed_daily",
+    "customer_usage_daily",
+)
 
 
 def test_incremental_run_corrects_late_days_and_equals_full_refresh(built) -> None:
@@ -87,9 +94,14 @@ def test_incremental_run_corrects_late_days_and_equals_full_refresh(built) -> No
     write_bronze(spark, BRONZE_SCHEMA, batch, mode="append")
     result = dbt("run", "--select", "stg_bronze__usage_events+")
     assert result.success, _failures(result)
-    tables = {name: spark.table(name) for name in (
-        "staging.stg_bronze__usage_events", "staging.int_usage_events_summed_daily",
-        "features.customer_usage_daily")}
+    tables = {
+        name: spark.table(name)
+        for name in (
+            "staging.stg_bronze__usage_events",
+            "staging.int_usage_events_summed_daily",
+            "features.customer_usage_daily",
+        )
+    }
     incremental = {name: frame.toPandas() for name, frame in tables.items()}
 
     staged = incremental["staging.stg_bronze__usage_events"]
@@ -97,8 +109,9 @@ def test_incremental_run_corrects_late_days_and_equals_full_refresh(built) -> No
     assert len(first_call) == 1 and first_call.iloc[0].duration_s == 60
     assert str(first_call.iloc[0]._batch_date) == "2026-01-01"
     usage = incremental["features.customer_usage_daily"]
-    day3 = usage[(usage.customer_id == 1)
-                 & (usage.feature_date.astype(str) == "2026-01-03")].iloc[0]
+    day3 = usage[(usage.customer_id == 1) & (usage.feature_date.astype(str) == "2026-01-03")].iloc[
+        0
+    ]
     # 180 s on day 3 plus the 600 s call that landed late, on 2026-01-10.
     assert day3.call_minutes_7d == pytest.approx((60 + 120 + 180 + 600) / 60)
     assert str(day3.created_timestamp) == "2026-01-10 23:59:59"
@@ -108,8 +121,9 @@ def test_incremental_run_corrects_late_days_and_equals_full_refresh(built) -> No
     result = dbt("run", "--select", *INCREMENTAL_USAGE)
     assert result.success, _failures(result)
     for name, frame in incremental.items():
-        assertDataFrameEqual(spark.table(name), spark.createDataFrame(frame, schema=tables[
-            name].schema))
+        assertDataFrameEqual(
+            spark.table(name), spark.createDataFrame(frame, schema=tables[name].schema)
+        )
 
     result = dbt("run", "--select", *INCREMENTAL_USAGE, "--full-refresh")
     assert result.success, _failures(result)
@@ -140,8 +154,12 @@ def test_tests_since_checks_only_rows_of_later_batches(built) -> None:
         scoped = VARS[:-1] + ", tests_since: '2026-01-03'}"
         result = dbt("test", "--select", "stg_bronze__usage_events", vars=scoped)
         assert result.success, _failures(result)
-        result = dbt("test", "--select", "stg_bronze__usage_events",
-                     vars=VARS[:-1] + ", tests_since: 'last week'}")
+        result = dbt(
+            "test",
+            "--select",
+            "stg_bronze__usage_events",
+            vars=VARS[:-1] + ", tests_since: 'last week'}",
+        )
         assert not result.success
         assert "tests_since must be a date" in " ".join(_failures(result))
     finally:
@@ -164,11 +182,25 @@ def test_contract_rejects_a_changed_column_type(built, tmp_path) -> None:
     broken = PROJECT / "models" / "marts" / "features" / "customer_support.sql"
     original = broken.read_text()
     try:
-        broken.write_text(original.replace(
-            "cast(chats_30d as bigint) as chats_30d", "cast(chats_30d as string) as chats_30d"))
+        broken.write_text(
+            original.replace(
+                "cast(chats_30d as bigint) as chats_30d", "cast(chats_30d as string) as chats_30d"
+            )
+        )
         result = dbtRunner().invoke(
-            ["run", "--select", "customer_support", "--project-dir", str(PROJECT),
-             "--profiles-dir", str(PROJECT), "--target", "session", "--vars", VARS]
+            [
+                "run",
+                "--select",
+                "customer_support",
+                "--project-dir",
+                str(PROJECT),
+                "--profiles-dir",
+                str(PROJECT),
+                "--target",
+                "session",
+                "--vars",
+                VARS,
+            ]
         )
         assert not result.success
         assert "contract" in " ".join(_failures(result)).lower()

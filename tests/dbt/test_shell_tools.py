@@ -23,13 +23,27 @@ BIN = Path(sys.executable).parent
 
 def _shell(script: str, *, root: Path, cwd: Path) -> subprocess.CompletedProcess:
     """Run ``script`` in bash with only LAKEHOUSE_ROOT (and the venv on PATH) set."""
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("LAKEHOUSE_", "SPARK_", "MLFLOW_", "DBT_", "FEAST_"))}
-    env.update(LAKEHOUSE_ROOT=str(root), PATH=f"{BIN}:{env.get('PATH', '')}",
-               LAKEHOUSE_DRIVER_MEMORY="1g", SPARK_MASTER="local[1]",
-               LAKEHOUSE_SHUFFLE_PARTITIONS="2")
-    return subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600, check=False)
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("LAKEHOUSE_", "SPARK_", "MLFLOW_", "DBT_", "FEAST_"))
+    }
+    env.update(
+        LAKEHOUSE_ROOT=str(root),
+        PATH=f"{BIN}:{env.get('PATH', '')}",
+        LAKEHOUSE_DRIVER_MEMORY="1g",
+        SPARK_MASTER="local[1]",
+        LAKEHOUSE_SHUFFLE_PARTITIONS="2",
+    )
+    return subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
 
 
 def test_plain_tools_work_on_a_second_lake(tmp_path) -> None:
@@ -37,8 +51,11 @@ def test_plain_tools_work_on_a_second_lake(tmp_path) -> None:
     setup = _shell("features setup --no-databases", root=root, cwd=tmp_path)
     assert setup.returncode == 0, setup.stdout + setup.stderr
     # dbt with nothing but LAKEHOUSE_ROOT: the install's spark-env.sh points its Spark there.
-    dbt = _shell("dbt seed --target session --profiles-dir . --select sentiment_lexicon",
-                 root=root, cwd=REPO_ROOT / "dbt_project")
+    dbt = _shell(
+        "dbt seed --target session --profiles-dir . --select sentiment_lexicon",
+        root=root,
+        cwd=REPO_ROOT / "dbt_project",
+    )
     assert dbt.returncode == 0, dbt.stdout[-3000:] + dbt.stderr[-3000:]
     assert (root / "metastore_db").is_dir()
     assert (root / "warehouse" / "staging.db" / "sentiment_lexicon" / "_delta_log").is_dir()
@@ -48,8 +65,10 @@ def test_plain_tools_work_on_a_second_lake(tmp_path) -> None:
         'feast -c "$FEAST_REPO" apply --skip-source-validation > /dev/null\n'
         'feast -c "$FEAST_REPO" feature-views list\n'
         'echo "--- mlflow"\n'
-        'mlflow experiments search\n',
-        root=root, cwd=tmp_path)
+        "mlflow experiments search\n",
+        root=root,
+        cwd=tmp_path,
+    )
     assert tools.returncode == 0, tools.stdout[-3000:] + tools.stderr[-3000:]
     views, experiments = tools.stdout.split("--- mlflow")
     for view in ("customer_usage", "customer_billing", "customer_support"):

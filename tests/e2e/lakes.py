@@ -20,10 +20,18 @@ from pyspark.sql.types import DoubleType, FloatType, MapType, StringType
 from features import lakehouse
 
 # Columns that say when (or in which run) a row was written, not what it holds.
-WALL_CLOCK_COLUMNS = frozenset({
-    "_ingested_at", "_quarantined_at", "computed_at", "generated_at", "scored_at",
-    "run_id", "started_at", "finished_at",
-})
+WALL_CLOCK_COLUMNS = frozenset(
+    {
+        "_ingested_at",
+        "_quarantined_at",
+        "computed_at",
+        "generated_at",
+        "scored_at",
+        "run_id",
+        "started_at",
+        "finished_at",
+    }
+)
 # Tables whose rows are a log of attempts, which a crash legitimately lengthens.
 LOG_TABLES = frozenset({"ops.pipeline_runs"})
 DECIMALS = 9

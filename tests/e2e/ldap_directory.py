@@ -57,7 +57,8 @@ def start(folder: Path, *, users: dict[str, str], port: int) -> Directory:
         + f'database mdb\nsuffix "{SUFFIX}"\nrootdn "cn=admin,{SUFFIX}"\n'
         + f"directory {database}\n"
         + "access to attrs=userPassword by anonymous auth by * none\n"
-        + "access to * by users read\n")
+        + "access to * by users read\n"
+    )
     entries = [
         f"dn: {SUFFIX}\nobjectClass: dcObject\nobjectClass: organization\no: lakehouse\n"
         "dc: lakehouse\n",
@@ -69,12 +70,18 @@ def start(folder: Path, *, users: dict[str, str], port: int) -> Directory:
     ]
     data = folder / "entries.ldif"
     data.write_text("\n".join(entries))
-    subprocess.run([_binary("slapadd"), "-f", str(config), "-l", str(data)], check=True,
-                   capture_output=True, timeout=60)
+    subprocess.run(
+        [_binary("slapadd"), "-f", str(config), "-l", str(data)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     log = open(folder / "slapd.log", "wb")  # noqa: SIM115 - the server's output
     # -d 0: in the foreground (a child of the tests, stopped with them), no debug output.
     process = subprocess.Popen(
         [_binary("slapd"), "-f", str(config), "-h", f"ldap://127.0.0.1:{port}/", "-d", "0"],
-        stdout=log, stderr=subprocess.STDOUT)
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     daemons.wait_for_port("127.0.0.1", port, timeout_s=30, what="slapd", process=process)
     return Directory(url=f"ldap://127.0.0.1:{port}", base_dn=PEOPLE, process=process)

@@ -32,29 +32,42 @@ FEATURES = str(Path(sys.executable).with_name("features"))
 def environment(root: Path, cluster_env: dict[str, str]) -> dict[str, str]:
     """The environment of the second lake's processes: its own root, the cluster setup."""
     env = dict(os.environ)
-    env.update({
-        "LAKEHOUSE_ROOT": str(root),
-        # The tests' Spark shape (their session: local[2], 2 shuffle partitions): two
-        # one-core workers, and the same partitioning of every shuffle.
-        "LAKEHOUSE_SHUFFLE_PARTITIONS": "2",
-        "LAKEHOUSE_DRIVER_MEMORY": "2g",
-        "LAKEHOUSE_EXECUTOR_MEMORY": "1536m",
-        "PYTHONUNBUFFERED": "1",
-        **cluster_env,
-    })
+    env.update(
+        {
+            "LAKEHOUSE_ROOT": str(root),
+            # The tests' Spark shape (their session: local[2], 2 shuffle partitions): two
+            # one-core workers, and the same partitioning of every shuffle.
+            "LAKEHOUSE_SHUFFLE_PARTITIONS": "2",
+            "LAKEHOUSE_DRIVER_MEMORY": "2g",
+            "LAKEHOUSE_EXECUTOR_MEMORY": "1536m",
+            "PYTHONUNBUFFERED": "1",
+            **cluster_env,
+        }
+    )
     return env
 
 
-def run_features(args: list[str], *, env: dict[str, str], log: Path,
-                 kill_in: str | None = None, delay: float = 0.0) -> int:
+def run_features(
+    args: list[str],
+    *,
+    env: dict[str, str],
+    log: Path,
+    kill_in: str | None = None,
+    delay: float = 0.0,
+) -> int:
     """Run ``features ARGS``; SIGKILL its process group ``delay`` s after step ``kill_in`` starts.
 
     Returns:
         The exit code (``-9`` when the kill landed).
     """
     process = subprocess.Popen(
-        [FEATURES, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL, text=True, start_new_session=True,
+        [FEATURES, *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
     )
 
     def kill() -> None:
@@ -91,8 +104,9 @@ def run_features(args: list[str], *, env: dict[str, str], log: Path,
     return code
 
 
-def run_with_kills(args: list[str], *, kills: int, rng: random.Random, env: dict[str, str],
-                    log: Path) -> list[tuple[str, float, int]]:
+def run_with_kills(
+    args: list[str], *, kills: int, rng: random.Random, env: dict[str, str], log: Path
+) -> list[tuple[str, float, int]]:
     """Run ``args`` killed in ``kills`` random steps (in step order), then to the end."""
     steps = sorted(rng.sample(STEPS, kills), key=STEPS.index)
     attempts = []
@@ -103,8 +117,6 @@ def run_with_kills(args: list[str], *, kills: int, rng: random.Random, env: dict
     final = run_features(args, env=env, log=log)
     assert final == 0, f"the run after the kills failed (exit {final}); see {log}"
     return attempts
-
-
 
 
 def build(daily_lake, root: Path, cluster_env: dict[str, str]) -> tuple[Path, list, Path]:
@@ -124,15 +136,40 @@ def build(daily_lake, root: Path, cluster_env: dict[str, str]) -> tuple[Path, li
     # test, and a driver without executors starts two JVMs fewer.
     local = {name: value for name, value in env.items() if name != "SPARK_LOCAL_IP"}
     local["SPARK_MASTER"] = "local[2]"  # the daily lake's own session's
-    generated = run_features(["generate", "--customers", str(CUSTOMERS), "--days", str(DAYS),
-                              "--seed", str(SEED), "--start", dates[0].isoformat()],
-                             env=local, log=log)
+    generated = run_features(
+        [
+            "generate",
+            "--customers",
+            str(CUSTOMERS),
+            "--days",
+            str(DAYS),
+            "--seed",
+            str(SEED),
+            "--start",
+            dates[0].isoformat(),
+        ],
+        env=local,
+        log=log,
+    )
     assert generated == 0, f"generate failed; see {log}"
     lakes.hold_back(root, dates[-2])  # delivered late, as in the daily lake
     backfill = run_with_kills(
-        ["daily", "--from", dates[0].isoformat(), "--to", dates[-2].isoformat(),
-         "--retrain", "always"], kills=1, rng=rng, env=env, log=log)
+        [
+            "daily",
+            "--from",
+            dates[0].isoformat(),
+            "--to",
+            dates[-2].isoformat(),
+            "--retrain",
+            "always",
+        ],
+        kills=1,
+        rng=rng,
+        env=env,
+        log=log,
+    )
     lakes.deliver(root, dates[-2])
-    last = run_with_kills(["daily", "--date", dates[-1].isoformat()], kills=2, rng=rng,
-                          env=env, log=log)
+    last = run_with_kills(
+        ["daily", "--date", dates[-1].isoformat()], kills=2, rng=rng, env=env, log=log
+    )
     return root, backfill + last, log

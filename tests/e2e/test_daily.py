@@ -16,14 +16,18 @@ def test_every_step_ran_and_was_recorded(daily_lake) -> None:
     assert backfill["train"].startswith("v1")
     # The model is a day old and its baseline is the training day itself: nothing drifted
     # there, so the last day does not retrain (the drift path: the next test).
-    drifted = spark.sql(f"select count(*) from ops.feature_drift where score_date = "
-                        f"'{dates[-2]}' and drifted").first()[0]
+    drifted = spark.sql(
+        f"select count(*) from ops.feature_drift where score_date = '{dates[-2]}' and drifted"
+    ).first()[0]
     assert drifted == 0 and daily["train"].startswith("not due")
     runs = spark.sql(
         "select batch_date, step, status from ops.pipeline_runs where pipeline = 'daily'"
     ).collect()
     assert {(r.batch_date, r.step) for r in runs if r.status == "succeeded"} >= {
-        (dates[-2], "score"), (dates[-1], "score"), (dates[-1], "dbt_build")}
+        (dates[-2], "score"),
+        (dates[-1], "score"),
+        (dates[-1], "dbt_build"),
+    }
 
 
 def test_a_file_that_lands_late_is_ingested_by_the_next_run(daily_lake, lakehouse_root) -> None:
@@ -39,18 +43,30 @@ def test_a_file_that_lands_late_is_ingested_by_the_next_run(daily_lake, lakehous
     from features.schemas import QUARANTINED_FILES_TABLE, SOURCES
 
     folder = lakes.late_folder(lakehouse_root, dates[-2])
-    whole = {row[0] for row in spark.table(QUARANTINED_FILES_TABLE)
-             .where(f"_batch_date = '{dates[-2]}'").select("source_file").collect()}
-    records = sum(len([line for line in path.read_bytes().splitlines() if line.strip()])
-                  for path in folder.iterdir()
-                  if is_data_file(SOURCES[lakes.LATE_SOURCE], path.name)
-                  and str(path.relative_to(lakehouse_root)) not in whole)
-    stored = sum(spark.sql(f"select count(*) from {database}.support_chats "
-                           f"where _batch_date = '{dates[-2]}'").first()[0]
-                 for database in ("bronze", "quarantine"))
+    whole = {
+        row[0]
+        for row in spark.table(QUARANTINED_FILES_TABLE)
+        .where(f"_batch_date = '{dates[-2]}'")
+        .select("source_file")
+        .collect()
+    }
+    records = sum(
+        len([line for line in path.read_bytes().splitlines() if line.strip()])
+        for path in folder.iterdir()
+        if is_data_file(SOURCES[lakes.LATE_SOURCE], path.name)
+        and str(path.relative_to(lakehouse_root)) not in whole
+    )
+    stored = sum(
+        spark.sql(
+            f"select count(*) from {database}.support_chats where _batch_date = '{dates[-2]}'"
+        ).first()[0]
+        for database in ("bronze", "quarantine")
+    )
     assert stored == records > 0
-    staged = spark.sql(f"select count(*) from staging.stg_bronze__support_chats "
-                       f"where to_date(chat_at) = '{dates[-2]}'").first()[0]
+    staged = spark.sql(
+        f"select count(*) from staging.stg_bronze__support_chats "
+        f"where to_date(chat_at) = '{dates[-2]}'"
+    ).first()[0]
     assert staged > 0
 
 
@@ -58,7 +74,8 @@ def test_predictions_cover_every_active_customer_once(daily_lake) -> None:
     spark, dates, *_ = daily_lake
     day = dates[-1]
     scores = spark.sql(
-        f"select * from predictions.churn_scores where score_date = '{day}'").toPandas()
+        f"select * from predictions.churn_scores where score_date = '{day}'"
+    ).toPandas()
     active = spark.sql(
         f"select count(*) from staging.int_customer_days_spanned where feature_date = '{day}'"
     ).first()[0]
@@ -83,21 +100,28 @@ def test_rescoring_a_date_replaces_its_rows_only(daily_lake) -> None:
     from models_ml.churn import jobs
 
     spark, dates, *_ = daily_lake
-    counts = dict(spark.sql("select score_date, count(*) from predictions.churn_scores "
-                            "group by score_date").collect())
-    query = (f"select customer_id, churn_probability, model_version "
-             f"from predictions.churn_scores where score_date = '{dates[-1]}'")
+    counts = dict(
+        spark.sql(
+            "select score_date, count(*) from predictions.churn_scores group by score_date"
+        ).collect()
+    )
+    query = (
+        f"select customer_id, churn_probability, model_version "
+        f"from predictions.churn_scores where score_date = '{dates[-1]}'"
+    )
     before = {r.customer_id: r for r in spark.sql(query).collect()}
     # The registry's champion is the newest model: loaded from MLflow, it scores the same.
     jobs.score_day(spark, dates[-1], promoted=True)
-    again = dict(spark.sql("select score_date, count(*) from predictions.churn_scores "
-                           "group by score_date").collect())
+    again = dict(
+        spark.sql(
+            "select score_date, count(*) from predictions.churn_scores group by score_date"
+        ).collect()
+    )
     assert again == counts
     after = {r.customer_id: r for r in spark.sql(query).collect()}
     assert after.keys() == before.keys()
     for customer, row in after.items():
-        assert row.churn_probability == pytest.approx(before[customer].churn_probability,
-                                                      abs=1e-12)
+        assert row.churn_probability == pytest.approx(before[customer].churn_probability, abs=1e-12)
         assert row.model_version == before[customer].model_version
 
 
@@ -110,7 +134,10 @@ def test_model_is_judged_against_the_generator_ceiling(daily_lake) -> None:
     assert "holdout_ceiling" not in metadata  # training does not look for the generator
     assert metadata["feature_service"] == "churn_v1"
     assert set(metadata["source_versions"]) == {
-        "features.customer_usage_daily", "features.customer_billing", "features.customer_support"}
+        "features.customer_usage_daily",
+        "features.customer_billing",
+        "features.customer_support",
+    }
     assert summary.ceiling_auc is not None and summary.ceiling_auc > 0.6
     # The fair ceiling: the hidden score on the model's own held-out rows and labels.
     ceiling = holdout_ceiling(spark, metadata)
@@ -134,7 +161,8 @@ def test_drift_is_monitored_against_the_training_set(daily_lake) -> None:
     baseline = metadata["drift_baseline"]
     assert set(baseline["features"]) == set(metadata["feature_names"])
     every = spark.sql(
-        f"select * from {drift.DRIFT_TABLE} where score_date = '{dates[-1]}'").toPandas()
+        f"select * from {drift.DRIFT_TABLE} where score_date = '{dates[-1]}'"
+    ).toPandas()
     rows = every[every.kind != "prediction"]
     # The day's scores against those of the training day, one more row.
     assert list(every[every.kind == "prediction"].feature) == ["churn_probability"]
@@ -142,11 +170,14 @@ def test_drift_is_monitored_against_the_training_set(daily_lake) -> None:
     assert (rows.model_version == str(metadata["version"])).all()
     rule = drift.DriftRule()
     assert rows.psi.ge(0).all() and rows.p_value.between(0, 1).all()
-    assert (rows.drifted == ((rows.psi > rule.min_psi)
-                             & (rows.p_value < rule.level(len(rows))))).all()
+    assert (
+        rows.drifted == ((rows.psi > rule.min_psi) & (rows.p_value < rule.level(len(rows))))
+    ).all()
     # The baseline is the training day's scoring set: a day later nothing has changed.
-    assert metadata["drift_baseline"]["reference"] == {"kind": "scoring_day",
-                                                       "date": str(dates[-2])}
+    assert metadata["drift_baseline"]["reference"] == {
+        "kind": "scoring_day",
+        "date": str(dates[-2]),
+    }
     assert not rows.drifted.any(), rows[rows.drifted]
     assert (rows.current_rows > 0).all()
     plot = persist.models_dir().parent / "monitoring" / f"feature_drift_{dates[-1]}.png"
@@ -169,18 +200,30 @@ def test_drift_makes_the_next_day_retrain(daily_lake) -> None:
     assert leaned, metadata.get("feature_weights")  # a logistic model has weights
     assert set(leaned) <= set(metadata["feature_names"])
     used = next(r.feature for r in current if r.feature in leaned)
-    unused = [r.feature for r in current
-              if r.feature not in leaned and r.kind != monitoring.PREDICTION]
+    unused = [
+        r.feature for r in current if r.feature not in leaned and r.kind != monitoring.PREDICTION
+    ]
 
     def rewrite(flagged: set[str]) -> None:
-        drift.write_drift(spark, [
-            drift.FeatureDrift(feature=r.feature, kind=r.kind,
-                               psi=0.9 if r.feature in flagged else 0.0, bins=10,
-                               rows=r.current_rows, baseline_rows=r.baseline_rows,
-                               p_value=1e-9 if r.feature in flagged else 0.9,
-                               drifted=r.feature in flagged)
-            for r in current], score_date=dates[-1], model_name="churn",
-            model_version=current[0].model_version)
+        drift.write_drift(
+            spark,
+            [
+                drift.FeatureDrift(
+                    feature=r.feature,
+                    kind=r.kind,
+                    psi=0.9 if r.feature in flagged else 0.0,
+                    bins=10,
+                    rows=r.current_rows,
+                    baseline_rows=r.baseline_rows,
+                    p_value=1e-9 if r.feature in flagged else 0.9,
+                    drifted=r.feature in flagged,
+                )
+                for r in current
+            ],
+            score_date=dates[-1],
+            model_name="churn",
+            model_version=current[0].model_version,
+        )
 
     try:
         rewrite({used})
@@ -193,12 +236,25 @@ def test_drift_makes_the_next_day_retrain(daily_lake) -> None:
             assert _retrain_reason(spark, day_after, DailyOptions(), notes) is None
             assert notes and "barely uses" in notes[0] and unused[0] in notes[0]
     finally:  # put the day's real drift back for the tests after this one
-        drift.write_drift(spark, [
-            drift.FeatureDrift(feature=r.feature, kind=r.kind, psi=r.psi, bins=10,
-                               rows=r.current_rows, baseline_rows=r.baseline_rows,
-                               p_value=r.p_value, drifted=r.drifted)
-            for r in current], score_date=dates[-1], model_name="churn",
-            model_version=current[0].model_version)
+        drift.write_drift(
+            spark,
+            [
+                drift.FeatureDrift(
+                    feature=r.feature,
+                    kind=r.kind,
+                    psi=r.psi,
+                    bins=10,
+                    rows=r.current_rows,
+                    baseline_rows=r.baseline_rows,
+                    p_value=r.p_value,
+                    drifted=r.drifted,
+                )
+                for r in current
+            ],
+            score_date=dates[-1],
+            model_name="churn",
+            model_version=current[0].model_version,
+        )
 
 
 def test_readers_see_a_whole_day_or_none(daily_lake) -> None:
@@ -207,9 +263,12 @@ def test_readers_see_a_whole_day_or_none(daily_lake) -> None:
     spark, dates, *_ = daily_lake
     day = dates[-3]  # never scored by the fixture
     expected = spark.sql(
-        f"select count(*) from {jobs.SPINE_TABLE} where feature_date = '{day}'").first()[0]
-    query = (f"select count(*), count(distinct customer_id) from {jobs.PREDICTIONS_TABLE} "
-             f"where score_date = '{day}'")
+        f"select count(*) from {jobs.SPINE_TABLE} where feature_date = '{day}'"
+    ).first()[0]
+    query = (
+        f"select count(*), count(distinct customer_id) from {jobs.PREDICTIONS_TABLE} "
+        f"where score_date = '{day}'"
+    )
     assert tuple(spark.sql(query).first()) == (0, 0)
     versions_before = spark.sql(f"describe history {jobs.PREDICTIONS_TABLE}").count()
     seen: list[tuple[int, int]] = []
@@ -246,7 +305,8 @@ def test_a_window_without_labels_or_churners_is_not_enough_data(daily_lake) -> N
     quiet = spark.sql(
         f"select snapshot_date from {jobs.LABELS_TABLE} where churned_within_30d is not null "
         "group by snapshot_date having max(cast(churned_within_30d as int)) = 0 "
-        "order by snapshot_date limit 1").first()
+        "order by snapshot_date limit 1"
+    ).first()
     if quiet is not None:  # a snapshot in which nobody churned, alone in its window
         with pytest.raises(jobs.NotEnoughData, match="no customer has churned"):
             jobs.train_churn_model(spark, start=quiet[0], end=quiet[0])

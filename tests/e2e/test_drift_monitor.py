@@ -20,18 +20,23 @@ import numpy as np
 import pyspark.sql.functions as F
 import pytest
 
-pytestmark = [pytest.mark.e2e, pytest.mark.spark, pytest.mark.ml, pytest.mark.dbt,
-              pytest.mark.feast]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.spark,
+    pytest.mark.ml,
+    pytest.mark.dbt,
+    pytest.mark.feast,
+]
 
 CUSTOMERS = 200
 SEED = 5
-TRAIN_DAY = 91          # the model is trained for this day: its windows are whole
-QUIET_DAYS = 20         # monitored days without change: 92 .. 111
-CHANGE_DAY = 112        # data usage falls to a fifth from here
-CHANGE_DAYS = 4         # monitored days with the change: 112 .. 115
-MARGIN_DAYS = 5         # every late record of a monitored day lands by then
+TRAIN_DAY = 91  # the model is trained for this day: its windows are whole
+QUIET_DAYS = 20  # monitored days without change: 92 .. 111
+CHANGE_DAY = 112  # data usage falls to a fifth from here
+CHANGE_DAYS = 4  # monitored days with the change: 112 .. 115
+MARGIN_DAYS = 5  # every late record of a monitored day lands by then
 DAYS = CHANGE_DAY + CHANGE_DAYS + MARGIN_DAYS
-SCORED_EARLY = 85       # scored too, so that labels of 30 days after exist on day 120
+SCORED_EARLY = 85  # scored too, so that labels of 30 days after exist on day 120
 
 
 @pytest.fixture(scope="session")
@@ -58,8 +63,12 @@ def drift_lake(spark, lakehouse_root):
     shutil.rmtree(lakehouse_root / "landing", ignore_errors=True)
     shutil.rmtree(lakehouse_root / "artifacts" / "models" / "churn", ignore_errors=True)
     lakehouse.ensure_databases(spark)
-    config = GeneratorConfig(customers=CUSTOMERS, days=DAYS, seed=SEED, changes=(
-        Change(kind="data_drop", day=CHANGE_DAY, target="all", factor=0.2),))
+    config = GeneratorConfig(
+        customers=CUSTOMERS,
+        days=DAYS,
+        seed=SEED,
+        changes=(Change(kind="data_drop", day=CHANGE_DAY, target="all", factor=0.2),),
+    )
     generate(spark, config)
     ingest_batches(spark, config.dates)
     run_dbt_build()
@@ -67,10 +76,12 @@ def drift_lake(spark, lakehouse_root):
     runlog.ensure_table(spark)
     train_day = config.date_of(TRAIN_DAY)
     # What the daily job of that day trains on: snapshots whose labels it knows by then.
-    with runlog.record_step(spark, pipeline=PIPELINE, step="train", batch_date=train_day,
-                            run_id=runlog.new_run_id()) as record:
-        run = jobs.train_churn_model(spark, end=train_day - dt.timedelta(days=30),
-                                     batch_date=train_day, tuning="tvs")
+    with runlog.record_step(
+        spark, pipeline=PIPELINE, step="train", batch_date=train_day, run_id=runlog.new_run_id()
+    ) as record:
+        run = jobs.train_churn_model(
+            spark, end=train_day - dt.timedelta(days=30), batch_date=train_day, tuning="tvs"
+        )
         record.finish(status="succeeded", message=f"v{run.saved.version} (retrain=always)")
     # Scored: the model's own day (for the scores' drift) and two days whose 30-day labels
     # are known by the lake's last day (for the realized performance).
@@ -81,8 +92,9 @@ def drift_lake(spark, lakehouse_root):
     by_date = monitoring.monitor_days(spark, [config.date_of(index) for index in monitored])
     checks = {index: by_date[config.date_of(index)] for index in monitored}
     options = DailyOptions(retrain_every_days=10_000)  # only drift may make it due
-    reasons = {index: _retrain_reason(spark, config.date_of(index + 1), options)
-               for index in monitored}
+    reasons = {
+        index: _retrain_reason(spark, config.date_of(index + 1), options) for index in monitored
+    }
     return spark, config, checks, reasons
 
 
@@ -95,19 +107,25 @@ def test_no_change_no_flags_and_no_retraining(drift_lake) -> None:
     assert len(flagged) <= QUIET_DAYS * 0.05, flagged
     # The daily job retrains for drift only after a flagged day.
     assert {index for index in quiet if reasons[index] is not None} == set(flagged)
-    rows = spark.table("ops.feature_drift").where(
-        (F.col("score_date") == F.lit(config.date_of(TRAIN_DAY + 1)))
-        & (F.col("kind") != "prediction")).collect()
+    rows = (
+        spark.table("ops.feature_drift")
+        .where(
+            (F.col("score_date") == F.lit(config.date_of(TRAIN_DAY + 1)))
+            & (F.col("kind") != "prediction")
+        )
+        .collect()
+    )
     assert len(rows) == checks[TRAIN_DAY + 1].rows > 30
     assert all(0 <= r.p_value <= 1 and r.psi >= 0 for r in rows)
     # One day on its own, as the daily job monitors it, gives what the backfill gave.
     from features import drift, feast_repo
     from models_ml.churn import jobs, persist
 
-    baseline = persist.read_metadata("churn", checks[TRAIN_DAY + 1].model_version)[
-        "drift_baseline"]
-    alone = drift.psi(baseline, jobs.day_features(
-        spark, feast_repo.feature_store(), config.date_of(TRAIN_DAY + 1)))
+    baseline = persist.read_metadata("churn", checks[TRAIN_DAY + 1].model_version)["drift_baseline"]
+    alone = drift.psi(
+        baseline,
+        jobs.day_features(spark, feast_repo.feature_store(), config.date_of(TRAIN_DAY + 1)),
+    )
     stored = {r.feature: r for r in rows}
     for row in alone:
         assert row.psi == pytest.approx(stored[row.feature].psi, abs=1e-12)
@@ -121,10 +139,14 @@ def test_an_injected_change_is_flagged_within_three_days_and_only_where_it_moves
     spark, config, checks, reasons = drift_lake
     change = config.changes[0]
     first_three = range(CHANGE_DAY, CHANGE_DAY + 3)
-    assert any("data_mb_7d" in checks[index].drifted for index in first_three), \
-        {index: checks[index].drifted for index in first_three}
-    flagged = {name for index in range(CHANGE_DAY, CHANGE_DAY + CHANGE_DAYS)
-               for name in checks[index].drifted}
+    assert any("data_mb_7d" in checks[index].drifted for index in first_three), {
+        index: checks[index].drifted for index in first_three
+    }
+    flagged = {
+        name
+        for index in range(CHANGE_DAY, CHANGE_DAY + CHANGE_DAYS)
+        for name in checks[index].drifted
+    }
     assert flagged <= set(change.moves), flagged - set(change.moves)
     first = min(index for index in first_three if checks[index].drifted)
     assert reasons[first] is not None and "data_mb_7d" in reasons[first]
@@ -134,13 +156,20 @@ def test_the_change_is_in_the_truth_table(drift_lake) -> None:
     spark, config, *_ = drift_lake
     truth = spark.table("ops.generator_truth")
     (recorded,) = {row.changes for row in truth.select("changes").distinct().collect()}
-    assert json.loads(recorded) == [{
-        "kind": "data_drop", "day": CHANGE_DAY, "target": "all", "factor": 0.2,
-        "date": config.date_of(CHANGE_DAY).isoformat(),
-        "moves": ["data_mb_7d", "data_mb_30d", "data_mb_90d"]}]
+    assert json.loads(recorded) == [
+        {
+            "kind": "data_drop",
+            "day": CHANGE_DAY,
+            "target": "all",
+            "factor": 0.2,
+            "date": config.date_of(CHANGE_DAY).isoformat(),
+            "moves": ["data_mb_7d", "data_mb_30d", "data_mb_90d"],
+        }
+    ]
     # Every customer carries the day the change reached them: its day, or their activation.
-    wrong = truth.where(~F.col("changed_from").eqNullSafe(
-        F.greatest(F.lit(CHANGE_DAY), F.col("active_day"))))
+    wrong = truth.where(
+        ~F.col("changed_from").eqNullSafe(F.greatest(F.lit(CHANGE_DAY), F.col("active_day")))
+    )
     assert truth.count() == CUSTOMERS and wrong.count() == 0
 
 
@@ -153,14 +182,16 @@ def test_the_days_before_the_change_are_the_lake_without_it(drift_lake) -> None:
 
     spark, config, *_ = drift_lake
     plain = dataclasses.replace(config, changes=())
-    north = dataclasses.replace(config, changes=(
-        Change(kind="data_drop", day=CHANGE_DAY, target="north", factor=0.2),))
+    north = dataclasses.replace(
+        config, changes=(Change(kind="data_drop", day=CHANGE_DAY, target="north", factor=0.2),)
+    )
     state = customers.customer_state(spark, plain).select("customer_id", "region")
 
     def usage(cfg, days):
         grid = activity.customer_days(spark, cfg, customers.customer_state(spark, cfg))
         return activity.usage_events(cfg, grid.where(F.col("day").isin(*days))).select(
-            "customer_id", "event_id", "event_type", "bytes", "duration_s")
+            "customer_id", "event_id", "event_type", "bytes", "duration_s"
+        )
 
     before = [CHANGE_DAY - 2, CHANGE_DAY - 1]
     for changed in (config, north):
@@ -168,8 +199,10 @@ def test_the_days_before_the_change_are_the_lake_without_it(drift_lake) -> None:
         assert usage(plain, before).exceptAll(usage(changed, before)).count() == 0
     after = [CHANGE_DAY, CHANGE_DAY + 1]
     moved = usage(north, after).exceptAll(usage(plain, after)).join(state, "customer_id")
-    found = {(row.region, row.event_type) for row in
-             moved.select("region", "event_type").distinct().collect()}
+    found = {
+        (row.region, row.event_type)
+        for row in moved.select("region", "event_type").distinct().collect()
+    }
     assert found == {("north", "data")}
 
 
@@ -180,13 +213,21 @@ def test_scores_are_compared_with_the_baseline_day(drift_lake) -> None:
     spark, config, checks, _ = drift_lake
     first = checks[TRAIN_DAY + 1]
     assert first.scores is not None and first.scores.kind == monitoring.PREDICTION
-    assert first.scores.rows == spark.table("predictions.churn_scores").where(
-        F.col("score_date") == F.lit(config.date_of(TRAIN_DAY + 1))).count()
+    assert (
+        first.scores.rows
+        == spark.table("predictions.churn_scores")
+        .where(F.col("score_date") == F.lit(config.date_of(TRAIN_DAY + 1)))
+        .count()
+    )
     assert not first.scores.drifted, first.scores
     # Days nobody scored have no score row; feature rows are there all the same.
     assert checks[TRAIN_DAY + 2].scores is None
-    kinds = {row.kind for row in spark.table(drift.DRIFT_TABLE).where(
-        F.col("score_date") == F.lit(config.date_of(TRAIN_DAY + 1))).collect()}
+    kinds = {
+        row.kind
+        for row in spark.table(drift.DRIFT_TABLE)
+        .where(F.col("score_date") == F.lit(config.date_of(TRAIN_DAY + 1)))
+        .collect()
+    }
     assert kinds == {"numeric", "categorical", monitoring.PREDICTION}
 
 
@@ -199,29 +240,43 @@ def test_realized_performance_of_matured_score_dates(drift_lake) -> None:
     spark, config, checks, _ = drift_lake
     # Day 85's labels were known on day 115, a monitored day, which recorded them.
     assert [row["score_date"] for row in checks[SCORED_EARLY + 30].performance] == [
-        config.date_of(SCORED_EARLY)]
+        config.date_of(SCORED_EARLY)
+    ]
     last = config.date_of(DAYS - 1)
     assert [row["score_date"] for row in monitoring.record_performance(spark, last)] == [
-        config.date_of(SCORED_EARLY + 1)]
-    written = [row.asDict() for row in
-               spark.table(monitoring.PERFORMANCE_TABLE).orderBy("score_date").collect()]
+        config.date_of(SCORED_EARLY + 1)
+    ]
+    written = [
+        row.asDict()
+        for row in spark.table(monitoring.PERFORMANCE_TABLE).orderBy("score_date").collect()
+    ]
     dates = [config.date_of(SCORED_EARLY), config.date_of(SCORED_EARLY + 1)]
     assert [row["score_date"] for row in written] == dates
-    churn = spark.table("staging.stg_bronze__churn_events").groupBy("customer_id").agg(
-        F.min("churn_date").alias("churn_date")).toPandas()
+    churn = (
+        spark.table("staging.stg_bronze__churn_events")
+        .groupBy("customer_id")
+        .agg(F.min("churn_date").alias("churn_date"))
+        .toPandas()
+    )
     for row in written:
-        scored = spark.table("predictions.churn_scores").where(
-            F.col("score_date") == F.lit(row["score_date"])).toPandas()
+        scored = (
+            spark.table("predictions.churn_scores")
+            .where(F.col("score_date") == F.lit(row["score_date"]))
+            .toPandas()
+        )
         merged = scored.merge(churn, on="customer_id", how="left")
-        label = np.array([
-            int(isinstance(churned, dt.date) and 1 <= (churned - scored_on).days <= 30)
-            for churned, scored_on in zip(merged.churn_date, merged.score_date, strict=True)])
+        label = np.array(
+            [
+                int(isinstance(churned, dt.date) and 1 <= (churned - scored_on).days <= 30)
+                for churned, scored_on in zip(merged.churn_date, merged.score_date, strict=True)
+            ]
+        )
         assert row["rows"] == len(scored) and row["positives"] == label.sum() > 0
-        assert row["auc"] == pytest.approx(roc_auc_score(label, merged.churn_probability),
-                                           abs=1e-9)
+        assert row["auc"] == pytest.approx(roc_auc_score(label, merged.churn_probability), abs=1e-9)
         assert row["auc_ci_low"] < row["auc"] < row["auc_ci_high"]
         assert row["brier"] == pytest.approx(
-            ((merged.churn_probability - label) ** 2).mean(), rel=1e-9)
+            ((merged.churn_probability - label) ** 2).mean(), rel=1e-9
+        )
         assert row["labels_known_on"] == row["score_date"] + dt.timedelta(days=30)
     # Idempotent: nothing new has matured, so nothing is written; one row per date stays.
     assert monitoring.record_performance(spark, last) == []
@@ -245,12 +300,22 @@ def test_the_report_renders_in_headless_chromium(drift_lake, tmp_path) -> None:
     assert (report.parent / "report.html").read_bytes() == report.read_bytes()
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     assert browser, "Debian's chromium is needed: make system-packages installs it"
-    common = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-              f"--user-data-dir={tmp_path / 'profile'}"]
-    dom = subprocess.run([*common, "--dump-dom", report.as_uri()], capture_output=True,
-                         text=True, timeout=120, check=True).stdout
-    for marker in ("id=\"feature-drift\"", "id=\"score-drift\"", "id=\"performance\"",
-                   "id=\"latest\""):
+    common = [
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ]
+    dom = subprocess.run(
+        [*common, "--dump-dom", report.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    for marker in ('id="feature-drift"', 'id="score-drift"', 'id="performance"', 'id="latest"'):
         assert marker in dom, marker
     assert dom.count("data:image/png;base64,") == 3
     # The day's table marks exactly what the monitor flagged that day.
@@ -259,12 +324,16 @@ def test_the_report_renders_in_headless_chromium(drift_lake, tmp_path) -> None:
     marked = set(re.findall(r'<tr class="flagged"><td>([^<]+)</td>', dom))
     assert marked == set(checks[CHANGE_DAY + CHANGE_DAYS - 1].drifted)
     shot = tmp_path / "report.png"
-    subprocess.run([*common, f"--screenshot={shot}", "--window-size=1200,2400",
-                    report.as_uri()], capture_output=True, timeout=120, check=True)
+    subprocess.run(
+        [*common, f"--screenshot={shot}", "--window-size=1200,2400", report.as_uri()],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
     pixels = imread(shot)[..., :3]
     assert pixels.shape[:2] == (2400, 1200)
     not_white = (pixels < 0.95).any(axis=-1).mean()
-    assert not_white > 0.05, not_white   # plots and text, not an empty page
+    assert not_white > 0.05, not_white  # plots and text, not an empty page
 
 
 def test_the_monitor_command_prints_a_line_per_day(drift_lake, capsys) -> None:
@@ -276,8 +345,7 @@ def test_the_monitor_command_prints_a_line_per_day(drift_lake, capsys) -> None:
     assert cli.main(["monitor", "--from", str(first), "--to", str(last)]) == 0
     lines = capsys.readouterr().out.splitlines()
     days = [line.split(":")[0].strip() for line in lines if line.startswith("  2026-")]
-    assert days == [str(config.date_of(index)) for index in range(CHANGE_DAY - 1,
-                                                                     CHANGE_DAY + 3)]
+    assert days == [str(config.date_of(index)) for index in range(CHANGE_DAY - 1, CHANGE_DAY + 3)]
     changed = next(line for line in lines if line.startswith(f"  {config.date_of(CHANGE_DAY + 2)}"))
     assert ("data_mb_7d" in changed) == ("data_mb_7d" in checks[CHANGE_DAY + 2].drifted)
     assert lines[-1] == f"report: {checks[CHANGE_DAY + 3].report.parent}/report_{last}.html"
@@ -293,8 +361,7 @@ def test_a_new_model_must_beat_the_champion_to_replace_it(drift_lake) -> None:
     train_day = config.date_of(TRAIN_DAY)
     window = {"end": train_day - dt.timedelta(days=30), "batch_date": train_day}
     # A model that cannot rank: an L1 penalty that zeroes every weight.
-    blind = {"param_grid": (("regParam", (10.0,)), ("elasticNetParam", (1.0,))),
-             "tuning": "tvs"}
+    blind = {"param_grid": (("regParam", (10.0,)), ("elasticNetParam", (1.0,))), "tuning": "tvs"}
     run = jobs.train_churn_model(spark, **window, **blind)
     promotion = run.saved.metadata["promotion"]
     assert not promotion["promoted"] and promotion["champion_version"] == champion
@@ -306,12 +373,23 @@ def test_a_new_model_must_beat_the_champion_to_replace_it(drift_lake) -> None:
     # Scoring and monitoring keep using the champion.
     day = config.date_of(TRAIN_DAY + 1)
     jobs.score_day(spark, day)
-    versions = {row.model_version for row in spark.table("predictions.churn_scores")
-                .where(F.col("score_date") == F.lit(day)).select("model_version").collect()}
+    versions = {
+        row.model_version
+        for row in spark.table("predictions.churn_scores")
+        .where(F.col("score_date") == F.lit(day))
+        .select("model_version")
+        .collect()
+    }
     assert versions == {str(champion)}
     # Told to, it replaces the champion whatever it scores.
     forced = jobs.train_churn_model(spark, **window, promote=True, **blind)
     assert forced.saved.metadata["promotion"] == {
-        "promoted": True, "champion_version": champion, "rows": None, "positives": None,
-        "auc": None, "champion_auc": None, "reason": "promoted as asked"}
+        "promoted": True,
+        "champion_version": champion,
+        "rows": None,
+        "positives": None,
+        "auc": None,
+        "champion_auc": None,
+        "reason": "promoted as asked",
+    }
     assert persist.champion_version("churn") == forced.saved.version == jobs.serving_version()

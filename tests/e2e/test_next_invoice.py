@@ -49,8 +49,11 @@ def _direct_metrics(frame, prediction: str) -> dict[str, float]:
         F.sum((F.col("label") - F.col(prediction)) ** 2).alias("sse"),
         F.sum((F.col("label") - F.lit(mean)) ** 2).alias("sst"),
     ).first()
-    return {"n": row["n"], "rmse": math.sqrt(row["sse"] / row["n"]),
-            "r2": 1.0 - row["sse"] / row["sst"]}
+    return {
+        "n": row["n"],
+        "rmse": math.sqrt(row["sse"] / row["n"]),
+        "r2": 1.0 - row["sse"] / row["sst"],
+    }
 
 
 def test_trains_on_the_churn_service_through_feast(invoice_run):
@@ -86,8 +89,16 @@ def test_model_and_baseline_are_judged_on_the_held_out_rows(invoice_run):
 
     _, run, _ = invoice_run
     metrics = run.result.metrics
-    for name in ("rmse", "mae", "r2", "baseline_rmse", "baseline_mae", "baseline_r2",
-                 "model_rmse_on_baseline_rows", "model_r2_on_baseline_rows"):
+    for name in (
+        "rmse",
+        "mae",
+        "r2",
+        "baseline_rmse",
+        "baseline_mae",
+        "baseline_r2",
+        "model_rmse_on_baseline_rows",
+        "model_r2_on_baseline_rows",
+    ):
         assert math.isfinite(metrics[name]), (name, metrics)
     holdout = run.holdout.cache()
     assert metrics["n"] == holdout.count() == run.saved.metadata["holdout_window"]["rows"]
@@ -149,7 +160,11 @@ def test_gbt_regressor_family_trains_too(daily_lake):
 
     spark = daily_lake[0]
     run = next_invoice.train_next_invoice_model(
-        spark, family="gbt_regressor", tuning="tvs", register=False, log=lambda _: None,
+        spark,
+        family="gbt_regressor",
+        tuning="tvs",
+        register=False,
+        log=lambda _: None,
         **{**TINY, "param_grid": (("maxDepth", (2,)), ("maxIter", (5, 10)))},
     )
     assert run.saved.metadata["family"] == "gbt_regressor"

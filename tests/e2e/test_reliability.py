@@ -28,8 +28,9 @@ def test_killed_runs_were_really_killed(killed_lake) -> None:
     assert len(killed) >= 2, f"kills {attempts} (seed {KILL_SEED}); see {log}"
 
 
-def test_killed_and_rerun_lake_equals_the_clean_lake(daily_lake, lakehouse_root,
-                                                     killed_lake) -> None:
+def test_killed_and_rerun_lake_equals_the_clean_lake(
+    daily_lake, lakehouse_root, killed_lake
+) -> None:
     spark, *_, versions = daily_lake
     root, attempts, log = killed_lake
     context = f"kills {attempts} (seed {KILL_SEED}); see {log}"
@@ -37,8 +38,9 @@ def test_killed_and_rerun_lake_equals_the_clean_lake(daily_lake, lakehouse_root,
     assert lakes.delta_folders(root) >= set(compared), context
     differ = {}
     for name in compared:
-        clean = lakes.fingerprint(lakes.read_version(spark, name, versions[name]),
-                                  root=lakehouse_root)
+        clean = lakes.fingerprint(
+            lakes.read_version(spark, name, versions[name]), root=lakehouse_root
+        )
         rerun = lakes.fingerprint(lakes.read_folder(spark, root, name), root=root)
         if clean != rerun:
             differ[name] = (clean, rerun)
@@ -50,29 +52,32 @@ def test_every_step_succeeded_once_per_date(daily_lake, killed_lake) -> None:
     spark, dates, *_ = daily_lake
     root, attempts, log = killed_lake
     runs = lakes.read_folder(spark, root, "ops.pipeline_runs").where(
-        "pipeline = 'daily' and status = 'succeeded'")
+        "pipeline = 'daily' and status = 'succeeded'"
+    )
     done = {(r.batch_date, r.step) for r in runs.select("batch_date", "step").collect()}
     assert done == {(day, step) for day in (dates[-2], dates[-1]) for step in STEPS}, (
-        f"kills {attempts}; see {log}")
+        f"kills {attempts}; see {log}"
+    )
     # A step recorded twice as succeeded means a rerun did a finished step again.
     assert runs.count() == len(done)
 
 
-def test_each_training_saved_one_model_version(daily_lake, lakehouse_root,
-                                               killed_lake) -> None:
+def test_each_training_saved_one_model_version(daily_lake, lakehouse_root, killed_lake) -> None:
     from models_ml.churn import jobs, persist
 
     root, attempts, log = killed_lake
     clean = persist.saved_versions(jobs.MODEL_NAME, root=lakehouse_root)
     rerun = persist.saved_versions(jobs.MODEL_NAME, root=root)
     assert rerun == clean, (
-        f"saved versions clean {clean} vs killed {rerun}; kills {attempts}; see {log}")
+        f"saved versions clean {clean} vs killed {rerun}; kills {attempts}; see {log}"
+    )
     for version in rerun:
         ours = persist.read_metadata(jobs.MODEL_NAME, version, root=root)
         theirs = persist.read_metadata(jobs.MODEL_NAME, version, root=lakehouse_root)
         assert ours["batch_date"] == theirs["batch_date"]
         assert ours["metrics"]["areaUnderROC"] == pytest.approx(
-            theirs["metrics"]["areaUnderROC"], abs=1e-9)
+            theirs["metrics"]["areaUnderROC"], abs=1e-9
+        )
 
 
 def test_the_console_shows_steps_not_java(killed_lake) -> None:
@@ -87,7 +92,8 @@ def test_the_console_shows_steps_not_java(killed_lake) -> None:
         r"|\[daily \d{4}-\d\d-\d\d\] \w+: .*"  # a step ends (what it did, seconds)
         r"|daily \d{4}-\d\d-\d\d: .*"  # the command's summary
         r"|  \w+ +[\d,]+"  # generate: records per source
-        r"|lakehouse: removed .*)$")  # an orphan folder of a killed create, cleaned up
+        r"|lakehouse: removed .*)$"
+    )  # an orphan folder of a killed create, cleaned up
     lines = log.read_text().splitlines()
     noisy = [line for line in lines if not allowed.match(line)]
     assert not noisy, f"{len(noisy)} lines for no one, e.g. {noisy[:5]}; see {log}"

@@ -46,8 +46,9 @@ def _wait_for(url: str, process: subprocess.Popen, timeout: float = 300.0) -> No
     raise AssertionError(f"{url} did not answer within {timeout:.0f} s")
 
 
-def test_the_champion_served_by_mlflow_scores_like_the_batch_job(daily_lake,
-                                                                  lakehouse_root) -> None:
+def test_the_champion_served_by_mlflow_scores_like_the_batch_job(
+    daily_lake, lakehouse_root
+) -> None:
     import mlflow
 
     from features import feast_repo
@@ -65,23 +66,33 @@ def test_the_champion_served_by_mlflow_scores_like_the_batch_job(daily_lake,
     assert set(info.signature.inputs.input_names()) == set(columns)
 
     jobs.score_day(spark, day, log=lambda _: None)  # with the champion, as served below
-    batch = {row["customer_id"]: row["churn_probability"] for row in
-             spark.table(jobs.PREDICTIONS_TABLE).where(F.col("score_date") == F.lit(day))
-             .collect()}
+    batch = {
+        row["customer_id"]: row["churn_probability"]
+        for row in spark.table(jobs.PREDICTIONS_TABLE)
+        .where(F.col("score_date") == F.lit(day))
+        .collect()
+    }
     rows = jobs.day_features(spark, store, day).orderBy("customer_id").limit(12).toPandas()
     assert len(rows) == 12
     body = {"dataframe_split": json.loads(rows[columns].to_json(orient="split", index=False))}
 
     port = free_port()
     env = dict(os.environ, LAKEHOUSE_ROOT=str(lakehouse_root))
-    process = subprocess.Popen([FEATURES, "serve-model", "--port", str(port)], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        [FEATURES, "serve-model", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         _wait_for(f"http://127.0.0.1:{port}/ping", process)
         request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/invocations", data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"})
+            f"http://127.0.0.1:{port}/invocations",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(request, timeout=120) as answer:
             served = json.loads(answer.read())["predictions"]
         assert len(served) == len(rows)
@@ -96,15 +107,21 @@ def test_the_champion_served_by_mlflow_scores_like_the_batch_job(daily_lake,
     assert "serve-model: stopped (SIGTERM)" in output
     with socket.socket() as sock:  # nothing listens any more
         assert sock.connect_ex(("127.0.0.1", port)) != 0
-    leftover = subprocess.run(["pgrep", "-f", f"models serve .*-p {port}"],
-                              capture_output=True, text=True)
+    leftover = subprocess.run(
+        ["pgrep", "-f", f"models serve .*-p {port}"], capture_output=True, text=True
+    )
     assert leftover.stdout.strip() == "", leftover.stdout
 
 
 def test_the_model_server_stays_on_loopback(lakehouse_root) -> None:
-    proc = subprocess.run([FEATURES, "serve-model", "--host", "0.0.0.0"],
-                          env=dict(os.environ, LAKEHOUSE_ROOT=str(lakehouse_root)),
-                          capture_output=True, text=True, timeout=120, check=False)
+    proc = subprocess.run(
+        [FEATURES, "serve-model", "--host", "0.0.0.0"],
+        env=dict(os.environ, LAKEHOUSE_ROOT=str(lakehouse_root)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 2
     assert "beyond loopback" in proc.stderr and "authenticating reverse proxy" in proc.stderr
 
@@ -115,23 +132,29 @@ def _batch_scores(spark, day) -> dict:
     from models_ml.churn import jobs
 
     jobs.score_day(spark, day, log=lambda _: None)
-    return {row["customer_id"]: row for row in spark.table(jobs.PREDICTIONS_TABLE)
-            .where(F.col("score_date") == F.lit(day)).collect()}
+    return {
+        row["customer_id"]: row
+        for row in spark.table(jobs.PREDICTIONS_TABLE)
+        .where(F.col("score_date") == F.lit(day))
+        .collect()
+    }
 
 
 def _same_as_batch(answers: list[dict], batch: dict, *, tolerance: float = 1e-9) -> None:
     for answer in answers:
         row = batch[answer["customer_id"]]
-        assert answer["churn_probability"] == pytest.approx(row["churn_probability"],
-                                                            abs=tolerance), answer
+        assert answer["churn_probability"] == pytest.approx(
+            row["churn_probability"], abs=tolerance
+        ), answer
         assert answer["risk_decile"] == row["risk_decile"], answer
         assert answer["model_version"] == row["model_version"], answer
         assert "error" not in answer
 
 
 @pytest.mark.parametrize("runtime", ["spark", "onnx"])
-def test_online_scores_are_the_batch_scores_of_the_day_materialized(daily_lake, capsys,
-                                                                    runtime) -> None:
+def test_online_scores_are_the_batch_scores_of_the_day_materialized(
+    daily_lake, capsys, runtime
+) -> None:
     """The daily job materialized its last day: ``features predict`` reads the customers'
     features from the online store and answers what batch scoring wrote for that day (the
     Spark runtime to 1e-9, the ONNX export within float32's precision); an unknown
@@ -144,13 +167,13 @@ def test_online_scores_are_the_batch_scores_of_the_day_materialized(daily_lake, 
     ids = sorted(batch)
     unknown = max(ids) + 1_000_000
     asked = [*ids, unknown]
-    assert cli.main(["predict", "--runtime", runtime,
-                     *[f"--customer-id={i}" for i in asked]]) == 0
+    assert cli.main(["predict", "--runtime", runtime, *[f"--customer-id={i}" for i in asked]]) == 0
     lines = capsys.readouterr().out.splitlines()
     answers = [json.loads(line) for line in lines]
     assert [a["customer_id"] for a in answers] == asked
-    _same_as_batch(answers[:-1], batch,
-                   tolerance=1e-9 if runtime == "spark" else onnx_runtime.TOLERANCE)
+    _same_as_batch(
+        answers[:-1], batch, tolerance=1e-9 if runtime == "spark" else onnx_runtime.TOLERANCE
+    )
     assert len({a["risk_decile"] for a in answers[:-1]}) >= 5  # the deciles are spread
     last = answers[-1]
     assert last["churn_probability"] is None and last["risk_decile"] is None
@@ -169,11 +192,20 @@ def test_the_online_endpoint_answers_like_predict(daily_lake, lakehouse_root) ->
     batch = _batch_scores(spark, dates[-1])
     ids = sorted(batch)
     port = free_port()
-    env = dict(os.environ, LAKEHOUSE_ROOT=str(lakehouse_root), SPARK_MASTER="local[1]",
-               LAKEHOUSE_DRIVER_MEMORY="1g")
-    process = subprocess.Popen([FEATURES, "serve-model", "--online", "--port", str(port)],
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, start_new_session=True)
+    env = dict(
+        os.environ,
+        LAKEHOUSE_ROOT=str(lakehouse_root),
+        SPARK_MASTER="local[1]",
+        LAKEHOUSE_DRIVER_MEMORY="1g",
+    )
+    process = subprocess.Popen(
+        [FEATURES, "serve-model", "--online", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_for(f"{url}/ping", process)
@@ -184,8 +216,10 @@ def test_the_online_endpoint_answers_like_predict(daily_lake, lakehouse_root) ->
         assert [a["customer_id"] for a in answers] == ids[:1]
         _same_as_batch(answers, batch, tolerance=onnx_runtime.TOLERANCE)
         request = urllib.request.Request(
-            f"{url}/predict", data=json.dumps({"customer_ids": ids}).encode(),
-            headers={"Content-Type": "application/json"})
+            f"{url}/predict",
+            data=json.dumps({"customer_ids": ids}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(request, timeout=60) as many:
             answers = json.loads(many.read())["predictions"]
         assert [a["customer_id"] for a in answers] == ids
@@ -217,9 +251,14 @@ def test_the_onnx_export_scores_missing_and_unseen_values_like_spark(daily_lake)
     assert scorer.runtime == "onnx" and scorer.config.categorical_cols
     category = scorer.config.categorical_cols[0]
     numeric = list(scorer.config.numeric_cols)
-    ids = [row["customer_id"] for row in spark.table("predictions.churn_scores")
-           .where(F.col("score_date") == F.lit(dates[-1])).orderBy("customer_id")
-           .limit(4).collect()]
+    ids = [
+        row["customer_id"]
+        for row in spark.table("predictions.churn_scores")
+        .where(F.col("score_date") == F.lit(dates[-1]))
+        .orderBy("customer_id")
+        .limit(4)
+        .collect()
+    ]
     rows = scorer.features(ids)
     rows[0][category] = None
     rows[1][category] = "no-such-contract"
@@ -228,6 +267,7 @@ def test_the_onnx_export_scores_missing_and_unseen_values_like_spark(daily_lake)
     exact = scorer._spark_probabilities(rows)
     exported = scorer.onnx.probabilities(rows)
     for row, probability in zip(rows, exported, strict=True):
-        assert probability == pytest.approx(exact[row["customer_id"]],
-                                            abs=onnx_runtime.TOLERANCE), row["customer_id"]
+        assert probability == pytest.approx(
+            exact[row["customer_id"]], abs=onnx_runtime.TOLERANCE
+        ), row["customer_id"]
     assert len({round(p, 6) for p in exported}) > 1

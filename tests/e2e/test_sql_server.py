@@ -54,8 +54,9 @@ class Server:
 
 @pytest.fixture(scope="module")
 def directory(tmp_path_factory):
-    found = ldap_directory.start(tmp_path_factory.mktemp("ldap"), users={USER: PASSWORD},
-                                 port=free_port())
+    found = ldap_directory.start(
+        tmp_path_factory.mktemp("ldap"), users={USER: PASSWORD}, port=free_port()
+    )
     yield found
     found.stop()
 
@@ -64,19 +65,43 @@ def directory(tmp_path_factory):
 def server(tmp_path_factory, directory):
     # Derby admits one JVM per metastore: the server gets a lake of its own.
     root = tmp_path_factory.mktemp("thrift_lake")
-    env = dict(os.environ, LAKEHOUSE_ROOT=str(root), SPARK_MASTER="local[1]",
-               LAKEHOUSE_DRIVER_MEMORY="1g", LAKEHOUSE_SHUFFLE_PARTITIONS="2")
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(_WRITE_PREDICTIONS)],
-                          env=env, capture_output=True, text=True, timeout=300, check=False)
+    env = dict(
+        os.environ,
+        LAKEHOUSE_ROOT=str(root),
+        SPARK_MASTER="local[1]",
+        LAKEHOUSE_DRIVER_MEMORY="1g",
+        LAKEHOUSE_SHUFFLE_PARTITIONS="2",
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(_WRITE_PREDICTIONS)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     (root / "secret.txt").write_text("not for SQL clients\n")
     port = free_port()
     process = subprocess.Popen(
-        [FEATURES, "serve-sql", "--port", str(port), "--ldap-url", directory.url,
-         "--ldap-base-dn", directory.base_dn],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    daemons.wait_for_port("127.0.0.1", port, timeout_s=240, what="features serve-sql",
-                          process=process)
+        [
+            FEATURES,
+            "serve-sql",
+            "--port",
+            str(port),
+            "--ldap-url",
+            directory.url,
+            "--ldap-base-dn",
+            directory.base_dn,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    daemons.wait_for_port(
+        "127.0.0.1", port, timeout_s=240, what="features serve-sql", process=process
+    )
     yield Server(root=root, port=port, process=process, env=env)
     if process.poll() is None:  # the SIGTERM test failed before stopping it
         process.send_signal(signal.SIGTERM)
@@ -99,7 +124,9 @@ def test_beeline_reads_predictions(server) -> None:
     out = sql_server.beeline(
         "select count(*) as n, max(risk_decile) as top from predictions.churn_scores "
         "where score_date = '2026-03-01'",
-        port=server.port, user=USER, password=PASSWORD,
+        port=server.port,
+        user=USER,
+        password=PASSWORD,
     )
     assert "n,top" in out and "10,10" in out
 
@@ -122,8 +149,9 @@ def test_clients_cannot_read_the_servers_files(server) -> None:
 def test_pyhive_client_queries_the_same_table(server) -> None:
     from pyhive import hive
 
-    with hive.connect(host="127.0.0.1", port=server.port, username=USER, password=PASSWORD,
-                      auth="LDAP") as conn:
+    with hive.connect(
+        host="127.0.0.1", port=server.port, username=USER, password=PASSWORD, auth="LDAP"
+    ) as conn:
         cursor = conn.cursor()
         cursor.execute(
             "select customer_id from predictions.churn_scores order by churn_probability desc "
@@ -134,34 +162,73 @@ def test_pyhive_client_queries_the_same_table(server) -> None:
 
 def test_dbt_thrift_target_runs_the_project_from_a_shell(server) -> None:
     project = REPO_ROOT / "dbt_project"
-    env = dict(server.env, LAKEHOUSE_THRIFT_PORT=str(server.port), LAKEHOUSE_THRIFT_AUTH="LDAP",
-               LAKEHOUSE_THRIFT_USER=USER, LAKEHOUSE_THRIFT_PASSWORD=PASSWORD)
+    env = dict(
+        server.env,
+        LAKEHOUSE_THRIFT_PORT=str(server.port),
+        LAKEHOUSE_THRIFT_AUTH="LDAP",
+        LAKEHOUSE_THRIFT_USER=USER,
+        LAKEHOUSE_THRIFT_PASSWORD=PASSWORD,
+    )
     dbt = Path(sys.executable).parent / "dbt"
     proc = subprocess.run(
-        [str(dbt), "debug", "--project-dir", str(project), "--profiles-dir", str(project),
-         "--target", "thrift"],
-        cwd=project, env=env, capture_output=True, text=True, timeout=300, check=False,
+        [
+            str(dbt),
+            "debug",
+            "--project-dir",
+            str(project),
+            "--profiles-dir",
+            str(project),
+            "--target",
+            "thrift",
+        ],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert "All checks passed" in proc.stdout
     # The same project builds through the server: its seed lands as a Delta table.
     proc = subprocess.run(
-        [str(dbt), "seed", "--project-dir", str(project), "--profiles-dir", str(project),
-         "--target", "thrift"],
-        cwd=project, env=env, capture_output=True, text=True, timeout=600, check=False,
+        [
+            str(dbt),
+            "seed",
+            "--project-dir",
+            str(project),
+            "--profiles-dir",
+            str(project),
+            "--target",
+            "thrift",
+        ],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     assert proc.returncode == 0, proc.stdout[-3000:]
     out = sql_server.beeline(
         "select count(*) as n from staging.sentiment_lexicon where category = 'cancel'",
-        port=server.port, user=USER, password=PASSWORD,
+        port=server.port,
+        user=USER,
+        password=PASSWORD,
     )
     assert int(out.strip().splitlines()[-1]) > 0
 
 
 def test_a_command_on_the_held_lake_names_the_holder_at_once(server) -> None:
     started = time.monotonic()
-    proc = subprocess.run([FEATURES, "sql", "show databases"], env=server.env,
-                          capture_output=True, text=True, timeout=120, check=False)
+    proc = subprocess.run(
+        [FEATURES, "sql", "show databases"],
+        env=server.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     took = time.monotonic() - started
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()

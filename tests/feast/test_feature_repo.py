@@ -19,8 +19,9 @@ def store(feature_marts):
     return feast_repo.feature_store()
 
 
-def test_apply_says_what_changes_and_nothing_when_nothing_does(store, tmp_path,
-                                                              monkeypatch) -> None:
+def test_apply_says_what_changes_and_nothing_when_nothing_does(
+    store, tmp_path, monkeypatch
+) -> None:
     import shutil
 
     views, changed = feast_repo.apply_changes()
@@ -40,8 +41,7 @@ def test_apply_says_what_changes_and_nothing_when_nothing_does(store, tmp_path,
     assert feast_repo.apply_changes()[1] == []
 
 
-def test_apply_refuses_a_feature_whose_contract_type_changed(store, tmp_path,
-                                                              monkeypatch) -> None:
+def test_apply_refuses_a_feature_whose_contract_type_changed(store, tmp_path, monkeypatch) -> None:
     """The views take their features from the marts' dbt contracts: a registered feature's
     type changed there stops the apply, naming column and mart; the registry keeps its
     views."""
@@ -55,13 +55,16 @@ def test_apply_refuses_a_feature_whose_contract_type_changed(store, tmp_path,
     anchor = "      - name: tenure_days\n        data_type: int\n"
     marts.write_text(marts.read_text().replace(anchor, anchor.replace("int", "double")))
     monkeypatch.setenv("DBT_PROJECT_DIR", str(project))
-    with pytest.raises(feast_repo.FeatureTypeChanged,
-                       match=r"column tenure_days of mart features.customer_billing \(feature "
-                             r"view customer_billing\) changed type Int32 -> Float64"):
+    with pytest.raises(
+        feast_repo.FeatureTypeChanged,
+        match=r"column tenure_days of mart features.customer_billing \(feature "
+        r"view customer_billing\) changed type Int32 -> Float64",
+    ):
         feast_repo.apply_changes()
     monkeypatch.delenv("DBT_PROJECT_DIR")
-    tenure = next(f for f in store.get_feature_view("customer_billing").features
-                  if f.name == "tenure_days")
+    tenure = next(
+        f for f in store.get_feature_view("customer_billing").features if f.name == "tenure_days"
+    )
     assert str(tenure.dtype) == "Int32"
     assert feast_repo.apply_changes()[1] == []
 
@@ -69,21 +72,38 @@ def test_apply_refuses_a_feature_whose_contract_type_changed(store, tmp_path,
 def test_registry_holds_the_churn_service(store) -> None:
     service = store.get_feature_service("churn_v1")
     assert {p.name for p in service.feature_view_projections} == {
-        "customer_usage", "customer_billing", "customer_support"}
+        "customer_usage",
+        "customer_billing",
+        "customer_support",
+    }
     assert [e.name for e in store.list_entities()] == ["customer"]
 
 
 def test_historical_features_are_point_in_time(store) -> None:
-    entity_df = pd.DataFrame({
-        "customer_id": [1, 1, 2, 3],
-        "event_timestamp": pd.to_datetime([
-            "2026-01-04 23:59:59", "2026-01-05 12:00:00", "2026-01-05 23:59:59",
-            "2026-01-02 23:59:59"], utc=True),
-        "label": [0, 0, 1, 0],
-    })
-    frame = store.get_historical_features(
-        entity_df=entity_df, features=store.get_feature_service("churn_v1"),
-    ).to_df().sort_values(["customer_id", "event_timestamp"]).reset_index(drop=True)
+    entity_df = pd.DataFrame(
+        {
+            "customer_id": [1, 1, 2, 3],
+            "event_timestamp": pd.to_datetime(
+                [
+                    "2026-01-04 23:59:59",
+                    "2026-01-05 12:00:00",
+                    "2026-01-05 23:59:59",
+                    "2026-01-02 23:59:59",
+                ],
+                utc=True,
+            ),
+            "label": [0, 0, 1, 0],
+        }
+    )
+    frame = (
+        store.get_historical_features(
+            entity_df=entity_df,
+            features=store.get_feature_service("churn_v1"),
+        )
+        .to_df()
+        .sort_values(["customer_id", "event_timestamp"])
+        .reset_index(drop=True)
+    )
     assert len(frame) == 4 and list(frame.label) == [0, 0, 1, 0]
     # At the end of Jan 4 customer 1 is on the month-to-month basic plan; at noon on
     # Jan 5 the row of Jan 5 is not known yet, so Jan 4's values still hold.

@@ -52,13 +52,19 @@ def _usage_rows(rng: np.random.Generator) -> pd.DataFrame:
         n = int(rng.integers(4, 16))
         event = BASE + _minutes(rng.integers(0, 10 * 24 * 60, n))
         lag = rng.choice([0, 5, 2 * 24 * 60], n)  # some rows are backfilled two days late
-        frames.append(pd.DataFrame({
-            "customer_id": customer,
-            "event_timestamp": event,
-            "created_timestamp": event + _minutes(lag),
-            "minutes": np.where(rng.random(n) < 0.2, np.nan, rng.normal(100, 30, n).round(2)),
-            "plan": rng.choice(np.array(["basic", "pro", None], dtype=object), n),
-        }))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "customer_id": customer,
+                    "event_timestamp": event,
+                    "created_timestamp": event + _minutes(lag),
+                    "minutes": np.where(
+                        rng.random(n) < 0.2, np.nan, rng.normal(100, 30, n).round(2)
+                    ),
+                    "plan": rng.choice(np.array(["basic", "pro", None], dtype=object), n),
+                }
+            )
+        )
     rows = pd.concat(frames, ignore_index=True)
     # Ties: same event timestamp, later created timestamp, other values.
     ties = rows.sample(8, random_state=1).copy()
@@ -66,7 +72,8 @@ def _usage_rows(rng: np.random.Generator) -> pd.DataFrame:
     ties["minutes"] = -1.0
     ties["plan"] = "tie-winner"
     return pd.concat([rows, ties], ignore_index=True).drop_duplicates(
-        ["customer_id", "event_timestamp", "created_timestamp"])
+        ["customer_id", "event_timestamp", "created_timestamp"]
+    )
 
 
 def _billing_rows(rng: np.random.Generator) -> pd.DataFrame:
@@ -74,37 +81,55 @@ def _billing_rows(rng: np.random.Generator) -> pd.DataFrame:
     for customer in range(1, 11):
         days = sorted(rng.choice(np.arange(0, 10), 3, replace=False))
         for day in days:
-            rows.append({"customer_id": customer,
-                         "event_timestamp": BASE + pd.Timedelta(days=int(day), hours=12),
-                         "charge_amount": float(rng.integers(10, 90)) if rng.random() > 0.15
-                         else None})
+            rows.append(
+                {
+                    "customer_id": customer,
+                    "event_timestamp": BASE + pd.Timedelta(days=int(day), hours=12),
+                    "charge_amount": float(rng.integers(10, 90)) if rng.random() > 0.15 else None,
+                }
+            )
     return pd.DataFrame(rows)
 
 
 def _support_rows(rng: np.random.Generator) -> pd.DataFrame:
     n = 40
     event = BASE + _minutes(rng.integers(0, 10 * 24 * 60, n))
-    rows = pd.DataFrame({
-        "customer_id": rng.integers(1, 11, n),
-        "event_timestamp": event,
-        "created_timestamp": event + _minutes(rng.integers(0, 600, n)),
-        "tickets": pd.array(rng.integers(0, 5, n), dtype="Int64"),
-    })
+    rows = pd.DataFrame(
+        {
+            "customer_id": rng.integers(1, 11, n),
+            "event_timestamp": event,
+            "created_timestamp": event + _minutes(rng.integers(0, 600, n)),
+            "tickets": pd.array(rng.integers(0, 5, n), dtype="Int64"),
+        }
+    )
     rows.loc[rows.index[:5], "tickets"] = pd.NA
     return rows.drop_duplicates(["customer_id", "event_timestamp", "created_timestamp"])
 
 
 def _cell_rows(rng: np.random.Generator) -> pd.DataFrame:
     rows = [  # (1, 23) and (12, 3): the pair that collides in Feast's Spark store
-        {"region_id": 1, "cell_id": 23, "event_timestamp": BASE + pd.Timedelta(days=1),
-         "load": 0.123},
-        {"region_id": 12, "cell_id": 3, "event_timestamp": BASE + pd.Timedelta(days=1, hours=1),
-         "load": 0.999},
+        {
+            "region_id": 1,
+            "cell_id": 23,
+            "event_timestamp": BASE + pd.Timedelta(days=1),
+            "load": 0.123,
+        },
+        {
+            "region_id": 12,
+            "cell_id": 3,
+            "event_timestamp": BASE + pd.Timedelta(days=1, hours=1),
+            "load": 0.999,
+        },
     ]
     for _ in range(30):
-        rows.append({"region_id": int(rng.integers(1, 4)), "cell_id": int(rng.integers(1, 4)),
-                     "event_timestamp": BASE + pd.Timedelta(minutes=int(rng.integers(0, 14400))),
-                     "load": round(float(rng.random()), 3)})
+        rows.append(
+            {
+                "region_id": int(rng.integers(1, 4)),
+                "cell_id": int(rng.integers(1, 4)),
+                "event_timestamp": BASE + pd.Timedelta(minutes=int(rng.integers(0, 14400))),
+                "load": round(float(rng.random()), 3),
+            }
+        )
     return pd.DataFrame(rows).drop_duplicates(["region_id", "cell_id", "event_timestamp"])
 
 
@@ -123,15 +148,22 @@ def _entity_rows(rng: np.random.Generator, usage: pd.DataFrame, ttl: dt.timedelt
     frame["region_id"] = rng.integers(1, 4, len(frame))
     frame["cell_id"] = rng.integers(1, 4, len(frame))
     frame["label"] = rng.integers(0, 2, len(frame))  # an extra column, kept
-    collide = pd.DataFrame({
-        "customer_id": [1, 1], "event_timestamp": [BASE + pd.Timedelta(days=2)] * 2,
-        "region_id": [1, 12], "cell_id": [23, 3], "label": [7, 8]})
+    collide = pd.DataFrame(
+        {
+            "customer_id": [1, 1],
+            "event_timestamp": [BASE + pd.Timedelta(days=2)] * 2,
+            "region_id": [1, 12],
+            "cell_id": [23, 3],
+            "label": [7, 8],
+        }
+    )
     frame = pd.concat([frame, collide, frame.iloc[:3]], ignore_index=True)  # + duplicates
     return frame
 
 
-def oracle(entities: pd.DataFrame, views: list[ViewSpec], *, filter_created: bool,
-           full_feature_names: bool) -> pd.DataFrame:
+def oracle(
+    entities: pd.DataFrame, views: list[ViewSpec], *, filter_created: bool, full_feature_names: bool
+) -> pd.DataFrame:
     """Brute force: for every entity row and view, scan every feature row."""
     out = entities.copy()
     for view in views:
@@ -194,17 +226,18 @@ def lake(spark, tmp_path_factory):
     support, cells = _support_rows(rng), _cell_rows(rng)
     schemas = {
         "usage": "customer_id bigint, event_timestamp timestamp, created_timestamp timestamp, "
-                 "minutes double, plan string",
+        "minutes double, plan string",
         "billing": "customer_id bigint, event_timestamp timestamp, charge_amount double",
         "support": "customer_id bigint, event_timestamp timestamp, "
-                   "created_timestamp timestamp, tickets bigint",
+        "created_timestamp timestamp, tickets bigint",
         "cells": "region_id bigint, cell_id bigint, event_timestamp timestamp, load double",
     }
 
     def frame(name: str, rows: pd.DataFrame):
         records = rows.astype(object).where(rows.notna(), None).to_dict("records")
-        return spark.createDataFrame([{k: _python(v) for k, v in r.items()} for r in records],
-                                     schemas[name])
+        return spark.createDataFrame(
+            [{k: _python(v) for k, v in r.items()} for r in records], schemas[name]
+        )
 
     spark.sql("drop table if exists features.pit_usage")
     spark.sql("drop table if exists features.pit_cells")
@@ -213,8 +246,15 @@ def lake(spark, tmp_path_factory):
     frame("billing", billing).write.format("delta").save(str(root / "billing"))
     frame("support", support).write.parquet(str(root / "support"))
     ttl = dt.timedelta(days=2)
-    return {"root": root, "usage": usage, "billing": billing, "support": support,
-            "cells": cells, "entities": _entity_rows(rng, usage, ttl), "usage_ttl": ttl}
+    return {
+        "root": root,
+        "usage": usage,
+        "billing": billing,
+        "support": support,
+        "cells": cells,
+        "entities": _entity_rows(rng, usage, ttl),
+        "usage_ttl": ttl,
+    }
 
 
 def _definitions(lake) -> list:
@@ -222,38 +262,64 @@ def _definitions(lake) -> list:
     region = Entity(name="region", join_keys=["region_id"])
     cell = Entity(name="cell", join_keys=["cell_id"])
     usage = FeatureView(
-        name="customer_usage", entities=[customer], ttl=lake["usage_ttl"],
+        name="customer_usage",
+        entities=[customer],
+        ttl=lake["usage_ttl"],
         schema=[Field(name="minutes", dtype=Float64), Field(name="plan", dtype=String)],
-        source=SparkSource(name="usage_source", table="features.pit_usage",
-                           timestamp_field="event_timestamp",
-                           created_timestamp_column="created_timestamp"))
+        source=SparkSource(
+            name="usage_source",
+            table="features.pit_usage",
+            timestamp_field="event_timestamp",
+            created_timestamp_column="created_timestamp",
+        ),
+    )
     billing = FeatureView(
-        name="customer_billing", entities=[customer], ttl=dt.timedelta(0),
+        name="customer_billing",
+        entities=[customer],
+        ttl=dt.timedelta(0),
         schema=[Field(name="charge", dtype=Float64)],
-        source=SparkSource(name="billing_source", path=str(lake["root"] / "billing"),
-                           table_format=DeltaFormat(), timestamp_field="event_timestamp",
-                           field_mapping={"charge_amount": "charge"}))
+        source=SparkSource(
+            name="billing_source",
+            path=str(lake["root"] / "billing"),
+            table_format=DeltaFormat(),
+            timestamp_field="event_timestamp",
+            field_mapping={"charge_amount": "charge"},
+        ),
+    )
     support = FeatureView(
-        name="customer_support", entities=[customer], ttl=dt.timedelta(days=1),
+        name="customer_support",
+        entities=[customer],
+        ttl=dt.timedelta(days=1),
         schema=[Field(name="tickets", dtype=Int64)],
-        source=SparkSource(name="support_source", path=str(lake["root"] / "support"),
-                           file_format="parquet", timestamp_field="event_timestamp",
-                           created_timestamp_column="created_timestamp"))
+        source=SparkSource(
+            name="support_source",
+            path=str(lake["root"] / "support"),
+            file_format="parquet",
+            timestamp_field="event_timestamp",
+            created_timestamp_column="created_timestamp",
+        ),
+    )
     cells = FeatureView(
-        name="cell_load", entities=[region, cell], ttl=dt.timedelta(days=1),
+        name="cell_load",
+        entities=[region, cell],
+        ttl=dt.timedelta(days=1),
         schema=[Field(name="load", dtype=Float64)],
-        source=SparkSource(name="cells_source", table="features.pit_cells",
-                           timestamp_field="event_timestamp"))
+        source=SparkSource(
+            name="cells_source", table="features.pit_cells", timestamp_field="event_timestamp"
+        ),
+    )
     return [customer, region, cell, usage, billing, support, cells]
 
 
 def _store(spark, path: Path, offline_store: dict, lake) -> FeatureStore:
     path.mkdir(parents=True, exist_ok=True)
     config = RepoConfig(
-        project="pit", provider="local",
+        project="pit",
+        provider="local",
         registry=RegistryConfig(path=str(path / "registry.db"), cache_ttl_seconds=0),
         online_store={"type": "sqlite", "path": str(path / "online.db")},
-        offline_store=offline_store, entity_key_serialization_version=3,
+        offline_store=offline_store,
+        entity_key_serialization_version=3,
     )
     store = FeatureStore(config=config, repo_path=str(path))
     store.apply(_definitions(lake))
@@ -273,29 +339,53 @@ def feasts(spark, lake, tmp_path_factory) -> FeatureStore:
 def _customer_views(lake) -> list[ViewSpec]:
     billing = lake["billing"].rename(columns={"charge_amount": "charge"})
     return [
-        ViewSpec("customer_usage", lake["usage"], ("customer_id",), ("minutes", "plan"),
-                 lake["usage_ttl"], True),
-        ViewSpec("customer_billing", billing, ("customer_id",), ("charge",),
-                 dt.timedelta(0), False),
-        ViewSpec("customer_support", lake["support"], ("customer_id",), ("tickets",),
-                 dt.timedelta(days=1), True),
+        ViewSpec(
+            "customer_usage",
+            lake["usage"],
+            ("customer_id",),
+            ("minutes", "plan"),
+            lake["usage_ttl"],
+            True,
+        ),
+        ViewSpec(
+            "customer_billing", billing, ("customer_id",), ("charge",), dt.timedelta(0), False
+        ),
+        ViewSpec(
+            "customer_support",
+            lake["support"],
+            ("customer_id",),
+            ("tickets",),
+            dt.timedelta(days=1),
+            True,
+        ),
     ]
 
 
-CUSTOMER_FEATURES = ["customer_usage:minutes", "customer_usage:plan",
-                     "customer_billing:charge", "customer_support:tickets"]
+CUSTOMER_FEATURES = [
+    "customer_usage:minutes",
+    "customer_usage:plan",
+    "customer_billing:charge",
+    "customer_support:tickets",
+]
 
 
-@pytest.mark.parametrize(("full_feature_names", "filter_created"),
-                         [(False, False), (True, True)])
-def test_agrees_with_feast_and_the_oracle(ours, feasts, lake, full_feature_names,
-                                          filter_created) -> None:
+@pytest.mark.parametrize(("full_feature_names", "filter_created"), [(False, False), (True, True)])
+def test_agrees_with_feast_and_the_oracle(
+    ours, feasts, lake, full_feature_names, filter_created
+) -> None:
     entities = lake["entities"].drop(columns=["region_id", "cell_id"])
-    expected = oracle(entities, _customer_views(lake), filter_created=filter_created,
-                      full_feature_names=full_feature_names)
-    kwargs = {"entity_df": entities, "features": CUSTOMER_FEATURES,
-              "full_feature_names": full_feature_names,
-              "filter_by_created_timestamp": filter_created}
+    expected = oracle(
+        entities,
+        _customer_views(lake),
+        filter_created=filter_created,
+        full_feature_names=full_feature_names,
+    )
+    kwargs = {
+        "entity_df": entities,
+        "features": CUSTOMER_FEATURES,
+        "full_feature_names": full_feature_names,
+        "filter_by_created_timestamp": filter_created,
+    }
     job = ours.get_historical_features(**kwargs)
     assert isinstance(job, LakehouseRetrievalJob)
     got = job.to_df()
@@ -308,8 +398,16 @@ def test_agrees_with_feast_and_the_oracle(ours, feasts, lake, full_feature_names
 
 def test_composite_keys_do_not_collide(ours, feasts, lake) -> None:
     entities = lake["entities"].drop(columns=["customer_id"])
-    views = [ViewSpec("cell_load", lake["cells"], ("region_id", "cell_id"), ("load",),
-                      dt.timedelta(days=1), False)]
+    views = [
+        ViewSpec(
+            "cell_load",
+            lake["cells"],
+            ("region_id", "cell_id"),
+            ("load",),
+            dt.timedelta(days=1),
+            False,
+        )
+    ]
     expected = oracle(entities, views, filter_created=False, full_feature_names=False)
     got = ours.get_historical_features(entity_df=entities, features=["cell_load:load"]).to_df()
     assert normalized(got) == normalized(expected)
@@ -317,24 +415,24 @@ def test_composite_keys_do_not_collide(ours, feasts, lake) -> None:
     assert list(pair.load) == [0.123, 0.999]
     # Feast's Spark store concatenates "1"+"23" and "12"+"3" into one row id: the two
     # rows get each other's values as well (extra or swapped rows).
-    theirs = feasts.get_historical_features(entity_df=entities,
-                                            features=["cell_load:load"]).to_df()
+    theirs = feasts.get_historical_features(entity_df=entities, features=["cell_load:load"]).to_df()
     assert normalized(theirs) != normalized(expected)
 
 
 def test_spark_entity_frame_gives_a_lazy_spark_result(spark, ours, lake) -> None:
     entities = lake["entities"].drop(columns=["region_id", "cell_id"])
-    job = ours.get_historical_features(entity_df=spark.createDataFrame(entities),
-                                       features=CUSTOMER_FEATURES)
+    job = ours.get_historical_features(
+        entity_df=spark.createDataFrame(entities), features=CUSTOMER_FEATURES
+    )
     frame = job.to_spark_df()
     assert frame.columns[:3] == ["customer_id", "event_timestamp", "label"]
-    expected = oracle(entities, _customer_views(lake), filter_created=False,
-                      full_feature_names=False)
+    expected = oracle(
+        entities, _customer_views(lake), filter_created=False, full_feature_names=False
+    )
     assert normalized(frame.toPandas()) == normalized(expected)
 
 
-def test_persist_keeps_feasts_contract_on_an_existing_location(spark, ours, lake,
-                                                              tmp_path) -> None:
+def test_persist_keeps_feasts_contract_on_an_existing_location(spark, ours, lake, tmp_path) -> None:
     from feast.errors import SavedDatasetLocationAlreadyExists
     from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import (
         SavedDatasetSparkStorage,
@@ -362,20 +460,29 @@ def test_skew_buckets_give_the_same_answer(spark, lake) -> None:
     usage = spark.table("features.pit_usage")
     entities = spark.createDataFrame(lake["entities"][["customer_id", "event_timestamp", "label"]])
     view = asof.ViewRequest(
-        name="customer_usage", join_keys=("customer_id",), rows=usage,
-        features=("minutes", "plan"), event_timestamp_column="event_timestamp",
-        created_timestamp_column="created_timestamp", ttl_seconds=2 * 86_400)
+        name="customer_usage",
+        join_keys=("customer_id",),
+        rows=usage,
+        features=("minutes", "plan"),
+        event_timestamp_column="event_timestamp",
+        created_timestamp_column="created_timestamp",
+        ttl_seconds=2 * 86_400,
+    )
     plain = asof.point_in_time_join(entities, [view], entity_timestamp_column="event_timestamp")
-    bucketed = asof.point_in_time_join(entities, [view], entity_timestamp_column="event_timestamp",
-                                       skew_bucket_seconds=6 * 3600)
+    bucketed = asof.point_in_time_join(
+        entities, [view], entity_timestamp_column="event_timestamp", skew_bucket_seconds=6 * 3600
+    )
     assert normalized(bucketed.toPandas()) == normalized(plain.toPandas())
 
 
 def test_versions_are_recorded_and_pinned(spark, ours, lake) -> None:
-    entities = pd.DataFrame({
-        "customer_id": [1, 1, 2], "label": [0, 1, 0],
-        "event_timestamp": [BASE + pd.Timedelta(days=d) for d in (5, 11.5, 9)],
-    })
+    entities = pd.DataFrame(
+        {
+            "customer_id": [1, 1, 2],
+            "label": [0, 1, 0],
+            "event_timestamp": [BASE + pd.Timedelta(days=d) for d in (5, 11.5, 9)],
+        }
+    )
     features = ["customer_usage:minutes", "customer_usage:plan"]
     before = ours.get_historical_features(entity_df=entities, features=features)
     versions = dict(before.source_versions)
@@ -383,17 +490,27 @@ def test_versions_are_recorded_and_pinned(spark, ours, lake) -> None:
     first = normalized(before.to_df())
     instant = spark.sql("describe history features.pit_usage").first().timestamp
     # A late batch through offline_write_batch: one Delta commit on the table.
-    late = pyarrow.Table.from_pandas(pd.DataFrame({
-        "customer_id": [1], "event_timestamp": [BASE + pd.Timedelta(days=11)],
-        "created_timestamp": [BASE + pd.Timedelta(days=11)], "minutes": [5.0], "plan": ["late"],
-    }), preserve_index=False)
+    late = pyarrow.Table.from_pandas(
+        pd.DataFrame(
+            {
+                "customer_id": [1],
+                "event_timestamp": [BASE + pd.Timedelta(days=11)],
+                "created_timestamp": [BASE + pd.Timedelta(days=11)],
+                "minutes": [5.0],
+                "plan": ["late"],
+            }
+        ),
+        preserve_index=False,
+    )
     ours.write_to_offline_store("customer_usage", late.to_pandas())
     after = ours.get_historical_features(entity_df=entities, features=features)
     assert after.source_versions["features.pit_usage"] == 1
     assert normalized(after.to_df()) != first
     with pinned_versions(versions):
-        assert normalized(ours.get_historical_features(
-            entity_df=entities, features=features).to_df()) == first
+        assert (
+            normalized(ours.get_historical_features(entity_df=entities, features=features).to_df())
+            == first
+        )
     with pinned_versions({"features.pit_usage": instant}):
         again = ours.get_historical_features(entity_df=entities, features=features)
         assert again.source_versions["features.pit_usage"] == 0
@@ -402,11 +519,14 @@ def test_versions_are_recorded_and_pinned(spark, ours, lake) -> None:
 
 def test_materialize_reads_the_latest_rows(ours, lake) -> None:
     end = (BASE + pd.Timedelta(days=30)).to_pydatetime()
-    ours.materialize(start_date=(BASE - pd.Timedelta(days=1)).to_pydatetime(), end_date=end,
-                     feature_views=["customer_billing"])
+    ours.materialize(
+        start_date=(BASE - pd.Timedelta(days=1)).to_pydatetime(),
+        end_date=end,
+        feature_views=["customer_billing"],
+    )
     online = ours.get_online_features(
-        features=["customer_billing:charge"],
-        entity_rows=[{"customer_id": 2}, {"customer_id": 12}]).to_dict()
+        features=["customer_billing:charge"], entity_rows=[{"customer_id": 2}, {"customer_id": 12}]
+    ).to_dict()
     billing = lake["billing"]
     latest = billing[billing.customer_id == 2].sort_values("event_timestamp").iloc[-1]
     expected = None if pd.isna(latest.charge_amount) else latest.charge_amount

@@ -160,8 +160,9 @@ def test_scoring_needs_no_label_and_handles_unseen_categories(spark, result):
 
 
 def test_cv_over_time_blocks(frame, config):
-    cv = config.replace(tuning="cv", num_folds=2, param_grid=(("regParam", (0.01,)),),
-                        threshold=0.5)
+    cv = config.replace(
+        tuning="cv", num_folds=2, param_grid=(("regParam", (0.01,)),), threshold=0.5
+    )
     result = train(frame, cv)
     assert len(result.grid_metrics) == 1
     assert result.threshold == 0.5

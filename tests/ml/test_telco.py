@@ -78,10 +78,13 @@ def test_top_weights_name_telco_columns(logistic):
     assert any(name.startswith("Contract=") for name in names)
 
 
-def test_save_load_scores_identically_with_metadata_and_report(spark, telco, logistic,
-                                                               lakehouse_root):
+def test_save_load_scores_identically_with_metadata_and_report(
+    spark, telco, logistic, lakehouse_root
+):
     saved = persist.save_model(
-        logistic, name="telco_churn", feature_service="telco_benchmark",
+        logistic,
+        name="telco_churn",
+        feature_service="telco_benchmark",
         source_versions={"file:Telco-Customer-Churn.csv": 0},
     )
     assert saved.path.parent.parent == lakehouse_root / "artifacts" / "models"
@@ -113,16 +116,20 @@ def _assert_same_scores(model, other, frame) -> None:
     ours = model.transform(frame).select(*cols)
     theirs = other.transform(frame).select(*cols)
     ours = ours.withColumn("p1", evaluate.vector_to_array("probability")[1]).drop("probability")
-    theirs = theirs.withColumn("p1", evaluate.vector_to_array("probability")[1]).drop(
-        "probability"
-    )
+    theirs = theirs.withColumn("p1", evaluate.vector_to_array("probability")[1]).drop("probability")
     assert ours.exceptAll(theirs).isEmpty() and theirs.exceptAll(ours).isEmpty()
 
 
 def test_gbt_family_on_the_same_builder(telco):
     config = ModelConfig.from_schema(
-        telco.schema, label_col="Churn", positive_label="Yes", id_cols=("customerID",),
-        numeric_cols=("TotalCharges",), family="gbt", tuning="tvs", standardize=False,
+        telco.schema,
+        label_col="Churn",
+        positive_label="Yes",
+        id_cols=("customerID",),
+        numeric_cols=("TotalCharges",),
+        family="gbt",
+        tuning="tvs",
+        standardize=False,
         param_grid=(("maxDepth", (3,)), ("maxIter", (8,))),
     )
     result = train(telco, config)
@@ -137,8 +144,13 @@ def test_regression_beats_naive_baseline(telco, tmp_path):
 
     frame = telco.drop("TotalCharges", "Churn")
     config = ModelConfig.from_schema(
-        frame.schema, label_col="MonthlyCharges", id_cols=("customerID",), family="linear",
-        tuning="tvs", max_iter=20, baseline_col="baseline",
+        frame.schema,
+        label_col="MonthlyCharges",
+        id_cols=("customerID",),
+        family="linear",
+        tuning="tvs",
+        max_iter=20,
+        baseline_col="baseline",
         param_grid=(("regParam", (0.01,)), ("elasticNetParam", (0.0,))),
     )
     mean = frame.agg(F.avg("MonthlyCharges")).first()[0]

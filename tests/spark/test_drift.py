@@ -19,7 +19,8 @@ pytestmark = pytest.mark.spark
 def _normal(spark, *, rows: int = 10_000, seed: int, shift: float = 0.0):
     """``x`` standard normal (plus ``shift``), ``plan`` 50/30/20 over a/b/c, ``n`` 0..99."""
     frame = spark.range(rows, numPartitions=2).select(
-        "id", F.randn(seed=seed).alias("z"), F.rand(seed=seed + 1).alias("u"))
+        "id", F.randn(seed=seed).alias("z"), F.rand(seed=seed + 1).alias("u")
+    )
     return frame.select(
         (F.col("z") + F.lit(shift)).alias("x"),
         F.when(F.col("u") < 0.5, "a").when(F.col("u") < 0.8, "b").otherwise("c").alias("plan"),
@@ -80,8 +81,12 @@ def test_profile_dedupes_edges_and_keeps_nulls_apart(spark) -> None:
     assert found["sparse"]["null_share"] == pytest.approx(0.25)
     assert sum(found["sparse"]["shares"]) == pytest.approx(0.75)
     # NaN counts as missing; a column with no numbers at all has no edges and one bin.
-    assert found["nan_or_null"] == {"kind": "numeric", "edges": [], "shares": [0.0],
-                                    "null_share": 1.0}
+    assert found["nan_or_null"] == {
+        "kind": "numeric",
+        "edges": [],
+        "shares": [0.0],
+        "null_share": 1.0,
+    }
 
 
 def test_profile_folds_rare_categories_into_other(spark) -> None:
@@ -108,7 +113,9 @@ def test_same_distribution_gives_psi_near_zero(spark, train, baseline) -> None:
     small = drift.psi(baseline, _normal(spark, rows=20, seed=12), features=["x", "plan"])
     assert max(row.psi for row in small) > 0.1 and drift.drifted_features(small) == []
     assert {(row.kind, row.rows, row.baseline_rows) for row in fresh} == {
-        ("numeric", 10_000, 10_000), ("categorical", 10_000, 10_000)}
+        ("numeric", 10_000, 10_000),
+        ("categorical", 10_000, 10_000),
+    }
     assert _by_feature(fresh)["x"].bins == 11 and _by_feature(fresh)["plan"].bins == 5
 
 
@@ -133,8 +140,12 @@ def test_new_or_reweighted_category_is_flagged(spark, baseline) -> None:
 
 
 def test_null_shift_alone_is_detected(spark, baseline) -> None:
-    current = _normal(spark, seed=11).withColumn("u", F.rand(seed=5)).select(
-        *[F.when(F.col("u") >= 0.3, F.col(name)).alias(name) for name in ("x", "n", "plan")]
+    current = (
+        _normal(spark, seed=11)
+        .withColumn("u", F.rand(seed=5))
+        .select(
+            *[F.when(F.col("u") >= 0.3, F.col(name)).alias(name) for name in ("x", "n", "plan")]
+        )
     )
     found = drift.psi(baseline, current)
     assert all(row.psi > 0.2 for row in found), found
@@ -145,12 +156,24 @@ def test_null_shift_alone_is_detected(spark, baseline) -> None:
 
 def test_psi_matches_hand_computation(spark) -> None:
     baseline = {
-        "format": drift.PROFILE_FORMAT, "rows": 200, "bins": 3, "top_n": 2,
+        "format": drift.PROFILE_FORMAT,
+        "rows": 200,
+        "bins": 3,
+        "top_n": 2,
         "features": {
-            "x": {"kind": "numeric", "edges": [1.0, 2.5], "shares": [0.2, 0.5, 0.25],
-                  "null_share": 0.05},
-            "c": {"kind": "categorical", "categories": ["a", "b"], "shares": [0.6, 0.3],
-                  "other_share": 0.1, "null_share": 0.0},
+            "x": {
+                "kind": "numeric",
+                "edges": [1.0, 2.5],
+                "shares": [0.2, 0.5, 0.25],
+                "null_share": 0.05,
+            },
+            "c": {
+                "kind": "categorical",
+                "categories": ["a", "b"],
+                "shares": [0.6, 0.3],
+                "other_share": 0.1,
+                "null_share": 0.0,
+            },
         },
     }
     xs = [0.5, 1.0, 1.0, 2.0, 2.5, 3.0, 7.0, None, 2.4, float("nan")]
@@ -175,8 +198,10 @@ def test_psi_matches_hand_computation(spark) -> None:
     assert found["c"].psi > (0.1 - 1e-4) * math.log(0.1 / 1e-4)
     assert (found["x"].bins, found["c"].bins, found["x"].rows) == (4, 4, 10)
     # The p-value is the chi-square test's on the baseline's counts and the frame's.
-    assert found["x"].p_value == pytest.approx(drift.homogeneity_p_value(
-        [200 * share for share in (0.2, 0.5, 0.25, 0.05)], [1, 4, 3, 2]), rel=1e-12)
+    assert found["x"].p_value == pytest.approx(
+        drift.homogeneity_p_value([200 * share for share in (0.2, 0.5, 0.25, 0.05)], [1, 4, 3, 2]),
+        rel=1e-12,
+    )
     # Ten rows: every bucket pooled into one, nothing to test.
     assert found["x"].p_value == found["c"].p_value == 1.0
     # A baseline whose rows repeat entities weighs as its effective rows: less sure.
@@ -216,8 +241,9 @@ def test_write_drift_replaces_the_day_of_the_model(spark, baseline) -> None:
         table = spark.table(drift.DRIFT_TABLE)
         return table.where((F.col("model_name") == model) & (F.col("score_date") == when))
 
-    assert drift.write_drift(spark, rows, score_date=day, model_name="t_drift",
-                             model_version="1") == 3
+    assert (
+        drift.write_drift(spark, rows, score_date=day, model_name="t_drift", model_version="1") == 3
+    )
     first = {r["feature"]: r for r in of("t_drift", day).collect()}
     assert set(first) == {"x", "n", "plan"}
     assert first["x"]["drifted"] is True and first["plan"]["drifted"] is False
@@ -239,16 +265,24 @@ def test_write_drift_replaces_the_day_of_the_model(spark, baseline) -> None:
     assert not any(r["drifted"] for r in again)
     assert min(r["computed_at"] for r in again) >= max(r["computed_at"] for r in first.values())
 
-    drift.write_drift(spark, rows[:2], score_date=other_day, model_name="t_drift",
-                      model_version="2")
-    drift.write_drift(spark, rows[:1], score_date=day, model_name="t_drift_other",
-                      model_version="1")
+    drift.write_drift(
+        spark, rows[:2], score_date=other_day, model_name="t_drift", model_version="2"
+    )
+    drift.write_drift(
+        spark, rows[:1], score_date=day, model_name="t_drift_other", model_version="1"
+    )
     counts = (
-        spark.table(drift.DRIFT_TABLE).where(F.col("model_name").startswith("t_drift"))
-        .groupBy("model_name", "score_date").count().collect()
+        spark.table(drift.DRIFT_TABLE)
+        .where(F.col("model_name").startswith("t_drift"))
+        .groupBy("model_name", "score_date")
+        .count()
+        .collect()
     )
     assert {(r["model_name"], r["score_date"]): r["count"] for r in counts} == {
-        ("t_drift", day): 3, ("t_drift", other_day): 2, ("t_drift_other", day): 1}
+        ("t_drift", day): 3,
+        ("t_drift", other_day): 2,
+        ("t_drift_other", day): 1,
+    }
     detail = spark.sql(f"describe detail {drift.DRIFT_TABLE}").first()
     assert list(detail["partitionColumns"]) == ["score_date"]
 
@@ -256,15 +290,27 @@ def test_write_drift_replaces_the_day_of_the_model(spark, baseline) -> None:
 def test_write_drift_rejects_a_feature_twice(spark, baseline) -> None:
     rows = drift.psi(baseline, _normal(spark, rows=200, seed=3), features=["x"])
     with pytest.raises(ValueError, match="more than once"):
-        drift.write_drift(spark, rows * 2, score_date=dt.date(2026, 3, 1),
-                          model_name="t_drift_twice", model_version="1")
+        drift.write_drift(
+            spark,
+            rows * 2,
+            score_date=dt.date(2026, 3, 1),
+            model_name="t_drift_twice",
+            model_version="1",
+        )
 
 
 def test_plot_drift_writes_a_png(tmp_path) -> None:
     rows = [
-        drift.FeatureDrift(feature=f"f{k}", kind="numeric", psi=psi, bins=11, rows=100,
-                           baseline_rows=1000, p_value=1e-9 if psi > 0.2 else 0.5,
-                           drifted=psi > 0.2)
+        drift.FeatureDrift(
+            feature=f"f{k}",
+            kind="numeric",
+            psi=psi,
+            bins=11,
+            rows=100,
+            baseline_rows=1000,
+            p_value=1e-9 if psi > 0.2 else 0.5,
+            drifted=psi > 0.2,
+        )
         for k, psi in enumerate([0.05, 0.9, 0.21, 0.0])
     ]
     path = drift.plot_drift(rows, tmp_path / "plots" / "drift.png", title="drift on 2026-03-01")

@@ -25,10 +25,16 @@ FEATURES = str(Path(sys.executable).with_name("features"))
 
 
 def _run(root: Path, *args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, LAKEHOUSE_ROOT=str(root), SPARK_MASTER="local[2]",
-               LAKEHOUSE_DRIVER_MEMORY="1g", LAKEHOUSE_SHUFFLE_PARTITIONS="2")
-    return subprocess.run([FEATURES, *args], env=env, capture_output=True, text=True,
-                          timeout=600, check=False)
+    env = dict(
+        os.environ,
+        LAKEHOUSE_ROOT=str(root),
+        SPARK_MASTER="local[2]",
+        LAKEHOUSE_DRIVER_MEMORY="1g",
+        LAKEHOUSE_SHUFFLE_PARTITIONS="2",
+    )
+    return subprocess.run(
+        [FEATURES, *args], env=env, capture_output=True, text=True, timeout=600, check=False
+    )
 
 
 def _one_failure(proc: subprocess.CompletedProcess, command: str) -> str:
@@ -51,10 +57,14 @@ def test_an_empty_lake_says_what_to_run(tmp_path) -> None:
     root = tmp_path / "lake"
     setup = _run(root, "setup")
     assert setup.returncode == 0, setup.stdout + setup.stderr
-    made = next(line for line in setup.stdout.splitlines()
-                if line.startswith("Bronze and quarantine tables created empty"))
-    assert sorted(made.split(": ", 1)[1].split(", ")) == \
-        sorted(f"bronze.{source.table}" for source in SOURCES.values())
+    made = next(
+        line
+        for line in setup.stdout.splitlines()
+        if line.startswith("Bronze and quarantine tables created empty")
+    )
+    assert sorted(made.split(": ", 1)[1].split(", ")) == sorted(
+        f"bronze.{source.table}" for source in SOURCES.values()
+    )
     daily = _one_failure(_run(root, "daily", "--date", "2026-01-05"), "daily")
     assert f"no landing files under {root / 'landing'} for 2026-01-05..2026-01-05" in daily
     assert "`features generate`" in daily
@@ -68,15 +78,29 @@ def test_a_source_that_never_delivered_does_not_stop_the_daily_job(tmp_path) -> 
     root = tmp_path / "young"
     start = dt.date(2026, 1, 1)
     days = [start + dt.timedelta(days=i) for i in range(2)]
-    made = _run(root, "generate", "--customers", "20", "--days", "2", "--seed", "3",
-                "--dirt-rate", "0", "--start", start.isoformat())
+    made = _run(
+        root,
+        "generate",
+        "--customers",
+        "20",
+        "--days",
+        "2",
+        "--seed",
+        "3",
+        "--dirt-rate",
+        "0",
+        "--start",
+        start.isoformat(),
+    )
     assert made.returncode == 0, made.stdout + made.stderr
     shutil.rmtree(root / "landing" / "churn", ignore_errors=True)  # not delivered yet
     first = _run(root, "daily", "--from", days[0].isoformat(), "--to", days[-1].isoformat())
     assert first.returncode == 0, first.stdout + first.stderr
-    lines = {line.split(": ", 1)[0]: line.split(": ", 1)[1]
-             for line in first.stdout.splitlines()
-             if line.startswith(f"[daily {days[-1]}] ") and ": " in line}
+    lines = {
+        line.split(": ", 1)[0]: line.split(": ", 1)[1]
+        for line in first.stdout.splitlines()
+        if line.startswith(f"[daily {days[-1]}] ") and ": " in line
+    }
     step = f"[daily {days[-1]}] "
     assert "models, seeds and tests ok" in lines[step + "dbt_build"], first.stdout
     assert lines[step + "train"].startswith("not possible yet: "), first.stdout
@@ -91,5 +115,6 @@ def test_a_missing_table_names_the_command_that_makes_it(spark, capsys) -> None:
     err = capsys.readouterr().err
     assert err.startswith(
         "features sql: failed: table predictions.no_such_scores does not exist in this lake "
-        "yet: `features score --date D` (or `features daily`) makes it\n  full trace: ")
+        "yet: `features score --date D` (or `features daily`) makes it\n  full trace: "
+    )
     assert err.count("\n") == 2

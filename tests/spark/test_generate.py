@@ -61,8 +61,10 @@ def test_landing_layout_and_counts(spark) -> None:
     assert (landing / "plans" / "2026-01-01").exists()
     assert (landing / "plans" / TINY.date_of(TINY.rise_day).isoformat()).exists()
     assert summary.rows["usage"] > 10 * TINY.customers * TINY.days * 0.5
-    assert all(summary.rows[name] > 0 for name in ("customers", "plans", "subscriptions",
-                                                    "invoices", "chats", "usage"))
+    assert all(
+        summary.rows[name] > 0
+        for name in ("customers", "plans", "subscriptions", "invoices", "chats", "usage")
+    )
     run = spark.table("ops.generator_runs").where(f"seed = {TINY.seed}").first()
     assert run["customers"] == TINY.customers and run["rows"]["usage"] == summary.rows["usage"]
 
@@ -71,15 +73,26 @@ def test_churned_customers_fall_silent_and_usage_falls_before(spark) -> None:
     cfg = dataclasses.replace(TINY, customers=300, days=60, dirt=TINY.dirt.none(), partitions=2)
     state = customers.customer_state(spark, cfg).cache()
     usage = source_frames(spark, cfg, state)["usage"]
-    daily = usage.groupBy("customer_id", "day").count().join(
-        state.select("customer_id", "churn_day"), "customer_id"
-    ).where(F.col("churn_day").isNotNull())
+    daily = (
+        usage.groupBy("customer_id", "day")
+        .count()
+        .join(state.select("customer_id", "churn_day"), "customer_id")
+        .where(F.col("churn_day").isNotNull())
+    )
     after = daily.where(F.col("day") >= F.col("churn_day")).count()
     assert after == 0
-    window = daily.select(
-        F.when(F.col("day") >= F.col("churn_day") - 10, "last10")
-        .when(F.col("day") < F.col("churn_day") - 35, "before").alias("phase"), "count",
-    ).where(F.col("phase").isNotNull()).groupBy("phase").agg(F.avg("count")).collect()
+    window = (
+        daily.select(
+            F.when(F.col("day") >= F.col("churn_day") - 10, "last10")
+            .when(F.col("day") < F.col("churn_day") - 35, "before")
+            .alias("phase"),
+            "count",
+        )
+        .where(F.col("phase").isNotNull())
+        .groupBy("phase")
+        .agg(F.avg("count"))
+        .collect()
+    )
     means = {row[0]: row[1] for row in window}
     assert means["last10"] < 0.7 * means["before"]
     state.unpersist()
@@ -101,15 +114,19 @@ def test_truth_says_when_an_injected_price_rise_reaches_each_customer(spark) -> 
     move for one who moves onto it later, never for one who left it before."""
     from features.generate.config import Change
 
-    cfg = GeneratorConfig(customers=400, days=60, seed=3, changes=(
-        Change(kind="price_rise", day=30, target="plus", factor=1.5),))
+    cfg = GeneratorConfig(
+        customers=400,
+        days=60,
+        seed=3,
+        changes=(Change(kind="price_rise", day=30, target="plus", factor=1.5),),
+    )
     state = customers.customer_state(spark, cfg)
-    truth = {row.customer_id: row.changed_from
-             for row in risk.truth_rows(cfg, state).select("customer_id", "changed_from")
-             .collect()}
+    truth = {
+        row.customer_id: row.changed_from
+        for row in risk.truth_rows(cfg, state).select("customer_id", "changed_from").collect()
+    }
     seen = set()
-    for row in state.select("customer_id", "active_day", "plan0", "plan1", "change_day")\
-            .collect():
+    for row in state.select("customer_id", "active_day", "plan0", "plan1", "change_day").collect():
         starts = []
         if row.plan0 == "plus" and (row.change_day is None or row.change_day > 30):
             starts.append(max(30, row.active_day))

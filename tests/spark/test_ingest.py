@@ -53,9 +53,11 @@ def test_counts_balance_and_are_logged(spark, ingested) -> None:
         assert all(c.read == c.ingested + c.quarantined for c in counts.values()), name
         assert sum(c.read for c in counts.values()) == summary.rows[name], name
     runs = spark.table("ops.pipeline_runs").where("pipeline = 'ingest' and status = 'succeeded'")
-    usage = runs.where("step = 'bronze.usage_events'").agg(
-        F.sum("rows_read"), F.sum("rows_written"), F.sum("rows_quarantined"), F.count("*")
-    ).first()
+    usage = (
+        runs.where("step = 'bronze.usage_events'")
+        .agg(F.sum("rows_read"), F.sum("rows_written"), F.sum("rows_quarantined"), F.count("*"))
+        .first()
+    )
     assert usage[0] == usage[1] + usage[2] == summary.rows["usage"]
     assert usage[3] == TINY.days
 
@@ -82,8 +84,13 @@ def test_every_kind_of_dirt_lands_in_quarantine_with_its_reason(spark, ingested)
 def test_small_batches_are_written_one_file_per_date(spark, ingested) -> None:
     # TINY's batches are far under ROWS_PER_FILE rows: one writer task per batch date.
     for table in ("bronze.usage_events", "quarantine.usage_events"):
-        files = spark.table(table).select("_batch_date", F.input_file_name().alias("file")) \
-            .distinct().groupBy("_batch_date").count()
+        files = (
+            spark.table(table)
+            .select("_batch_date", F.input_file_name().alias("file"))
+            .distinct()
+            .groupBy("_batch_date")
+            .count()
+        )
         assert files.count() == TINY.days, table
         assert files.where("count != 1").count() == 0, table
 
@@ -95,8 +102,14 @@ def test_late_events_are_ingested_with_their_true_time(spark, ingested) -> None:
 
 
 def test_reingest_changes_nothing(spark, ingested) -> None:
-    tables = ["bronze.usage_events", "quarantine.usage_events", "bronze.support_chats",
-              "quarantine.support_chats", "bronze.payments", "quarantine.payments"]
+    tables = [
+        "bronze.usage_events",
+        "quarantine.usage_events",
+        "bronze.support_chats",
+        "quarantine.support_chats",
+        "bronze.payments",
+        "quarantine.payments",
+    ]
     before = {table: _snapshot(spark, table) for table in tables}
     counts = {table: frame.count() for table, frame in before.items()}
     ingest_batches(spark, TINY.dates[2:5], sources=["usage", "chats", "payments"])
@@ -109,7 +122,8 @@ def test_reingest_changes_nothing(spark, ingested) -> None:
 
 
 def test_a_failing_source_rolls_back_the_batch_and_every_attempt_is_recorded(
-        spark, ingested, monkeypatch) -> None:
+    spark, ingested, monkeypatch
+) -> None:
     """A batch commits all its sources or none: when one fails, the tables a source beside
     it wrote are restored, and both have their run-log rows (failed, and rolled back)."""
     import features.ingest as ingest
@@ -138,12 +152,18 @@ def test_a_failing_source_rolls_back_the_batch_and_every_attempt_is_recorded(
     assert len(deleted) < len(before["bronze.subscriptions"])
     with pytest.raises(RuntimeError, match="disk full"):
         ingest_batches(spark, [day], sources=["subscriptions", "usage"], threads=2)
-    found = {(r.step, r.status): r.message for r in spark.table("ops.pipeline_runs")
-             .where("pipeline = 'ingest'").orderBy(F.col("started_at").desc())
-             .limit(spark.table("ops.pipeline_runs").count() - runs_before).collect()}
+    found = {
+        (r.step, r.status): r.message
+        for r in spark.table("ops.pipeline_runs")
+        .where("pipeline = 'ingest'")
+        .orderBy(F.col("started_at").desc())
+        .limit(spark.table("ops.pipeline_runs").count() - runs_before)
+        .collect()
+    }
     assert found[("bronze.usage_events", "failed")] == "RuntimeError: usage: disk full"
-    assert found[("bronze.subscriptions", "failed")] == \
-        "rolled back: RuntimeError: usage: disk full"
+    assert (
+        found[("bronze.subscriptions", "failed")] == "rolled back: RuntimeError: usage: disk full"
+    )
     # subscriptions wrote its batch (a commit after the delete), then was restored
     assert _version(spark, "bronze.subscriptions") >= version + 3
     assert rows("bronze.subscriptions") == deleted
@@ -160,10 +180,16 @@ def _landing(name: str, day: dt.date):
 def test_added_column_evolves_bronze(spark, ingested) -> None:
     day = TINY.start + dt.timedelta(days=TINY.days)
     source = spark.read.parquet(str(_landing("usage", TINY.start)))
-    batch = source.where("event_id is not null").limit(20).select(
-        *[F.concat(F.lit("x"), "event_id").alias("event_id") if c == "event_id" else F.col(c)
-          for c in source.columns],
-        F.lit("5g").alias("network_type"),
+    batch = (
+        source.where("event_id is not null")
+        .limit(20)
+        .select(
+            *[
+                F.concat(F.lit("x"), "event_id").alias("event_id") if c == "event_id" else F.col(c)
+                for c in source.columns
+            ],
+            F.lit("5g").alias("network_type"),
+        )
     )
     batch.coalesce(1).write.mode("overwrite").parquet(str(_landing("usage", day) / "_tmp"))
     for part in (_landing("usage", day) / "_tmp").glob("part-*.parquet"):
@@ -172,8 +198,11 @@ def test_added_column_evolves_bronze(spark, ingested) -> None:
     counts = ingest_batches(spark, [day], sources=["usage"])["usage"][day]
     bronze = spark.table("bronze.usage_events")
     assert "network_type" in bronze.columns
-    assert bronze.where(F.col("_batch_date") == day).where("network_type = '5g'").count() \
-        == counts.ingested > 0
+    assert (
+        bronze.where(F.col("_batch_date") == day).where("network_type = '5g'").count()
+        == counts.ingested
+        > 0
+    )
     assert bronze.where(F.col("_batch_date") < day).where("network_type is not null").count() == 0
 
 
@@ -185,8 +214,12 @@ def _retype(frame, column: str, kind: str):
 
 @pytest.mark.parametrize(
     ("name", "column", "kind"),
-    [("usage", "duration_s", "missing"), ("usage", "customer_id", "retyped"),
-     ("payments", "status", "missing"), ("chats", "customer_id", "retyped")],
+    [
+        ("usage", "duration_s", "missing"),
+        ("usage", "customer_id", "retyped"),
+        ("payments", "status", "missing"),
+        ("chats", "customer_id", "retyped"),
+    ],
 )
 def test_missing_or_retyped_column_stops_the_batch(spark, ingested, name, column, kind) -> None:
     source = SOURCES[name]
@@ -199,14 +232,20 @@ def test_missing_or_retyped_column_stops_the_batch(spark, ingested, name, column
         shutil.rmtree(folder / "_tmp")
         target = "part-00000.parquet"
     elif name == "payments":
-        lines = next(_landing(name, TINY.start + dt.timedelta(days=5)).glob("*.csv")) \
-            .read_text().splitlines()
+        lines = (
+            next(_landing(name, TINY.start + dt.timedelta(days=5)).glob("*.csv"))
+            .read_text()
+            .splitlines()
+        )
         header = lines[0].split(",")
         index = header.index(column)
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "part-00000.csv").write_text("\n".join(
-            ",".join(v for i, v in enumerate(line.split(",")) if i != index) for line in lines
-        ) + "\n")
+        (folder / "part-00000.csv").write_text(
+            "\n".join(
+                ",".join(v for i, v in enumerate(line.split(",")) if i != index) for line in lines
+            )
+            + "\n"
+        )
         target = "part-00000.csv"
     else:
         text = next(_landing(name, TINY.start + dt.timedelta(days=2)).glob("*.jsonl")).read_text()
@@ -237,8 +276,14 @@ def test_duplicate_of_an_earlier_batch_is_quarantined(spark, ingested) -> None:
     shutil.copy(_landing("usage", source_day) / "part-00000.parquet", folder / "part-00000.parquet")
     try:
         counts = ingest_batches(spark, [day], sources=["usage"])["usage"][day]
-        reasons = {row["reason"] for row in spark.table("quarantine.usage_events")
-                   .where(F.col("_batch_date") == day).select("reason").distinct().collect()}
+        reasons = {
+            row["reason"]
+            for row in spark.table("quarantine.usage_events")
+            .where(F.col("_batch_date") == day)
+            .select("reason")
+            .distinct()
+            .collect()
+        }
         assert counts.ingested == 0 and counts.quarantined == counts.read > 0
         assert "duplicate" in reasons
     finally:
@@ -255,16 +300,25 @@ def test_footer_schema_is_the_schema_spark_reads(spark, tmp_path) -> None:
 
     spark_file = tmp_path / "spark"
     spark.range(3).select(
-        "id", F.col("id").cast("string").alias("name"),
-        F.timestamp_seconds("id").alias("at"), F.array("id").alias("ids"),
+        "id",
+        F.col("id").cast("string").alias("name"),
+        F.timestamp_seconds("id").alias("at"),
+        F.array("id").alias("ids"),
         F.struct(F.col("id").alias("inner")).alias("nested"),
     ).coalesce(1).write.parquet(str(spark_file))
     arrow_file = tmp_path / "arrow.parquet"
-    pq.write_table(pa.table({
-        "id": pa.array([1, 2], pa.int64()), "amount": pa.array([1.5, None], pa.float64()),
-        "at": pa.array([dt.datetime(2026, 1, 1), None], pa.timestamp("us", tz="UTC")),
-        "flag": pa.array([True, False]), "day": pa.array([dt.date(2026, 1, 1)] * 2),
-    }), arrow_file)
+    pq.write_table(
+        pa.table(
+            {
+                "id": pa.array([1, 2], pa.int64()),
+                "amount": pa.array([1.5, None], pa.float64()),
+                "at": pa.array([dt.datetime(2026, 1, 1), None], pa.timestamp("us", tz="UTC")),
+                "flag": pa.array([True, False]),
+                "day": pa.array([dt.date(2026, 1, 1)] * 2),
+            }
+        ),
+        arrow_file,
+    )
     for path in [*spark_file.glob("part-*.parquet"), arrow_file]:
         uri = path.as_uri()
         assert parquet_schema(spark, uri) == spark.read.parquet(uri).schema, path.name
@@ -284,8 +338,9 @@ def test_a_source_that_has_not_delivered_yet_gets_empty_tables(spark, ingested) 
         held.rename(aside)  # nothing delivered
     try:
         lines = []
-        results = ingest_batches(spark, TINY.dates[:1], sources=["churn", "plans"],
-                                 log=lines.append)
+        results = ingest_batches(
+            spark, TINY.dates[:1], sources=["churn", "plans"], log=lines.append
+        )
         assert "churn" not in results
         assert spark.table(f"bronze.{source.table}").count() == 0
         assert spark.table(f"quarantine.{source.table}").count() == 0

@@ -32,9 +32,9 @@ def test_session_has_delta_hive_aqe_and_utc(spark, lakehouse_root: Path) -> None
 
 def test_delta_write_merge_and_time_travel(spark) -> None:
     spark.sql("drop table if exists ops.t_merge")
-    spark.createDataFrame(
-        [(1, "a"), (2, "b")], "id int, v string"
-    ).write.format("delta").saveAsTable("ops.t_merge")
+    spark.createDataFrame([(1, "a"), (2, "b")], "id int, v string").write.format(
+        "delta"
+    ).saveAsTable("ops.t_merge")
     spark.sql(
         """
         merge into ops.t_merge t
@@ -75,11 +75,20 @@ print("FORMAT", spark.sql("describe detail features.persisted").first().format)
 
 
 def _run_python(code: str, root: Path, **env_vars: str) -> str:
-    env = dict(os.environ, LAKEHOUSE_ROOT=str(root), SPARK_MASTER="local[1]",
-               LAKEHOUSE_DRIVER_MEMORY="1g", **env_vars)
+    env = dict(
+        os.environ,
+        LAKEHOUSE_ROOT=str(root),
+        SPARK_MASTER="local[1]",
+        LAKEHOUSE_DRIVER_MEMORY="1g",
+        **env_vars,
+    )
     proc = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
-        env=env, capture_output=True, text=True, timeout=300, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout

@@ -12,8 +12,9 @@ pytestmark = pytest.mark.spark
 
 
 def test_record_step_writes_succeeded_row_with_counts(spark) -> None:
-    with runlog.record_step(spark, pipeline="t_runlog", step="ok",
-                            batch_date=dt.date(2026, 1, 2)) as run:
+    with runlog.record_step(
+        spark, pipeline="t_runlog", step="ok", batch_date=dt.date(2026, 1, 2)
+    ) as run:
         run.rows_read, run.rows_written, run.rows_quarantined = 10, 8, 2
     row = spark.table("ops.pipeline_runs").where(f"run_id = '{run.run_id}'").collect()
     assert len(row) == 1

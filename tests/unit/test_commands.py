@@ -28,25 +28,33 @@ def no_spark(tmp_path, monkeypatch):
     return tmp_path
 
 
-@pytest.mark.parametrize("argv", [
-    ["ingest", "--from", "2026-01-08", "--to", "2026-01-01"],
-    ["daily", "--from", "2026-01-08", "--to", "2026-01-01"],
-    ["monitor", "--from", "2026-01-08", "--to", "2026-01-01"],
-    ["train", "--from", "2026-01-08", "--to", "2026-01-01"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["ingest", "--from", "2026-01-08", "--to", "2026-01-01"],
+        ["daily", "--from", "2026-01-08", "--to", "2026-01-01"],
+        ["monitor", "--from", "2026-01-08", "--to", "2026-01-01"],
+        ["train", "--from", "2026-01-08", "--to", "2026-01-01"],
+    ],
+)
 def test_a_reversed_range_is_refused(no_spark, capsys, argv) -> None:
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
-    assert err == f"features {argv[0]}: --from 2026-01-08 is after --to 2026-01-01; " \
-                  "give the earlier date first\n"
+    assert (
+        err == f"features {argv[0]}: --from 2026-01-08 is after --to 2026-01-01; "
+        "give the earlier date first\n"
+    )
 
 
-@pytest.mark.parametrize("argv, said", [
-    (["daily", "--date", "2026-01-08", "--from", "2026-01-01"], "not both"),
-    (["ingest", "--from", "2026-01-01"], "give --date, or --from and --to"),
-    (["train", "--task", "next_invoice", "--family", "gbt"], "not a regressor"),
-    (["train", "--family", "linear"], "not a classifier"),
-])
+@pytest.mark.parametrize(
+    "argv, said",
+    [
+        (["daily", "--date", "2026-01-08", "--from", "2026-01-01"], "not both"),
+        (["ingest", "--from", "2026-01-01"], "give --date, or --from and --to"),
+        (["train", "--task", "next_invoice", "--family", "gbt"], "not a regressor"),
+        (["train", "--family", "linear"], "not a classifier"),
+    ],
+)
 def test_impossible_options_are_refused(no_spark, capsys, argv, said) -> None:
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
@@ -107,8 +115,9 @@ def test_the_thrift_command_is_safe_by_default(tmp_path) -> None:
 
 def test_drivers_listen_on_loopback_unless_told_otherwise(tmp_path) -> None:
     def conf(**env):
-        return lakehouse.spark_conf(lakehouse.LakehouseSettings.from_env(
-            {"LAKEHOUSE_ROOT": str(tmp_path), **env}))
+        return lakehouse.spark_conf(
+            lakehouse.LakehouseSettings.from_env({"LAKEHOUSE_ROOT": str(tmp_path), **env})
+        )
 
     for master in ("local[2]", "spark://127.0.0.1:7077", "spark://localhost:7077"):
         found = conf(SPARK_MASTER=master)
@@ -128,13 +137,21 @@ def test_a_held_lake_is_named_with_its_holder(tmp_path) -> None:
     lock = cfg.metastore_dir / "dbex.lck"
     lock.write_bytes(b"")
     lakehouse.check_lake_free(cfg, wait_s=0)  # a file nobody locks: free
-    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
         import fcntl, os, sys, time
         fd = os.open({str(lock)!r}, os.O_RDWR)
         fcntl.lockf(fd, fcntl.LOCK_EX)
         print("locked", flush=True)
         time.sleep(60)
-    """)], stdout=subprocess.PIPE, text=True)
+    """),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(lakehouse.LakeInUse) as held:
@@ -154,13 +171,17 @@ def test_a_held_lake_is_named_with_its_holder(tmp_path) -> None:
 
 
 def test_a_missing_table_names_the_command_that_makes_it() -> None:
-    line = ("[TABLE_OR_VIEW_NOT_FOUND] The table or view `staging`.`int_customer_days_spanned` "
-            "cannot be found. Verify the spelling and correctness of the schema and catalog.")
+    line = (
+        "[TABLE_OR_VIEW_NOT_FOUND] The table or view `staging`.`int_customer_days_spanned` "
+        "cannot be found. Verify the spelling and correctness of the schema and catalog."
+    )
     assert console.missing_table_line(line) == (
         "table staging.int_customer_days_spanned does not exist in this lake yet: "
-        "`features daily` (its dbt build) makes it")
+        "`features daily` (its dbt build) makes it"
+    )
     assert "features score" in console.missing_table_line(
-        "[TABLE_OR_VIEW_NOT_FOUND] The table or view `predictions`.`churn_scores` cannot be found.")
+        "[TABLE_OR_VIEW_NOT_FOUND] The table or view `predictions`.`churn_scores` cannot be found."
+    )
     assert console.missing_table_line("AnalysisException: something else") is None
 
 
@@ -183,13 +204,16 @@ def test_env_prints_what_a_shell_needs_for_the_lake(tmp_path, monkeypatch, capsy
     monkeypatch.setenv("LAKEHOUSE_ROOT", str(tmp_path))
     monkeypatch.setattr(lakehouse, "spark_session", lambda *a, **k: pytest.fail("Spark"))
     assert cli.main(["env"]) == 0
-    exports = dict(line.removeprefix("export ").split("=", 1)
-                   for line in capsys.readouterr().out.splitlines()
-                   if line.startswith("export "))
+    exports = dict(
+        line.removeprefix("export ").split("=", 1)
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith("export ")
+    )
     assert exports["LAKEHOUSE_ROOT"] == str(tmp_path)
     assert exports["SPARK_CONF_DIR"] == str(tmp_path / "conf")
     assert (tmp_path / "conf" / "spark-defaults.conf").read_text().count(
-        f"spark.sql.warehouse.dir {tmp_path / 'warehouse'}") == 1
+        f"spark.sql.warehouse.dir {tmp_path / 'warehouse'}"
+    ) == 1
     assert exports["MLFLOW_TRACKING_URI"] == f"sqlite:///{tmp_path}/artifacts/mlflow.db"
     assert (tmp_path / "artifacts" / "feast").is_dir()  # Feast's registry goes there
     from mlflow import MlflowClient
@@ -201,8 +225,15 @@ def test_env_prints_what_a_shell_needs_for_the_lake(tmp_path, monkeypatch, capsy
 def test_mlflow_runs_are_named_for_what_they_are() -> None:
     from models_ml.churn import persist
 
-    assert persist.run_name({"name": "churn", "version": 3, "family": "logistic",
-                             "holdout_window": {"rows": 9, "end": "2026-03-30T00:00:00"}}) \
+    assert (
+        persist.run_name(
+            {
+                "name": "churn",
+                "version": 3,
+                "family": "logistic",
+                "holdout_window": {"rows": 9, "end": "2026-03-30T00:00:00"},
+            }
+        )
         == "churn v3 logistic to 2026-03-30"
-    assert persist.run_name({"name": "next_invoice", "family": "linear"}) \
-        == "next_invoice linear"
+    )
+    assert persist.run_name({"name": "next_invoice", "family": "linear"}) == "next_invoice linear"

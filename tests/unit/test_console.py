@@ -56,20 +56,30 @@ def test_log4j_config_sends_the_jvm_to_a_file_and_quiets_recovered_errors(tmp_pa
 def test_spark_conf_points_the_jvm_at_the_log_config_and_loopback(tmp_path) -> None:
     cfg = lakehouse.LakehouseSettings.from_env({"LAKEHOUSE_ROOT": str(tmp_path)})
     conf = lakehouse.spark_conf(cfg)
-    assert (f"-Dlog4j2.configurationFile=file:{tmp_path / 'logs' / 'log4j2.properties'}"
-            in conf["spark.driver.extraJavaOptions"])
+    assert (
+        f"-Dlog4j2.configurationFile=file:{tmp_path / 'logs' / 'log4j2.properties'}"
+        in conf["spark.driver.extraJavaOptions"]
+    )
     assert conf["spark.driver.bindAddress"] == conf["spark.driver.host"] == "127.0.0.1"
-    cluster = lakehouse.spark_conf(lakehouse.LakehouseSettings.from_env(
-        {"LAKEHOUSE_ROOT": str(tmp_path), "SPARK_MASTER": "spark://10.0.0.5:7077"}))
+    cluster = lakehouse.spark_conf(
+        lakehouse.LakehouseSettings.from_env(
+            {"LAKEHOUSE_ROOT": str(tmp_path), "SPARK_MASTER": "spark://10.0.0.5:7077"}
+        )
+    )
     assert "spark.driver.bindAddress" not in cluster  # executors elsewhere must reach it
 
 
 def test_a_child_started_inside_jvm_output_to_log_writes_to_the_file(tmp_path, capfd) -> None:
     with console.jvm_output_to_log(tmp_path) as log_file:
-        child = subprocess.Popen([sys.executable, "-c",
-                                  "import sys, time; print('from the child'); "
-                                  "print('child error', file=sys.stderr); time.sleep(0.2); "
-                                  "print('later')"])
+        child = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import sys, time; print('from the child'); "
+                "print('child error', file=sys.stderr); time.sleep(0.2); "
+                "print('later')",
+            ]
+        )
     print("after the block")
     child.wait()
     out, err = capfd.readouterr()
@@ -90,12 +100,15 @@ def test_first_line_drops_java_frames_and_python_traceback() -> None:
 
 def test_failure_message_names_the_command_the_error_and_the_log() -> None:
     message = console.failure_message("sql", ValueError("no such table"), Path("/l/f.log"))
-    assert message.splitlines() == ["features sql: failed: ValueError: no such table",
-                                    "  full trace: /l/f.log"]
+    assert message.splitlines() == [
+        "features sql: failed: ValueError: no such table",
+        "  full trace: /l/f.log",
+    ]
 
 
-def test_a_failing_command_prints_one_line_and_logs_the_trace(tmp_path, monkeypatch,
-                                                              capsys) -> None:
+def test_a_failing_command_prints_one_line_and_logs_the_trace(
+    tmp_path, monkeypatch, capsys
+) -> None:
     monkeypatch.setenv("LAKEHOUSE_ROOT", str(tmp_path))
 
     def broken_session(*args, **kwargs):
@@ -139,8 +152,9 @@ def test_libraries_print_to_the_log_unless_verbose(tmp_path, capsys) -> None:
     assert "Created feature view" in (tmp_path / "logs" / "features.log").read_text()
 
 
-@pytest.mark.parametrize("rows, cores, expected", [
-    (3_000, 2, 1), (250_000, 2, 2), (10_000_000, 16, 16), (0, 8, 1)])
+@pytest.mark.parametrize(
+    "rows, cores, expected", [(3_000, 2, 1), (250_000, 2, 2), (10_000_000, 16, 16), (0, 8, 1)]
+)
 def test_tuning_partitions_follow_the_data_not_the_shuffle(rows, cores, expected) -> None:
     from models_ml.churn.train import tuning_partitions
 

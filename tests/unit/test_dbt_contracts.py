@@ -23,14 +23,17 @@ KEYS_AND_TIMES = {"customer_id", "feature_date", "event_timestamp", "created_tim
 @pytest.fixture
 def load_views(monkeypatch):
     """Import ``feature_repo/feature_views.py`` afresh (over ``project`` when given)."""
+
     def load(project: Path | None = None) -> dict:
         if project is not None:
             monkeypatch.setenv("DBT_PROJECT_DIR", str(project))
         for name in REPO_MODULES:
             sys.modules.pop(name, None)
         module = importlib.import_module("feature_views")
-        return {view.name: view for view in
-                (module.customer_usage, module.customer_billing, module.customer_support)}
+        return {
+            view.name: view
+            for view in (module.customer_usage, module.customer_billing, module.customer_support)
+        }
 
     monkeypatch.delenv("DBT_PROJECT_DIR", raising=False)
     monkeypatch.syspath_prepend(str(feast_repo.REPO_PATH))
@@ -55,8 +58,11 @@ def test_every_view_holds_its_marts_contract_columns(load_views) -> None:
     views = load_views()
     for view in views.values():
         mart = dbt_contracts.contract(view.tags["mart"].split(".")[1])
-        expected = [(c.name, dbt_contracts.feast_type_name(c.data_type))
-                    for c in mart.columns if c.name not in KEYS_AND_TIMES]
+        expected = [
+            (c.name, dbt_contracts.feast_type_name(c.data_type))
+            for c in mart.columns
+            if c.name not in KEYS_AND_TIMES
+        ]
         assert [(f.name, str(f.dtype)) for f in view.features] == expected
         assert len(expected) >= 9
     billing = {f.name: str(f.dtype) for f in views["customer_billing"].features}
@@ -64,15 +70,23 @@ def test_every_view_holds_its_marts_contract_columns(load_views) -> None:
 
 
 def test_a_column_added_to_a_contract_is_a_feature_without_a_second_edit(
-    load_views, project,
+    load_views,
+    project,
 ) -> None:
     path = _marts_yaml(project)
     text = path.read_text()
     anchor = "      - name: days_since_last_chat\n"
     assert text.count(anchor) == 1
-    path.write_text(text.replace(anchor, (
-        "      - name: refund_requests_90d\n        data_type: bigint\n"
-        "        description: Refund requests in the 90 days to feature_date.\n") + anchor))
+    path.write_text(
+        text.replace(
+            anchor,
+            (
+                "      - name: refund_requests_90d\n        data_type: bigint\n"
+                "        description: Refund requests in the 90 days to feature_date.\n"
+            )
+            + anchor,
+        )
+    )
     support = load_views(project)["customer_support"]
     added = support.features[-2]  # where the contract lists it: before the last column
     assert (added.name, str(added.dtype)) == ("refund_requests_90d", "Int64")
@@ -80,16 +94,19 @@ def test_a_column_added_to_a_contract_is_a_feature_without_a_second_edit(
 
 
 def test_a_type_feast_cannot_serve_stops_the_import_naming_column_and_mart(
-    load_views, project,
+    load_views,
+    project,
 ) -> None:
     path = _marts_yaml(project)
     text = path.read_text()
     anchor = "      - name: open_balance\n        data_type: double\n"
     assert text.count(anchor) == 1
     path.write_text(text.replace(anchor, anchor.replace("double", "decimal(12,2)")))
-    with pytest.raises(dbt_contracts.ContractError,
-                       match=r"column open_balance of mart features.customer_billing has "
-                             r"contract type 'decimal\(12,2\)'.*_features__models.yml"):
+    with pytest.raises(
+        dbt_contracts.ContractError,
+        match=r"column open_balance of mart features.customer_billing has "
+        r"contract type 'decimal\(12,2\)'.*_features__models.yml",
+    ):
         load_views(project)
 
 
@@ -103,7 +120,8 @@ def test_a_changed_type_is_named_with_its_mart(load_views, project) -> None:
     declared = load_views(project)
     assert dbt_contracts.type_changes(registered.values(), declared.values()) == [
         "column tenure_days of mart features.customer_billing (feature view "
-        "customer_billing) changed type Int32 -> Int64"]
+        "customer_billing) changed type Int32 -> Int64"
+    ]
     assert dbt_contracts.type_changes(registered.values(), registered.values()) == []
 
 

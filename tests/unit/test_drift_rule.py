@@ -18,8 +18,17 @@ from features.generate.customers import price_steps
 SHARES = np.array([0.1] * 10)
 
 
-def _flags(rng: np.random.Generator, *, baseline_shares, current_shares, n_base: int,
-           n_cur: int, trials: int, rule: drift.DriftRule, features: int = 1):
+def _flags(
+    rng: np.random.Generator,
+    *,
+    baseline_shares,
+    current_shares,
+    n_base: int,
+    n_cur: int,
+    trials: int,
+    rule: drift.DriftRule,
+    features: int = 1,
+):
     """(share of trials with PSI > min_psi, share flagged by the rule)."""
     psi_over = flagged = 0
     for _ in range(trials):
@@ -35,8 +44,15 @@ def _flags(rng: np.random.Generator, *, baseline_shares, current_shares, n_base:
 def test_noise_passes_psi_alone_but_not_the_rule() -> None:
     rng = np.random.default_rng(7)
     rule = drift.DriftRule()
-    psi_over, flagged = _flags(rng, baseline_shares=SHARES, current_shares=SHARES, n_base=80,
-                               n_cur=80, trials=2000, rule=rule)
+    psi_over, flagged = _flags(
+        rng,
+        baseline_shares=SHARES,
+        current_shares=SHARES,
+        n_base=80,
+        n_cur=80,
+        trials=2000,
+        rule=rule,
+    )
     # PSI > 0.1 between two samples of one distribution is common at this size ...
     assert psi_over > 0.3
     # ... but the rule flags about its level at most (alpha = 0.01 for one feature).
@@ -50,8 +66,16 @@ def test_the_test_holds_its_level_on_many_features() -> None:
     days = 300
     flagged_days = 0
     for _ in range(days):
-        _, flagged = _flags(rng, baseline_shares=SHARES, current_shares=SHARES, n_base=200,
-                            n_cur=200, trials=37, rule=rule, features=37)
+        _, flagged = _flags(
+            rng,
+            baseline_shares=SHARES,
+            current_shares=SHARES,
+            n_base=200,
+            n_cur=200,
+            trials=37,
+            rule=rule,
+            features=37,
+        )
         flagged_days += flagged > 0
     assert flagged_days / days < 0.03
 
@@ -60,8 +84,16 @@ def test_a_real_shift_is_flagged_and_a_large_sample_alone_is_not_enough() -> Non
     rng = np.random.default_rng(3)
     rule = drift.DriftRule()
     moved = np.array([0.01, 0.01, 0.02, 0.06, 0.1, 0.1, 0.1, 0.2, 0.2, 0.2])
-    _, flagged = _flags(rng, baseline_shares=SHARES, current_shares=moved, n_base=200,
-                        n_cur=200, trials=200, rule=rule, features=37)
+    _, flagged = _flags(
+        rng,
+        baseline_shares=SHARES,
+        current_shares=moved,
+        n_base=200,
+        n_cur=200,
+        trials=200,
+        rule=rule,
+        features=37,
+    )
     assert flagged > 0.95
     # A tiny shift is significant on a million rows, yet below the PSI that matters.
     slight = np.array([0.098] * 5 + [0.102] * 5)
@@ -101,8 +133,10 @@ def test_training_starts_at_the_first_snapshot_with_whole_windows() -> None:
     complete = jobs.complete_windows_from(first)
     assert complete == dt.date(2026, 4, 1)
     # A young lake (the demo: 90 days, snapshots up to day 56): every snapshot is kept.
-    assert jobs.training_start([d for d in weekly if d <= first + dt.timedelta(days=56)],
-                               first) is None
+    assert (
+        jobs.training_start([d for d in weekly if d <= first + dt.timedelta(days=56)], first)
+        is None
+    )
     # Three whole snapshots are not enough to tune and hold out; four are.
     three = [d for d in weekly if d < complete + dt.timedelta(days=21)]
     assert jobs.training_start(three, first) is None
@@ -137,11 +171,17 @@ def test_price_rises_stack_on_the_price_of_their_day() -> None:
     plain = price_steps(GeneratorConfig(days=100, price_rise_day=40))
     assert plain["basic"] == [(-365, 15.0)]
     assert plain["standard"] == [(-365, 25.0), (40, 30.0)]
-    changed = price_steps(GeneratorConfig(days=100, price_rise_day=40, changes=(
-        Change(kind="price_rise", day=70, target="standard", factor=1.5),
-        Change(kind="price_rise", day=20, target="basic", factor=2.0),
-        Change(kind="price_rise", day=200, target="max", factor=2.0),  # after the window
-    )))
+    changed = price_steps(
+        GeneratorConfig(
+            days=100,
+            price_rise_day=40,
+            changes=(
+                Change(kind="price_rise", day=70, target="standard", factor=1.5),
+                Change(kind="price_rise", day=20, target="basic", factor=2.0),
+                Change(kind="price_rise", day=200, target="max", factor=2.0),  # after the window
+            ),
+        )
+    )
     assert changed["standard"] == [(-365, 25.0), (40, 30.0), (70, 45.0)]
     assert changed["basic"] == [(-365, 15.0), (20, 30.0)]
     assert changed["max"] == [(-365, 50.0)]

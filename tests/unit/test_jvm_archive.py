@@ -45,14 +45,19 @@ def test_nothing_changes_before_the_archive_is_recorded(jar_files) -> None:
 
 def test_a_recorded_archive_is_mapped_with_its_jars_first(jar_files) -> None:
     path = _recorded()
-    conf = {"spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
-            "spark.driver.extraClassPath": "/drivers/postgresql.jar"}
+    conf = {
+        "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
+        "spark.driver.extraClassPath": "/drivers/postgresql.jar",
+    }
     assert jvm_archive.apply(conf)
     assert conf["spark.driver.extraJavaOptions"] == (
-        f"-Duser.timezone=UTC -XX:SharedArchiveFile={path}")
+        f"-Duser.timezone=UTC -XX:SharedArchiveFile={path}"
+    )
     # The archived jars lead, in the recorded order; what the session listed follows.
     assert conf["spark.driver.extraClassPath"].split(os.pathsep) == [
-        *map(str, jar_files), "/drivers/postgresql.jar"]
+        *map(str, jar_files),
+        "/drivers/postgresql.jar",
+    ]
     assert "spark.executor.extraJavaOptions" not in conf  # workers elsewhere lack the file
     jvm_archive.apply(conf, executors=True)
     assert conf["spark.executor.extraClassPath"].split(os.pathsep) == list(map(str, jar_files))

@@ -19,8 +19,15 @@ LINT_IMPORTS = str(Path(sys.executable).with_name("lint-imports"))
 
 def _lint(root: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(root))
-    return subprocess.run([LINT_IMPORTS, str(root / "pyproject.toml")], cwd=root,
-                          env=env, capture_output=True, text=True, timeout=300, check=False)
+    return subprocess.run(
+        [LINT_IMPORTS, str(root / "pyproject.toml")],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def test_the_layers_hold() -> None:
@@ -31,8 +38,9 @@ def test_the_layers_hold() -> None:
 
 def test_training_that_imports_the_generator_breaks_the_build(tmp_path) -> None:
     for package in ("features", "models_ml"):
-        shutil.copytree(REPO_ROOT / package, tmp_path / package,
-                        ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(
+            REPO_ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
     shutil.copy(REPO_ROOT / "pyproject.toml", tmp_path)
     jobs = tmp_path / "models_ml" / "churn" / "jobs.py"
     text = jobs.read_text()
@@ -41,6 +49,8 @@ def test_training_that_imports_the_generator_breaks_the_build(tmp_path) -> None:
     jobs.write_text(text.replace(anchor, anchor + "from features.generate import risk\n", 1))
     proc = _lint(tmp_path)
     assert proc.returncode != 0
-    assert "The ML code imports neither the application layer nor the data generator BROKEN" \
+    assert (
+        "The ML code imports neither the application layer nor the data generator BROKEN"
         in proc.stdout
+    )
     assert "models_ml.churn.jobs -> features.generate.risk" in proc.stdout
