@@ -10,19 +10,9 @@ pytestmark = pytest.mark.dbt
 
 
 def test_dbt_debug_passes_on_session_target(spark, monkeypatch) -> None:
-    from dbt.cli.main import dbtRunner
+    from features import dbt_runs
 
     project = REPO_ROOT / "dbt_project"
     monkeypatch.chdir(project)
-    result = dbtRunner().invoke(
-        [
-            "debug",
-            "--project-dir",
-            str(project),
-            "--profiles-dir",
-            str(project),
-            "--target",
-            "session",
-        ]
-    )
+    result = dbt_runs.invoke(["debug"], project=project)
     assert result.success, result.exception
