@@ -32,11 +32,12 @@ def _cmd_setup(args: argparse.Namespace) -> int:
     # The cluster setup's shared metastore needs PostgreSQL's driver: cached now, offline later.
     driver = lakehouse.jars.ensure_jars((lakehouse.jars.POSTGRES_JDBC,))
     print(f"PostgreSQL JDBC driver cached: {driver[0]}")
+    # Before the defaults are written: they map the archive once it is there.
+    _record_class_archive()
     print(
         f"Spark defaults written: {lakehouse.write_spark_defaults()} (and spark-env.sh "
         "beside it: shell tools follow LAKEHOUSE_ROOT)"
     )
-    _record_class_archive()
     cfg = _prepare_lake()
     print(
         f"Lake at {cfg.root}: Spark settings in {lakehouse.lake_conf_dir(cfg)}, Feast's "

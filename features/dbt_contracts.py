@@ -82,7 +82,7 @@ def contract(model: str, *, project: Path | None = None) -> Contract:
         for entry in (yaml.safe_load(path.read_text()) or {}).get("models") or []:
             if entry.get("name") != model:
                 continue
-            where = path.relative_to(project.parent) if project.parent in path.parents else path
+            where = path.relative_to(project.parent)
             enforced = ((entry.get("config") or {}).get("contract") or {}).get("enforced")
             if not enforced:
                 raise ContractError(

@@ -29,8 +29,9 @@ def holdout_ceiling(spark, metadata: dict) -> dict:  # spark: SparkSession
     lakes that no generator made).
 
     Returns:
-        ``{"auc": ..., "rows": ...}``; ``{"auc": None, "rows": 0}`` without a hold-out
-        window in time or without the generator's truth.
+        ``{"auc": ..., "rows": ...}``; ``{"auc": None, "rows": 0}`` when the model was not
+        split by time (a hash split's held-out rows are no window) or without the
+        generator's truth.
     """
     import pyspark.sql.functions as F
 
@@ -38,7 +39,7 @@ def holdout_ceiling(spark, metadata: dict) -> dict:  # spark: SparkSession
     from models_ml.churn import jobs
 
     window = metadata.get("holdout_window") or {}
-    if not window.get("start") or not window.get("end"):
+    if metadata.get("split") != "time" or not window.get("start") or not window.get("end"):
         return {"auc": None, "rows": 0}
     instant = F.col("event_timestamp")
     held = jobs.training_entities(spark).where(
