@@ -166,9 +166,9 @@ def main(argv: list[str] | None = None) -> int:
         f"baseline: I/O floor {floor_s:.1f}s for {args.usage_rows:,} rows; peak RSS overall "
         f"{memory.peak / 2**30:.2f} GiB (JVM {memory.jvm_peak / 2**30:.2f} GiB)"
     )
-    from models_ml.churn import jobs, persist
+    from models_ml import churn, model_store
 
-    _, metadata = persist.load_model("churn", version=jobs.serving_version())
+    _, metadata = model_store.load_model("churn", version=churn.serving_version())
     auc = metadata.get("metrics", {}).get("areaUnderROC")
     from features.demo import holdout_ceiling
 

@@ -8,7 +8,7 @@ The baseline (the floor), measured in the same run and process: Feast's
 ``get_online_features`` of the churn feature service alone, for the same customers, which
 every online path pays.  Paths measured, each warm (a few requests first, not counted):
 
-- ``spark``: :meth:`models_ml.churn.online.OnlineScorer.predict` in this process with the
+- ``spark``: :meth:`models_ml.online.OnlineScorer.predict` in this process with the
   Spark runtime (Feast's read, then the champion's Spark pipeline on a frame of the rows);
 - ``onnx``: the same with the pipeline exported to ONNX and run by onnxruntime (the default
   when the ``onnx`` extra is installed);
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["LAKEHOUSE_ROOT"] = str(root)
     sys.path.insert(0, str(REPO))
     from features import console, lakehouse
-    from models_ml.churn import jobs, online
+    from models_ml import lake, online
 
     with PeakMemory() as memory, console.libraries_to_log():
         spark = lakehouse.spark_session(metastore=False)
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         rng = random.Random(7)
         ones = [[rng.choice(ids)] for _ in range(args.requests)]
         hundreds = [rng.sample(ids, 100) for _ in range(max(10, args.requests // 4))]
-        service = scorer.store.get_feature_service(jobs.FEATURE_SERVICE)
+        service = scorer.store.get_feature_service(lake.FEATURE_SERVICE)
 
         def feast_only(batch: list[int]) -> object:
             return scorer.store.get_online_features(

@@ -16,13 +16,13 @@ def _prepare_lake() -> lakehouse.LakehouseSettings:
     """Everything a fresh lake needs before any tool runs on it, without Spark: its Spark
     settings (``<root>/conf``), Feast's registry folder, MLflow's store (its experiments'
     artifacts under the lake)."""
-    from models_ml.churn import persist
+    from models_ml import registry
 
     cfg = lakehouse.settings()
     lakehouse.write_lake_conf(cfg)
     (cfg.artifacts_dir / "feast").mkdir(parents=True, exist_ok=True)
     with console.libraries_to_log():
-        persist.configure_mlflow(cfg.root)
+        registry.configure_mlflow(cfg.root)
     return cfg
 
 
@@ -88,9 +88,9 @@ def environment(cfg: lakehouse.LakehouseSettings) -> dict[str, str]:
     to work on the lake of ``cfg``."""
     from features import feast_repo
     from features.daily import DBT_PROJECT as project
-    from models_ml.churn import persist
+    from models_ml import registry
 
-    tracking, artifacts = persist.mlflow_uris(cfg.root)
+    tracking, artifacts = registry.mlflow_uris(cfg.root)
     return {
         "LAKEHOUSE_ROOT": str(cfg.root),
         "SPARK_CONF_DIR": str(lakehouse.lake_conf_dir(cfg)),
@@ -210,7 +210,7 @@ def _cmd_serve_sql(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve_model(args: argparse.Namespace) -> int:
-    from models_ml.churn import jobs, persist, serving
+    from models_ml import churn, registry, serving
 
     try:
         serving.check_host(args.host)
@@ -223,13 +223,13 @@ def _cmd_serve_model(args: argparse.Namespace) -> int:
             "serve-model: --runtime goes with --online (MLflow's server runs the Spark model)"
         )
     root = lakehouse.settings().root
-    if persist.champion_version(jobs.MODEL_NAME, root=root) is None:
+    if registry.champion_version(churn.MODEL_NAME, root=root) is None:
         raise UsageError(
-            f"serve-model: no champion of {jobs.MODEL_NAME!r} in this lake's "
+            f"serve-model: no champion of {churn.MODEL_NAME!r} in this lake's "
             "registry yet; `features train` (or `features daily`) makes one"
         )
-    tracking, _ = persist.mlflow_uris(root)
-    uri = f"models:/{jobs.MODEL_NAME}@{persist.DEFAULT_ALIAS}"
+    tracking, _ = registry.mlflow_uris(root)
+    uri = f"models:/{churn.MODEL_NAME}@{registry.DEFAULT_ALIAS}"
     with _stopped_by_signals():
         process = serving.start(
             host=args.host, port=args.port, model_uri=uri, tracking_uri=tracking, root=root
@@ -258,7 +258,7 @@ def _cmd_serve_model(args: argparse.Namespace) -> int:
 def _online_scorer(runtime: str):  # -> OnlineScorer
     """The online scorer, or a usage error when the lake has no model yet (or the runtime
     asked for cannot run it)."""
-    from models_ml.churn import online
+    from models_ml import online
 
     try:
         with console.libraries_to_log():
@@ -271,7 +271,7 @@ def _online_scorer(runtime: str):  # -> OnlineScorer
 
 
 def _serve_online(args: argparse.Namespace) -> int:
-    from models_ml.churn import jobs, online
+    from models_ml import churn, online
 
     runtime = args.runtime or "auto"
     scorer = _online_scorer(runtime)
@@ -283,7 +283,7 @@ def _serve_online(args: argparse.Namespace) -> int:
         else "no risk deciles: this version has no batch scores yet"
     )
     print(
-        f"Online scores of {jobs.MODEL_NAME} v{scorer.version} ({scorer.runtime}) from "
+        f"Online scores of {churn.MODEL_NAME} v{scorer.version} ({scorer.runtime}) from "
         f"Feast's online store on {url} (no login: loopback only; {decided}; a newer "
         f"model or score date is picked up within {online.REFRESH_S:.0f} s)\n"
         f"  curl -s '{url}/predict?customer_id=1&customer_id=2'\n"
@@ -302,7 +302,7 @@ def _serve_online(args: argparse.Namespace) -> int:
     return 0
 
 
-# What scores online (models_ml.churn.online.RUNTIMES; not imported here: no Spark to parse).
+# What scores online (models_ml.online.RUNTIMES; not imported here: no Spark to parse).
 _RUNTIMES = ("auto", "onnx", "spark")
 
 
@@ -397,9 +397,9 @@ def _batch_dates(args: argparse.Namespace, *, command: str) -> list:
 
 def _check_saved_version(version: int | None, *, command: str) -> None:
     """Refuse, before Spark starts, a model version the lake does not have (or no model)."""
-    from models_ml.churn import jobs, persist
+    from models_ml import churn, model_store
 
-    versions = persist.saved_versions(jobs.MODEL_NAME)
+    versions = model_store.saved_versions(churn.MODEL_NAME)
     if not versions:
         raise UsageError(
             f"features {command}: no churn model in the lake at {lakehouse.settings().root} "
@@ -452,8 +452,7 @@ def _cmd_daily(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from models_ml import next_invoice
-    from models_ml.churn import jobs
+    from models_ml import churn, next_invoice
 
     _check_window(args.date_from, args.date_to, command="train")
     window = {"start": args.date_from, "end": args.date_to}
@@ -479,13 +478,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
     else:
         overrides = {"tuning": args.tuning, **({"family": args.family} if args.family else {})}
         with console.libraries_to_log():
-            run = jobs.train_churn_model(
+            run = churn.train_churn_model(
                 spark, **window, promote=args.promote, log=console.detail, **overrides
             )
-        name = jobs.MODEL_NAME
-        from models_ml.churn import persist
+        name = churn.MODEL_NAME
+        from models_ml import model_store
 
-        role = "champion" if persist.is_champion_choice(run.saved.metadata) else "challenger"
+        role = "champion" if model_store.is_champion_choice(run.saved.metadata) else "challenger"
         print(
             f"model {name} v{run.saved.version} is the {role}: "
             f"{run.saved.metadata['promotion']['reason']}"
@@ -495,13 +494,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
         f"model {name} v{run.saved.version}: "
         + ", ".join(f"{k}={metrics[k]:.4f}" for k in sorted(metrics))
     )
-    registry = f"; registry {run.registered.model_uri}" if run.registered else ""
-    print(f"saved {run.saved.path}; report {run.report_path}{registry}")
+    entry = f"; registry {run.registered.model_uri}" if run.registered else ""
+    print(f"saved {run.saved.path}; report {run.report_path}{entry}")
     return 0
 
 
 def _cmd_monitor(args: argparse.Namespace) -> int:
-    from models_ml.churn import monitoring
+    from models_ml import monitoring
 
     dates = _batch_dates(args, command="monitor")
     _check_saved_version(args.version, command="monitor")
@@ -529,15 +528,15 @@ def _cmd_monitor(args: argparse.Namespace) -> int:
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
-    from models_ml.churn import jobs
+    from models_ml import churn
 
     _check_saved_version(args.version, command="score")
     spark = lakehouse.spark_session()
     with console.libraries_to_log():
-        rows = jobs.score_day(
+        rows = churn.score_day(
             spark, args.date, version=args.version, promoted=args.promoted, log=console.detail
         )
-    print(f"{jobs.PREDICTIONS_TABLE}: {rows:,} customers scored for {args.date}")
+    print(f"{churn.PREDICTIONS_TABLE}: {rows:,} customers scored for {args.date}")
     return 0
 
 
@@ -864,7 +863,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--tuning",
         choices=("cv", "tvs"),
         default="cv",
-        help="CrossValidator, or the cheaper TrainValidationSplit",
+        help="cv: expanding windows in time (TimeSeriesCrossValidator); tvs: one forward split",
     )
     train.set_defaults(func=_cmd_train)
 

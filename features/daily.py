@@ -52,8 +52,8 @@ class DailyOptions:
             old), ``always`` or ``never``.
         retrain_every_days: Age of the newest model, in batch days, that makes it due.
         force: Rerun steps that already succeeded for the date.
-        tuning: The training's tuning: ``cv`` (cross-validation over snapshot folds) or
-            ``tvs`` (one forward train/validation split, cheaper); the model's default
+        tuning: The training's tuning: ``cv`` (cross-validation over expanding windows of
+            snapshots) or ``tvs`` (one forward train/validation split, cheaper); the model's default
             when ``None``.
         min_realized_auc: Realized ROC AUC of a matured score date below which the model
             is retrained (``ops.model_performance``).
@@ -160,20 +160,20 @@ def _retrain_reason(
     batch days old, when the realized ROC AUC of its latest matured score date fell below
     ``min_realized_auc`` (with at least ``MIN_POSITIVES`` churners to judge by), or when the
     last monitored day before ``day`` flagged drift on features the model leans on (see
-    :func:`models_ml.churn.monitoring.leaned_on`); but not for drift again within
+    :func:`models_ml.monitoring.leaned_on`); but not for drift again within
     the label horizon (30 days) of a retraining for drift or for its realized AUC: the
     newest labels a model can learn from are that old, so a second model would not know the
     change any better.  Why drift or performance did not make it due goes to ``notes``.
     """
     from features import drift
-    from models_ml.churn import jobs, monitoring, persist
+    from models_ml import churn, model_store, monitoring
 
     notes = notes if notes is not None else []
     if options.retrain == "always":
         return "retrain=always"
     if options.retrain == "never":
         return None
-    serving = jobs.serving_version()
+    serving = churn.serving_version()
     if serving is None:
         return "no model yet"
     trainings = runlog.read_runs(spark, pipeline=PIPELINE).where(
@@ -191,7 +191,7 @@ def _retrain_reason(
             )
         ),
     ).first()
-    horizon = jobs.LABEL_HORIZON_DAYS
+    horizon = churn.LABEL_HORIZON_DAYS
     cooling = for_change is not None and (day - for_change).days < horizon
 
     def held(found: str) -> None:
@@ -208,7 +208,7 @@ def _retrain_reason(
         realized = (
             spark.table(monitoring.PERFORMANCE_TABLE)
             .where(
-                (F.col("model_name") == jobs.MODEL_NAME)
+                (F.col("model_name") == churn.MODEL_NAME)
                 & (F.col("model_version") == newest)
                 & (F.col("labels_known_on") < F.lit(day))
                 & F.col("auc").isNotNull()
@@ -233,7 +233,7 @@ def _retrain_reason(
     if not spark.catalog.tableExists(drift.DRIFT_TABLE):
         return None
     last = spark.table(drift.DRIFT_TABLE).where(
-        (F.col("model_name") == jobs.MODEL_NAME)
+        (F.col("model_name") == churn.MODEL_NAME)
         & (F.col("model_version") == newest)
         & (F.col("score_date") < F.lit(day))
         & (F.col("kind") != monitoring.PREDICTION)
@@ -247,7 +247,7 @@ def _retrain_reason(
     )
     if not drifted:
         return None
-    leaned = monitoring.leaned_on(persist.read_metadata(jobs.MODEL_NAME, serving))
+    leaned = monitoring.leaned_on(model_store.read_metadata(churn.MODEL_NAME, serving))
     used = [name for name in drifted if leaned is None or name in leaned]
     if not used:
         notes.append(
@@ -284,7 +284,7 @@ def run_daily(
         Step name to what happened (``ran``, ``skipped``, ``not due``).
     """
     from features import ingest
-    from models_ml.churn import jobs, monitoring, persist
+    from models_ml import churn, model_store, monitoring
 
     options = options or DailyOptions()
     if not dates:
@@ -360,9 +360,9 @@ def run_daily(
         return f"{', '.join(views)}: {applied}; materialized to {end.isoformat()}"
 
     def train_step() -> str:
-        whole = jobs.trained_for(day)
+        whole = churn.trained_for(day)
         if whole is not None:  # an earlier attempt trained it, then died before recording
-            earlier = persist.read_metadata(jobs.MODEL_NAME, whole)
+            earlier = model_store.read_metadata(churn.MODEL_NAME, whole)
             return (
                 f"v{whole} trained by an earlier attempt "
                 f"({earlier.get('retrain_reason') or 'reason not kept'})"
@@ -375,29 +375,29 @@ def run_daily(
         overrides = {"tuning": options.tuning} if options.tuning else {}
         try:
             with console.libraries_to_log():
-                run = jobs.train_churn_model(
+                run = churn.train_churn_model(
                     spark, batch_date=day, retrain_reason=reason, log=detail, **overrides
                 )
-        except jobs.NotEnoughData as young:
-            if persist.saved_versions(jobs.MODEL_NAME):  # a model serves on: retraining failed
+        except churn.NotEnoughData as young:
+            if model_store.saved_versions(churn.MODEL_NAME):  # a model serves on: retraining failed
                 raise
             return f"not possible yet: {young}"
         promotion = run.saved.metadata.get("promotion") or {}
-        role = "champion" if persist.is_champion_choice(run.saved.metadata) else "challenger"
+        role = "champion" if model_store.is_champion_choice(run.saved.metadata) else "challenger"
         return (
             f"v{run.saved.version} auc={run.result.metrics.get('areaUnderROC', 0):.3f} "
             f"{role}: {promotion.get('reason', '')} ({reason})"
         )
 
     def score_step() -> str:
-        if not persist.saved_versions(jobs.MODEL_NAME):
+        if not model_store.saved_versions(churn.MODEL_NAME):
             return "not possible yet: no model (see train)"
         with console.libraries_to_log():
-            rows = jobs.score_day(spark, day, log=detail)
+            rows = churn.score_day(spark, day, log=detail)
         return f"{rows:,} customers scored"
 
     def monitor_step() -> str:
-        if not persist.saved_versions(jobs.MODEL_NAME):
+        if not model_store.saved_versions(churn.MODEL_NAME):
             return "not possible yet: no model (see train)"
         with console.libraries_to_log():
             check = monitoring.monitor_day(spark, day, log=detail)

@@ -36,13 +36,13 @@ def holdout_ceiling(spark, metadata: dict) -> dict:  # spark: SparkSession
     import pyspark.sql.functions as F
 
     from features.generate import risk
-    from models_ml.churn import jobs
+    from models_ml import lake
 
     window = metadata.get("holdout_window") or {}
     if metadata.get("split") != "time" or not window.get("start") or not window.get("end"):
         return {"auc": None, "rows": 0}
     instant = F.col("event_timestamp")
-    held = jobs.training_entities(spark).where(
+    held = lake.training_entities(spark).where(
         (instant >= F.lit(window["start"]).cast("timestamp"))
         & (instant <= F.lit(window["end"]).cast("timestamp"))
     )
@@ -67,7 +67,7 @@ def run(*, customers: int, days: int, seed: int, reset: bool = True) -> int:
     """
     from features.daily import DailyOptions, run_daily
     from features.generate import GeneratorConfig, generate
-    from models_ml.churn import jobs, persist
+    from models_ml import churn, lake, model_store
 
     if days < 75:
         raise SystemExit(
@@ -99,15 +99,15 @@ def run(*, customers: int, days: int, seed: int, reset: bool = True) -> int:
     _log(f"[demo] daily run of {dates[-1]}")
     run_daily(spark, dates[-1:], log=_log, detail=console.detail)
 
-    _, metadata = persist.load_model(jobs.MODEL_NAME, version=jobs.serving_version())
+    _, metadata = model_store.load_model(churn.MODEL_NAME, version=churn.serving_version())
     metrics = metadata.get("metrics", {})
     auc = metrics.get("areaUnderROC")
     ceiling = summary.ceiling_auc
     _log("")
     _log("=" * 72)
     _log(
-        f"model {jobs.MODEL_NAME} v{metadata.get('version')} (the champion) trained on "
-        f"{jobs.FEATURE_SERVICE}"
+        f"model {churn.MODEL_NAME} v{metadata.get('version')} (the champion) trained on "
+        f"{lake.FEATURE_SERVICE}"
     )
     for name in sorted(metrics):
         _log(f"  {name:<24}{metrics[name]:.4f}")
@@ -119,14 +119,16 @@ def run(*, customers: int, days: int, seed: int, reset: bool = True) -> int:
         )
     if ceiling:
         _log(f"  generator's ceiling over all its snapshots: {ceiling:.3f}")
-    report_dir = persist.models_dir() / jobs.MODEL_NAME / str(metadata.get("version")) / "report"
+    report_dir = (
+        model_store.models_dir() / churn.MODEL_NAME / str(metadata.get("version")) / "report"
+    )
     _log(f"report: {report_dir}")
     _log("")
     _log(f"ten riskiest customers on {dates[-1]}:")
     spark.sql(
         f"""
         select customer_id, round(churn_probability, 4) as churn_probability, risk_decile
-        from {jobs.PREDICTIONS_TABLE}
+        from {churn.PREDICTIONS_TABLE}
         where score_date = '{dates[-1]}'
         order by churn_probability desc, customer_id
         limit 10
@@ -135,7 +137,7 @@ def run(*, customers: int, days: int, seed: int, reset: bool = True) -> int:
     query = (
         f"select score_date, risk_decile, count(*) as customers, "
         f"round(avg(churn_probability), 4) as avg_probability "
-        f"from {jobs.PREDICTIONS_TABLE} group by score_date, risk_decile "
+        f"from {churn.PREDICTIONS_TABLE} group by score_date, risk_decile "
         f"order by score_date, risk_decile desc"
     )
     _log(f'features sql "{query}"')

@@ -3,14 +3,14 @@
 Each labelled snapshot of ``ml.churn_labels`` that has a ``next_invoice_amount`` (the
 first invoice issued in the 31 days after the snapshot) is an entity row; its features
 are the ``churn_v1`` feature service pulled through Feast exactly as the churn job pulls
-them (:func:`models_ml.churn.jobs.historical_features`: point in time, with
+them (:func:`models_ml.lake.train_on_service`: point in time, with
 ``filter_by_created_timestamp``, never reading the feature tables directly).  A
 ``LinearRegression`` or ``GBTRegressor`` is tuned like the churn model (time-ordered
 folds or a forward train/validation cut, then a later held-out part) and judged with
 ``RegressionEvaluator`` (RMSE, MAE, R²) against the naive forecast "the next invoice
 equals the last one": the service's own ``last_invoice_amount`` feature (view
 ``customer_billing``), copied into a separate baseline column because a
-:class:`~models_ml.churn.config.ModelConfig` column may not be both a feature and the
+:class:`~models_ml.config.ModelConfig` column may not be both a feature and the
 baseline.
 """
 
@@ -26,19 +26,20 @@ import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, SparkSession
 
 from features import feast_repo
-from models_ml.churn import persist
-from models_ml.churn.config import ModelConfig
-from models_ml.churn.evaluate import regression_metrics
-from models_ml.churn.jobs import (
+from models_ml import model_store, registry
+from models_ml.config import ModelConfig
+from models_ml.evaluate import regression_metrics
+from models_ml.lake import (
     FEATURE_SERVICE,
     LABELS_TABLE,
-    fit_tuning_to_snapshots,
-    historical_features,
+    common_metadata,
+    log_metrics,
     model_config,
     save_and_register,
+    train_on_service,
     training_entities,
 )
-from models_ml.churn.train import TrainResult, prepare, split_holdout, train
+from models_ml.training import TrainResult
 
 MODEL_NAME = "next_invoice"
 LABEL_COLUMN = "next_invoice_amount"
@@ -68,8 +69,8 @@ class NextInvoiceRun:
         holdout: The held-out rows (lazy; features, ``label`` and the baseline column).
     """
 
-    saved: persist.SavedModel
-    registered: persist.RegisteredModel | None
+    saved: model_store.SavedModel
+    registered: registry.RegisteredModel | None
     result: TrainResult
     report_path: Path
     holdout: DataFrame
@@ -103,7 +104,7 @@ def invoice_config(
 ) -> ModelConfig:
     """The next-invoice model's configuration over the feature service's features.
 
-    It is the churn job's :func:`~models_ml.churn.jobs.model_config` with a regression
+    It is the churn job's :func:`~models_ml.lake.model_config` with a regression
     family, the family's grid of :data:`PARAM_GRIDS` and the last-invoice baseline.
     """
     if family not in PARAM_GRIDS:
@@ -161,48 +162,36 @@ def train_next_invoice_model(
     """
     store = feast_repo.feature_store()
     entities = invoice_entities(spark, start=start, end=end)
-    features, versions = historical_features(store, entities)
-    frame = add_baseline(features)
-    config = fit_tuning_to_snapshots(
+    trained = train_on_service(
+        store,
+        entities,
         invoice_config(store, family=family, tuning=tuning, **overrides),
-        entities.select("event_timestamp").distinct().count(),
+        label=f"{LABELS_TABLE}.{LABEL_COLUMN}",
+        add_columns=add_baseline,
         log=log,
     )
-    log(
-        f"train: {FEATURE_SERVICE} features of {LABELS_TABLE}.{LABEL_COLUMN} "
-        f"({len(config.feature_cols)} features, {config.family}; tables at versions "
-        f"{versions})"
-    )
-    # One retrieval, read by the split, the tuning and the judging.
-    frame.cache()
     try:
-        split = split_holdout(prepare(frame, config), config)
-        result = train(frame, config, split=split)
         result = dataclasses.replace(
-            result, metrics={**result.metrics, **judge_on_baseline_rows(result, split.holdout)}
+            trained.result,
+            metrics={
+                **trained.result.metrics,
+                **judge_on_baseline_rows(trained.result, trained.split.holdout),
+            },
         )
     finally:
-        frame.unpersist()
-    left_out = [c for c in config.feature_cols if c not in result.config.feature_cols]
-    if left_out:
-        log(f"train: left out {left_out}: null on every training row")
-    log("train: held-out " + ", ".join(f"{k}={v:.3f}" for k, v in sorted(result.metrics.items())))
+        trained.frame.unpersist()
+    log_metrics(result, log)
     extra = {
-        "requested_window": {
-            "start": str(start) if start else None,
-            "end": str(end) if end else None,
-        },
-        "filter_by_created_timestamp": True,
+        **common_metadata(trained, start=start, end=end),
         "baseline": {"feature": BASELINE_FEATURE, "column": BASELINE_COL},
-        "features_left_out": left_out,
     }
     run = save_and_register(
-        result, name=MODEL_NAME, versions=versions, extra=extra, register=register, log=log
+        result, name=MODEL_NAME, versions=trained.versions, extra=extra, register=register, log=log
     )
     return NextInvoiceRun(
         saved=run.saved,
         registered=run.registered,
         result=result,
         report_path=run.report_path,
-        holdout=split.holdout,
+        holdout=trained.split.holdout,
     )

@@ -97,7 +97,7 @@ def test_rerun_of_a_finished_date_changes_nothing(daily_lake) -> None:
 
 
 def test_rescoring_a_date_replaces_its_rows_only(daily_lake) -> None:
-    from models_ml.churn import jobs
+    from models_ml import churn
 
     spark, dates, *_ = daily_lake
     counts = dict(
@@ -111,7 +111,7 @@ def test_rescoring_a_date_replaces_its_rows_only(daily_lake) -> None:
     )
     before = {r.customer_id: r for r in spark.sql(query).collect()}
     # The registry's champion is the newest model: loaded from MLflow, it scores the same.
-    jobs.score_day(spark, dates[-1], promoted=True)
+    churn.score_day(spark, dates[-1], promoted=True)
     again = dict(
         spark.sql(
             "select score_date, count(*) from predictions.churn_scores group by score_date"
@@ -127,10 +127,10 @@ def test_rescoring_a_date_replaces_its_rows_only(daily_lake) -> None:
 
 def test_model_is_judged_against_the_generator_ceiling(daily_lake) -> None:
     from features.demo import holdout_ceiling
-    from models_ml.churn import persist
+    from models_ml import model_store
 
     spark, _, summary, *_ = daily_lake
-    _, metadata = persist.load_model("churn")
+    _, metadata = model_store.load_model("churn")
     assert "holdout_ceiling" not in metadata  # training does not look for the generator
     assert metadata["feature_service"] == "churn_v1"
     assert set(metadata["source_versions"]) == {
@@ -154,10 +154,10 @@ def test_model_is_judged_against_the_generator_ceiling(daily_lake) -> None:
 
 def test_drift_is_monitored_against_the_training_set(daily_lake) -> None:
     from features import drift
-    from models_ml.churn import persist
+    from models_ml import model_store
 
     spark, dates, *_ = daily_lake
-    _, metadata = persist.load_model("churn")
+    _, metadata = model_store.load_model("churn")
     baseline = metadata["drift_baseline"]
     assert set(baseline["features"]) == set(metadata["feature_names"])
     every = spark.sql(
@@ -180,14 +180,14 @@ def test_drift_is_monitored_against_the_training_set(daily_lake) -> None:
     }
     assert not rows.drifted.any(), rows[rows.drifted]
     assert (rows.current_rows > 0).all()
-    plot = persist.models_dir().parent / "monitoring" / f"feature_drift_{dates[-1]}.png"
+    plot = model_store.models_dir().parent / "monitoring" / f"feature_drift_{dates[-1]}.png"
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_drift_makes_the_next_day_retrain(daily_lake) -> None:
     from features import drift
     from features.daily import DailyOptions, _retrain_reason
-    from models_ml.churn import monitoring, persist
+    from models_ml import model_store, monitoring
 
     spark, dates, *_ = daily_lake
     day_after = dates[-1] + dt.timedelta(days=1)
@@ -195,7 +195,7 @@ def test_drift_makes_the_next_day_retrain(daily_lake) -> None:
     # The model is a day old: only drift on the last day can make the next one retrain.
     real_drift = any(r.drifted for r in current if r.kind != monitoring.PREDICTION)
     assert (_retrain_reason(spark, day_after, DailyOptions()) is not None) == real_drift
-    _, metadata = persist.load_model("churn")
+    _, metadata = model_store.load_model("churn")
     leaned = monitoring.leaned_on(metadata)
     assert leaned, metadata.get("feature_weights")  # a logistic model has weights
     assert set(leaned) <= set(metadata["feature_names"])
@@ -258,19 +258,19 @@ def test_drift_makes_the_next_day_retrain(daily_lake) -> None:
 
 
 def test_readers_see_a_whole_day_or_none(daily_lake) -> None:
-    from models_ml.churn import jobs
+    from models_ml import churn
 
     spark, dates, *_ = daily_lake
     day = dates[-3]  # never scored by the fixture
     expected = spark.sql(
-        f"select count(*) from {jobs.SPINE_TABLE} where feature_date = '{day}'"
+        f"select count(*) from {churn.SPINE_TABLE} where feature_date = '{day}'"
     ).first()[0]
     query = (
-        f"select count(*), count(distinct customer_id) from {jobs.PREDICTIONS_TABLE} "
+        f"select count(*), count(distinct customer_id) from {churn.PREDICTIONS_TABLE} "
         f"where score_date = '{day}'"
     )
     assert tuple(spark.sql(query).first()) == (0, 0)
-    versions_before = spark.sql(f"describe history {jobs.PREDICTIONS_TABLE}").count()
+    versions_before = spark.sql(f"describe history {churn.PREDICTIONS_TABLE}").count()
     seen: list[tuple[int, int]] = []
     stop = threading.Event()
 
@@ -281,8 +281,8 @@ def test_readers_see_a_whole_day_or_none(daily_lake) -> None:
     reader = threading.Thread(target=read)
     reader.start()
     try:
-        jobs.score_day(spark, day, log=lambda _: None)  # the day appears ...
-        jobs.score_day(spark, day, log=lambda _: None)  # ... and is replaced
+        churn.score_day(spark, day, log=lambda _: None)  # the day appears ...
+        churn.score_day(spark, day, log=lambda _: None)  # ... and is replaced
     finally:
         stop.set()
         reader.join()
@@ -290,23 +290,23 @@ def test_readers_see_a_whole_day_or_none(daily_lake) -> None:
     assert set(seen) <= {(0, 0), (expected, expected)}, set(seen)
     assert tuple(spark.sql(query).first()) == (expected, expected)
     # Each scoring run is one Delta commit: there is no in-between version to read.
-    assert spark.sql(f"describe history {jobs.PREDICTIONS_TABLE}").count() == versions_before + 2
+    assert spark.sql(f"describe history {churn.PREDICTIONS_TABLE}").count() == versions_before + 2
 
 
 def test_a_window_without_labels_or_churners_is_not_enough_data(daily_lake) -> None:
     """What a young lake meets: the daily job reports it as "not possible yet" (by the
     reason below) instead of failing, as long as no model serves."""
-    from models_ml.churn import jobs
+    from models_ml import churn, lake
 
     spark, dates, *_ = daily_lake
     before = dates[0] - dt.timedelta(days=30)
-    with pytest.raises(jobs.NotEnoughData, match="has no labelled snapshot between"):
-        jobs.train_churn_model(spark, start=before, end=before)
+    with pytest.raises(churn.NotEnoughData, match="has no labelled snapshot between"):
+        churn.train_churn_model(spark, start=before, end=before)
     quiet = spark.sql(
-        f"select snapshot_date from {jobs.LABELS_TABLE} where churned_within_30d is not null "
+        f"select snapshot_date from {lake.LABELS_TABLE} where churned_within_30d is not null "
         "group by snapshot_date having max(cast(churned_within_30d as int)) = 0 "
         "order by snapshot_date limit 1"
     ).first()
     if quiet is not None:  # a snapshot in which nobody churned, alone in its window
-        with pytest.raises(jobs.NotEnoughData, match="no customer has churned"):
-            jobs.train_churn_model(spark, start=quiet[0], end=quiet[0])
+        with pytest.raises(churn.NotEnoughData, match="no customer has churned"):
+            churn.train_churn_model(spark, start=quiet[0], end=quiet[0])

@@ -52,7 +52,7 @@ def drift_lake(spark, lakehouse_root):
     from features.daily import PIPELINE, DailyOptions, _retrain_reason, run_dbt_build
     from features.generate import Change, GeneratorConfig, generate
     from features.ingest import ingest_batches
-    from models_ml.churn import jobs, monitoring
+    from models_ml import churn, monitoring
 
     # Runs last (tests/conftest.py): the shared lake's tests are done with it.  What earlier
     # tests cached of its tables (data, Delta logs) would outlive the tables dropped here.
@@ -79,14 +79,14 @@ def drift_lake(spark, lakehouse_root):
     with runlog.record_step(
         spark, pipeline=PIPELINE, step="train", batch_date=train_day, run_id=runlog.new_run_id()
     ) as record:
-        run = jobs.train_churn_model(
+        run = churn.train_churn_model(
             spark, end=train_day - dt.timedelta(days=30), batch_date=train_day, tuning="tvs"
         )
         record.finish(status="succeeded", message=f"v{run.saved.version} (retrain=always)")
     # Scored: the model's own day (for the scores' drift) and two days whose 30-day labels
     # are known by the lake's last day (for the realized performance).
     for index in (SCORED_EARLY, SCORED_EARLY + 1, TRAIN_DAY + 1):
-        jobs.score_day(spark, config.date_of(index))
+        churn.score_day(spark, config.date_of(index))
     # The monitored days in one go, as a backfill monitors them (one retrieval, one commit).
     monitored = range(TRAIN_DAY + 1, CHANGE_DAY + CHANGE_DAYS)
     by_date = monitoring.monitor_days(spark, [config.date_of(index) for index in monitored])
@@ -119,12 +119,14 @@ def test_no_change_no_flags_and_no_retraining(drift_lake) -> None:
     assert all(0 <= r.p_value <= 1 and r.psi >= 0 for r in rows)
     # One day on its own, as the daily job monitors it, gives what the backfill gave.
     from features import drift, feast_repo
-    from models_ml.churn import jobs, persist
+    from models_ml import churn, model_store
 
-    baseline = persist.read_metadata("churn", checks[TRAIN_DAY + 1].model_version)["drift_baseline"]
+    baseline = model_store.read_metadata("churn", checks[TRAIN_DAY + 1].model_version)[
+        "drift_baseline"
+    ]
     alone = drift.psi(
         baseline,
-        jobs.day_features(spark, feast_repo.feature_store(), config.date_of(TRAIN_DAY + 1)),
+        churn.day_features(spark, feast_repo.feature_store(), config.date_of(TRAIN_DAY + 1)),
     )
     stored = {r.feature: r for r in rows}
     for row in alone:
@@ -208,7 +210,7 @@ def test_the_days_before_the_change_are_the_lake_without_it(drift_lake) -> None:
 
 def test_scores_are_compared_with_the_baseline_day(drift_lake) -> None:
     from features import drift
-    from models_ml.churn import monitoring
+    from models_ml import monitoring
 
     spark, config, checks, _ = drift_lake
     first = checks[TRAIN_DAY + 1]
@@ -235,7 +237,7 @@ def test_realized_performance_of_matured_score_dates(drift_lake) -> None:
     """Scores of days 85 and 86 meet the churn that followed them, as known on day 120."""
     from sklearn.metrics import roc_auc_score
 
-    from models_ml.churn import monitoring
+    from models_ml import monitoring
 
     spark, config, checks, _ = drift_lake
     # Day 85's labels were known on day 115, a monitored day, which recorded them.
@@ -353,26 +355,26 @@ def test_the_monitor_command_prints_a_line_per_day(drift_lake, capsys) -> None:
 
 def test_a_new_model_must_beat_the_champion_to_replace_it(drift_lake) -> None:
     """Last in this file: it trains two more models and moves the champion."""
-    from models_ml.churn import jobs, persist
+    from models_ml import churn, registry
 
     spark, config, *_ = drift_lake
-    champion = persist.champion_version("churn")
-    assert champion is not None and jobs.serving_version() == champion
+    champion = registry.champion_version("churn")
+    assert champion is not None and churn.serving_version() == champion
     train_day = config.date_of(TRAIN_DAY)
     window = {"end": train_day - dt.timedelta(days=30), "batch_date": train_day}
     # A model that cannot rank: an L1 penalty that zeroes every weight.
     blind = {"param_grid": (("regParam", (10.0,)), ("elasticNetParam", (1.0,))), "tuning": "tvs"}
-    run = jobs.train_churn_model(spark, **window, **blind)
+    run = churn.train_churn_model(spark, **window, **blind)
     promotion = run.saved.metadata["promotion"]
     assert not promotion["promoted"] and promotion["champion_version"] == champion
     assert promotion["rows"] > promotion["positives"] > 0
-    assert promotion["auc"] < promotion["champion_auc"] + jobs.PROMOTION_MARGIN
+    assert promotion["auc"] < promotion["champion_auc"] + churn.PROMOTION_MARGIN
     assert promotion["reason"].startswith(f"does not beat v{champion}")
-    assert persist.champion_version("churn") == champion == jobs.serving_version()
-    assert persist.champion_version("churn", alias="challenger") == run.saved.version
+    assert registry.champion_version("churn") == champion == churn.serving_version()
+    assert registry.champion_version("churn", alias="challenger") == run.saved.version
     # Scoring and monitoring keep using the champion.
     day = config.date_of(TRAIN_DAY + 1)
-    jobs.score_day(spark, day)
+    churn.score_day(spark, day)
     versions = {
         row.model_version
         for row in spark.table("predictions.churn_scores")
@@ -382,7 +384,7 @@ def test_a_new_model_must_beat_the_champion_to_replace_it(drift_lake) -> None:
     }
     assert versions == {str(champion)}
     # Told to, it replaces the champion whatever it scores.
-    forced = jobs.train_churn_model(spark, **window, promote=True, **blind)
+    forced = churn.train_churn_model(spark, **window, promote=True, **blind)
     assert forced.saved.metadata["promotion"] == {
         "promoted": True,
         "champion_version": champion,
@@ -392,4 +394,4 @@ def test_a_new_model_must_beat_the_champion_to_replace_it(drift_lake) -> None:
         "champion_auc": None,
         "reason": "promoted as asked",
     }
-    assert persist.champion_version("churn") == forced.saved.version == jobs.serving_version()
+    assert registry.champion_version("churn") == forced.saved.version == churn.serving_version()

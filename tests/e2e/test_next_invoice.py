@@ -58,7 +58,7 @@ def _direct_metrics(frame, prediction: str) -> dict[str, float]:
 
 def test_trains_on_the_churn_service_through_feast(invoice_run):
     from features import feast_repo
-    from models_ml.churn.jobs import service_features
+    from models_ml.lake import service_features
     from models_ml.next_invoice import BASELINE_COL
 
     _, run, lines = invoice_run
@@ -125,10 +125,10 @@ def test_saved_model_scores_like_the_trained_one(invoice_run):
     import pyspark.sql.functions as F
     from pyspark.testing import assertDataFrameEqual
 
-    from models_ml.churn import persist
+    from models_ml import model_store
 
     _, run, _ = invoice_run
-    model, meta = persist.load_model("next_invoice", version=run.saved.version)
+    model, meta = model_store.load_model("next_invoice", version=run.saved.version)
     assert meta["metrics"] == pytest.approx(run.saved.metadata["metrics"])
     keys = ["customer_id", "event_timestamp"]
     holdout = run.holdout.cache()
@@ -144,11 +144,11 @@ def test_saved_model_scores_like_the_trained_one(invoice_run):
 def test_registered_in_mlflow_as_champion(invoice_run):
     from mlflow import MlflowClient
 
-    from models_ml.churn import persist
+    from models_ml import registry
 
     _, run, _ = invoice_run
     assert run.registered is not None
-    client = MlflowClient(tracking_uri=persist.configure_mlflow())
+    client = MlflowClient(tracking_uri=registry.configure_mlflow())
     champion = client.get_model_version_by_alias("next_invoice", "champion")
     assert str(champion.version) == str(run.registered.version)
     logged = client.get_run(run.registered.run_id).data.metrics

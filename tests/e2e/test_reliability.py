@@ -63,17 +63,17 @@ def test_every_step_succeeded_once_per_date(daily_lake, killed_lake) -> None:
 
 
 def test_each_training_saved_one_model_version(daily_lake, lakehouse_root, killed_lake) -> None:
-    from models_ml.churn import jobs, persist
+    from models_ml import churn, model_store
 
     root, attempts, log = killed_lake
-    clean = persist.saved_versions(jobs.MODEL_NAME, root=lakehouse_root)
-    rerun = persist.saved_versions(jobs.MODEL_NAME, root=root)
+    clean = model_store.saved_versions(churn.MODEL_NAME, root=lakehouse_root)
+    rerun = model_store.saved_versions(churn.MODEL_NAME, root=root)
     assert rerun == clean, (
         f"saved versions clean {clean} vs killed {rerun}; kills {attempts}; see {log}"
     )
     for version in rerun:
-        ours = persist.read_metadata(jobs.MODEL_NAME, version, root=root)
-        theirs = persist.read_metadata(jobs.MODEL_NAME, version, root=lakehouse_root)
+        ours = model_store.read_metadata(churn.MODEL_NAME, version, root=root)
+        theirs = model_store.read_metadata(churn.MODEL_NAME, version, root=lakehouse_root)
         assert ours["batch_date"] == theirs["batch_date"]
         assert ours["metrics"]["areaUnderROC"] == pytest.approx(
             theirs["metrics"]["areaUnderROC"], abs=1e-9

@@ -52,27 +52,27 @@ def test_the_champion_served_by_mlflow_scores_like_the_batch_job(
     import mlflow
 
     from features import feast_repo
-    from models_ml.churn import jobs, persist
+    from models_ml import churn, lake, registry
 
     spark, dates, *_ = daily_lake
     day = dates[-1]
-    persist.configure_mlflow()
-    uri = f"models:/{jobs.MODEL_NAME}@{persist.DEFAULT_ALIAS}"
+    registry.configure_mlflow()
+    uri = f"models:/{churn.MODEL_NAME}@{registry.DEFAULT_ALIAS}"
     info = mlflow.models.get_model_info(uri)
     assert info.signature is not None and info.signature.inputs is not None
     assert info.saved_input_example_info is not None
     store = feast_repo.feature_store()
-    columns = list(jobs.model_config(store).feature_cols)
+    columns = list(lake.model_config(store).feature_cols)
     assert set(info.signature.inputs.input_names()) == set(columns)
 
-    jobs.score_day(spark, day, log=lambda _: None)  # with the champion, as served below
+    churn.score_day(spark, day, log=lambda _: None)  # with the champion, as served below
     batch = {
         row["customer_id"]: row["churn_probability"]
-        for row in spark.table(jobs.PREDICTIONS_TABLE)
+        for row in spark.table(churn.PREDICTIONS_TABLE)
         .where(F.col("score_date") == F.lit(day))
         .collect()
     }
-    rows = jobs.day_features(spark, store, day).orderBy("customer_id").limit(12).toPandas()
+    rows = churn.day_features(spark, store, day).orderBy("customer_id").limit(12).toPandas()
     assert len(rows) == 12
     body = {"dataframe_split": json.loads(rows[columns].to_json(orient="split", index=False))}
 
@@ -129,12 +129,12 @@ def test_the_model_server_stays_on_loopback(lakehouse_root) -> None:
 def _batch_scores(spark, day) -> dict:
     """The day's batch scores by the serving version (scored again: earlier tests may have
     rescored the day with another version)."""
-    from models_ml.churn import jobs
+    from models_ml import churn
 
-    jobs.score_day(spark, day, log=lambda _: None)
+    churn.score_day(spark, day, log=lambda _: None)
     return {
         row["customer_id"]: row
-        for row in spark.table(jobs.PREDICTIONS_TABLE)
+        for row in spark.table(churn.PREDICTIONS_TABLE)
         .where(F.col("score_date") == F.lit(day))
         .collect()
     }
@@ -160,7 +160,7 @@ def test_online_scores_are_the_batch_scores_of_the_day_materialized(
     Spark runtime to 1e-9, the ONNX export within float32's precision); an unknown
     customer gets an answer saying so, not an exception."""
     from features import cli
-    from models_ml.churn import onnx_runtime
+    from models_ml import onnx_runtime
 
     spark, dates, *_ = daily_lake
     batch = _batch_scores(spark, dates[-1])
@@ -186,7 +186,7 @@ def test_the_online_endpoint_answers_like_predict(daily_lake, lakehouse_root) ->
     which holds the embedded metastore: its session must not need it.  Its runtime is the
     ONNX export (the onnx extra is installed with the tests).  One customer, then every
     customer of the day, then a bad request; SIGTERM stops it."""
-    from models_ml.churn import onnx_runtime
+    from models_ml import onnx_runtime
 
     spark, dates, *_ = daily_lake
     batch = _batch_scores(spark, dates[-1])
@@ -243,7 +243,7 @@ def test_the_onnx_export_scores_missing_and_unseen_values_like_spark(daily_lake)
     """Rows the online store may hold: a categorical feature missing or never seen in
     training, numeric features missing; the ONNX export answers what the Spark pipeline
     answers for each (the string indexer's "keep", the imputer's medians)."""
-    from models_ml.churn import online, onnx_runtime
+    from models_ml import online, onnx_runtime
 
     spark, dates, *_ = daily_lake
     _batch_scores(spark, dates[-1])

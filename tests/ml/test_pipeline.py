@@ -12,16 +12,12 @@ from pyspark.ml.classification import GBTClassifier, LogisticRegression
 from pyspark.ml.feature import Imputer, OneHotEncoder, StringIndexer, VectorAssembler
 from pyspark.ml.regression import LinearRegression
 
-from models_ml.churn import evaluate
-from models_ml.churn.config import ConfigError, ModelConfig
-from models_ml.churn.pipeline import build_pipeline
-from models_ml.churn.train import (
-    add_folds,
-    prepare,
-    split_holdout,
-    train,
-    without_empty_features,
-)
+from models_ml import evaluate
+from models_ml.config import ConfigError, ModelConfig
+from models_ml.pipeline import build_pipeline
+from models_ml.split import prepare, split_holdout
+from models_ml.training import train, without_empty_features
+from models_ml.tuning import TimeSeriesCrossValidator
 
 pytestmark = pytest.mark.ml
 
@@ -110,29 +106,17 @@ def test_time_split_at_a_given_start(frame, config):
     assert split.holdout.agg(F.min("snapshot_at")).first()[0] == SNAPSHOTS[4]
 
 
-def test_time_folds_are_contiguous_blocks_in_time(frame, config):
-    folded = add_folds(frame, config, folds=3)
-    bounds = (
-        folded.groupBy("_fold")
-        .agg(F.min("snapshot_at").alias("lo"), F.max("snapshot_at").alias("hi"))
-        .orderBy("_fold")
-        .collect()
-    )
-    assert [r["_fold"] for r in bounds] == [0, 1, 2]
-    for earlier, later in zip(bounds, bounds[1:], strict=False):
-        assert earlier["hi"] < later["lo"]
-
-
 def test_few_snapshot_instants_still_split_and_fold(frame, config):
     # Three weekly snapshots: the 0.8 quantile is the last instant itself; the holdout
-    # must still get it, and two time folds must each get one of the other two.
+    # must still get it, and one forward fold must fit on one and validate on the other.
     three = prepare(frame.where(F.col("snapshot_at") < SNAPSHOTS[3]), config)
     split = split_holdout(three, config.replace(holdout_fraction=0.2))
     assert split.holdout.select("snapshot_at").distinct().collect()[0][0] == SNAPSHOTS[2]
     assert split.holdout.select("snapshot_at").distinct().count() == 1
-    folded = add_folds(split.train, config, folds=2)
-    by_fold = dict(folded.groupBy("_fold").agg(F.min("snapshot_at")).collect())
-    assert by_fold == {0: SNAPSHOTS[0], 1: SNAPSHOTS[1]}
+    tuner = TimeSeriesCrossValidator(numFolds=1, timeCol="snapshot_at", firstTrainFraction=0.75)
+    ((fit_rows, validation),) = tuner._kFold(split.train)
+    assert [r[0] for r in fit_rows.select("snapshot_at").distinct().collect()] == [SNAPSHOTS[0]]
+    assert [r[0] for r in validation.select("snapshot_at").distinct().collect()] == [SNAPSHOTS[1]]
 
 
 def test_all_null_features_are_left_out(frame, config):

@@ -10,10 +10,10 @@ import json
 
 import pytest
 
-from models_ml.churn import evaluate, persist
-from models_ml.churn.config import ModelConfig
-from models_ml.churn.report import write_report
-from models_ml.churn.train import train
+from models_ml import evaluate, model_store, registry
+from models_ml.config import ModelConfig
+from models_ml.report import write_report
+from models_ml.training import train
 from tests.conftest import SHARED_DATA
 
 pytestmark = pytest.mark.ml
@@ -81,7 +81,7 @@ def test_top_weights_name_telco_columns(logistic):
 def test_save_load_scores_identically_with_metadata_and_report(
     spark, telco, logistic, lakehouse_root
 ):
-    saved = persist.save_model(
+    saved = model_store.save_model(
         logistic,
         name="telco_churn",
         feature_service="telco_benchmark",
@@ -91,7 +91,7 @@ def test_save_load_scores_identically_with_metadata_and_report(
     for png in ("roc.png", "pr.png", "lift.png", "weights.png"):
         assert (saved.path / "report" / png).stat().st_size > 1000
     assert "Lift by risk decile" in (saved.path / "report" / "report.md").read_text()
-    loaded, metadata = persist.load_model("telco_churn")
+    loaded, metadata = model_store.load_model("telco_churn")
     on_disk = json.loads((saved.path / "metadata.json").read_text())
     assert metadata == on_disk
     assert metadata["feature_service"] == "telco_benchmark"
@@ -102,10 +102,10 @@ def test_save_load_scores_identically_with_metadata_and_report(
 
 
 def test_mlflow_registry_round_trip_by_alias(telco, logistic, lakehouse_root):
-    registered = persist.log_to_mlflow(logistic, name="telco_churn")
+    registered = registry.log_to_mlflow(logistic, name="telco_churn")
     assert (lakehouse_root / "artifacts" / "mlflow.db").exists()
     assert (lakehouse_root / "artifacts" / "mlruns").is_dir()
-    loaded = persist.load_registered("telco_churn", alias="champion")
+    loaded = registry.load_registered("telco_churn", alias="champion")
     _assert_same_scores(logistic.model, loaded, telco)
     assert registered.version == "1"
 

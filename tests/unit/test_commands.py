@@ -223,10 +223,10 @@ def test_env_prints_what_a_shell_needs_for_the_lake(tmp_path, monkeypatch, capsy
 
 
 def test_mlflow_runs_are_named_for_what_they_are() -> None:
-    from models_ml.churn import persist
+    from models_ml import registry
 
     assert (
-        persist.run_name(
+        registry.run_name(
             {
                 "name": "churn",
                 "version": 3,
@@ -236,4 +236,4 @@ def test_mlflow_runs_are_named_for_what_they_are() -> None:
         )
         == "churn v3 logistic to 2026-03-30"
     )
-    assert persist.run_name({"name": "next_invoice", "family": "linear"}) == "next_invoice linear"
+    assert registry.run_name({"name": "next_invoice", "family": "linear"}) == "next_invoice linear"

@@ -156,6 +156,6 @@ def test_libraries_print_to_the_log_unless_verbose(tmp_path, capsys) -> None:
     "rows, cores, expected", [(3_000, 2, 1), (250_000, 2, 2), (10_000_000, 16, 16), (0, 8, 1)]
 )
 def test_tuning_partitions_follow_the_data_not_the_shuffle(rows, cores, expected) -> None:
-    from models_ml.churn.train import tuning_partitions
+    from models_ml.tuning import tuning_partitions
 
     assert tuning_partitions(rows, cores) == expected

@@ -126,23 +126,23 @@ def test_rule_checks_its_settings() -> None:
 
 
 def test_training_starts_at_the_first_snapshot_with_whole_windows() -> None:
-    from models_ml.churn import jobs
+    from models_ml import churn
 
     first = dt.date(2026, 1, 1)
     weekly = [first + dt.timedelta(days=d) for d in range(28, 400, 7)]
-    complete = jobs.complete_windows_from(first)
+    complete = churn.complete_windows_from(first)
     assert complete == dt.date(2026, 4, 1)
     # A young lake (the demo: 90 days, snapshots up to day 56): every snapshot is kept.
     assert (
-        jobs.training_start([d for d in weekly if d <= first + dt.timedelta(days=56)], first)
+        churn.training_start([d for d in weekly if d <= first + dt.timedelta(days=56)], first)
         is None
     )
     # Three whole snapshots are not enough to tune and hold out; four are.
     three = [d for d in weekly if d < complete + dt.timedelta(days=21)]
-    assert jobs.training_start(three, first) is None
+    assert churn.training_start(three, first) is None
     four = [d for d in weekly if d < complete + dt.timedelta(days=28)]
-    assert jobs.training_start(four, first) == complete
-    assert jobs.training_start(weekly, first, lookback_days=30) == first + dt.timedelta(days=30)
+    assert churn.training_start(four, first) == complete
+    assert churn.training_start(weekly, first, lookback_days=30) == first + dt.timedelta(days=30)
 
 
 def test_changes_parse_and_say_what_they_move() -> None:
@@ -188,7 +188,7 @@ def test_price_rises_stack_on_the_price_of_their_day() -> None:
 
 
 def test_auc_interval_says_how_sure_a_hold_out_can_be() -> None:
-    from models_ml.churn.evaluate import auc_interval
+    from models_ml.evaluate import auc_interval
 
     small = auc_interval(0.84, positives=7, negatives=45)
     large = auc_interval(0.84, positives=700, negatives=4500)

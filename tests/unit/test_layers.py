@@ -42,15 +42,15 @@ def test_training_that_imports_the_generator_breaks_the_build(tmp_path) -> None:
             REPO_ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__")
         )
     shutil.copy(REPO_ROOT / "pyproject.toml", tmp_path)
-    jobs = tmp_path / "models_ml" / "churn" / "jobs.py"
-    text = jobs.read_text()
+    task = tmp_path / "models_ml" / "churn.py"
+    text = task.read_text()
     anchor = "from __future__ import annotations\n"
     assert anchor in text
-    jobs.write_text(text.replace(anchor, anchor + "from features.generate import risk\n", 1))
+    task.write_text(text.replace(anchor, anchor + "from features.generate import risk\n", 1))
     proc = _lint(tmp_path)
     assert proc.returncode != 0
     assert (
         "The ML code imports neither the application layer nor the data generator BROKEN"
         in proc.stdout
     )
-    assert "models_ml.churn.jobs -> features.generate.risk" in proc.stdout
+    assert "models_ml.churn -> features.generate.risk" in proc.stdout

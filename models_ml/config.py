@@ -28,6 +28,8 @@ LABEL = "label"
 FEATURES = "features"
 SCALED = "features_scaled"
 FOLD = "_fold"
+#: Without id columns: a hash of each row's own values, what hash splits key on.
+ROW_ID = "_row_id"
 
 _NUMERIC_TYPES = (T.NumericType, T.BooleanType)
 _SKIPPED_TYPES = (
@@ -59,7 +61,8 @@ class ModelConfig:
         family: ``logistic`` or ``gbt`` (classifiers), ``linear`` or ``gbt_regressor``.
         timestamp_col: When the features were known.  With it, the held-out set and the
             tuning folds are cut by time; without it, by a hash of ``id_cols``.
-        id_cols: Entity keys; never features.  The hash split needs at least one.
+        id_cols: Entity keys; never features.  Without them a hash split keys on a hash of
+            each row's values (identical rows fall on the same side).
         numeric_cols: Numeric features (strings that parse as numbers are cast; blanks
             and nulls are imputed with the training median).
         categorical_cols: Categorical features (indexed, unseen values kept, one-hot).
@@ -68,9 +71,12 @@ class ModelConfig:
         param_grid: ``((param, (values...)), ...)`` over the estimator's params;
             :data:`DEFAULT_GRIDS` when empty.
         max_iter: Iterations of the estimator when the grid does not set them.
-        tuning: ``cv`` (CrossValidator) or ``tvs`` (one train/validation cut, cheaper).
-        num_folds: Folds of ``cv``.
-        train_ratio: Share of the tuning data fitted on in ``tvs``.
+        tuning: ``cv`` (cross-validation; with a timestamp expanding windows in time, see
+            :class:`~models_ml.tuning.TimeSeriesCrossValidator`) or ``tvs`` (one
+            train/validation cut, forward in time, cheaper).
+        num_folds: Folds of ``cv`` (with a timestamp, ``num_folds + 1`` time blocks).
+        train_ratio: Share of the tuning data (the earliest, with a timestamp) fitted on in
+            ``tvs``.
         parallelism: Models fitted at once while tuning (threads: small fits wait on Spark's
             scheduling more than on the cores, so more than the cores pays).
         holdout_fraction: Share of rows (the latest ones, with a timestamp) held out.
@@ -131,10 +137,6 @@ class ModelConfig:
         for name in ("holdout_fraction", "train_ratio", "validation_fraction"):
             if not 0.0 < getattr(self, name) < 1.0:
                 raise ConfigError(f"ModelConfig: {name} must lie strictly between 0 and 1")
-        if self.timestamp_col is None and not self.id_cols:
-            raise ConfigError(
-                "ModelConfig: without timestamp_col the split hashes id_cols; give id_cols"
-            )
         if self.baseline_col and self.is_classifier:
             raise ConfigError("ModelConfig: baseline_col is for regression families only")
 

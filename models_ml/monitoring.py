@@ -3,10 +3,10 @@ its past predictions turned out.
 
 - :func:`monitor_day` (:func:`monitor_days` for a backfill): the features and the scores of
   a day against the baselines saved with the model
-  (:func:`models_ml.churn.jobs.drift_reference`), one row per feature and one for the scores
+  (:func:`models_ml.churn.drift_reference`), one row per feature and one for the scores
   (``kind = 'prediction'``) in ``ops.feature_drift``; and the realized performance of
   every past score date whose 30-day labels have matured since, in ``ops.model_performance``;
-  and the HTML report of the last 30 days (:mod:`models_ml.churn.monitor_report`).
+  and the HTML report of the last 30 days (:mod:`models_ml.monitor_report`).
 - :func:`leaned_on`: the features a model relies on, by its weights: drift elsewhere does
   not make retraining due.
 """
@@ -24,8 +24,8 @@ from pyspark.ml.evaluation import BinaryClassificationEvaluator
 from pyspark.sql import DataFrame, SparkSession
 
 from features import drift, feast_repo, lakehouse, runlog
-from models_ml.churn import jobs, persist
-from models_ml.churn.evaluate import auc_interval
+from models_ml import churn, model_store
+from models_ml.evaluate import auc_interval
 
 PERFORMANCE_TABLE = "ops.model_performance"
 PERFORMANCE_DDL = (
@@ -34,7 +34,7 @@ PERFORMANCE_DDL = (
     "mean_probability double, churn_rate double, labels_known_on date, computed_at timestamp"
 )
 CHURN_EVENTS = "staging.stg_bronze__churn_events"
-HORIZON_DAYS = jobs.LABEL_HORIZON_DAYS
+HORIZON_DAYS = churn.LABEL_HORIZON_DAYS
 PREDICTION = "prediction"
 # A feature the model leans on has a weight at least this share of its largest.
 LEAN_SHARE = 0.1
@@ -53,7 +53,7 @@ class DriftCheck:
             score baseline).
         performance: Realized performance rows written for matured score dates.
         report: The HTML report of the last 30 days (see
-            :mod:`models_ml.churn.monitor_report`).
+            :mod:`models_ml.monitor_report`).
     """
 
     rows: int
@@ -103,17 +103,19 @@ def monitor_days(
     days = sorted(set(days))
     if not days:
         raise ValueError("monitor: no day given")
-    version = version if version is not None else jobs.serving_version()
+    version = version if version is not None else churn.serving_version()
     if version is None:
-        raise persist.ModelNotFound(f"monitor: no saved {jobs.MODEL_NAME!r} model; train one first")
-    metadata = persist.read_metadata(jobs.MODEL_NAME, version)
+        raise model_store.ModelNotFound(
+            f"monitor: no saved {churn.MODEL_NAME!r} model; train one first"
+        )
+    metadata = model_store.read_metadata(churn.MODEL_NAME, version)
     baseline = metadata.get("drift_baseline")
     if not baseline:
         raise ValueError(
-            f"monitor: model {jobs.MODEL_NAME} v{version} was saved without a drift baseline "
+            f"monitor: model {churn.MODEL_NAME} v{version} was saved without a drift baseline "
             f"(trained before monitoring existed); retrain it"
         )
-    features = jobs.day_features(spark, feast_repo.feature_store(), days)
+    features = churn.day_features(spark, feast_repo.feature_store(), days)
     by_day = drift.psi_by(baseline, features, F.to_date("event_timestamp"), rule=rule)
     missing = [day for day in days if day not in by_day]
     if missing:
@@ -125,7 +127,7 @@ def monitor_days(
     drift.write_drift_days(
         spark,
         {day: by_day[day] + ([scores[day]] if day in scores else []) for day in days},
-        model_name=jobs.MODEL_NAME,
+        model_name=churn.MODEL_NAME,
         model_version=str(version),
     )
     checks: dict[dt.date, DriftCheck] = {}
@@ -134,7 +136,7 @@ def monitor_days(
         plot = drift.plot_drift(
             found,
             lakehouse.settings().artifacts_dir / "monitoring" / f"feature_drift_{day}.png",
-            title=f"Feature drift on {day} vs the baseline of {jobs.MODEL_NAME} v{version}",
+            title=f"Feature drift on {day} vs the baseline of {churn.MODEL_NAME} v{version}",
             rule=rule,
         )
         drifted = drift.drifted_features(found)
@@ -162,7 +164,7 @@ def monitor_days(
     performance = record_performance(spark, last, log=log)
     page = None
     if report:
-        from models_ml.churn import monitor_report
+        from models_ml import monitor_report
 
         page = monitor_report.write_report(spark, last, rule=rule)
         log(f"monitor: report {page}")
@@ -176,15 +178,15 @@ def _score_drift(
     """Each scored day's scores by the model against its score baseline (days the model
     did not score, or a model without a score baseline: absent)."""
     baseline = metadata.get("score_baseline")
-    if not baseline or not spark.catalog.tableExists(jobs.PREDICTIONS_TABLE):
+    if not baseline or not spark.catalog.tableExists(churn.PREDICTIONS_TABLE):
         return {}
-    scored = spark.table(jobs.PREDICTIONS_TABLE).where(
+    scored = spark.table(churn.PREDICTIONS_TABLE).where(
         F.col("score_date").isin(list(days))
-        & (F.col("model_name") == jobs.MODEL_NAME)
+        & (F.col("model_name") == churn.MODEL_NAME)
         & (F.col("model_version") == str(metadata.get("version")))
     )
     found = drift.psi_by(
-        baseline, scored.select("score_date", jobs.SCORE_FEATURE), F.col("score_date"), rule=rule
+        baseline, scored.select("score_date", churn.SCORE_FEATURE), F.col("score_date"), rule=rule
     )
     return {day: dataclasses.replace(rows[0], kind=PREDICTION) for day, rows in found.items()}
 
@@ -203,19 +205,19 @@ def ensure_performance_table(spark: SparkSession) -> str:
 def matured_dates(spark: SparkSession, day: dt.date) -> list[tuple[dt.date, str]]:
     """Score dates (with the model version that scored them) whose labels are known by
     the end of ``day`` and that ``ops.model_performance`` lacks for that version."""
-    if not spark.catalog.tableExists(jobs.PREDICTIONS_TABLE):
+    if not spark.catalog.tableExists(churn.PREDICTIONS_TABLE):
         return []
     last = day - dt.timedelta(days=HORIZON_DAYS)
     scored = (
-        spark.table(jobs.PREDICTIONS_TABLE)
-        .where((F.col("model_name") == jobs.MODEL_NAME) & (F.col("score_date") <= F.lit(last)))
+        spark.table(churn.PREDICTIONS_TABLE)
+        .where((F.col("model_name") == churn.MODEL_NAME) & (F.col("score_date") <= F.lit(last)))
         .select("score_date", "model_version")
         .distinct()
     )
     if spark.catalog.tableExists(PERFORMANCE_TABLE):
         done = (
             spark.table(PERFORMANCE_TABLE)
-            .where(F.col("model_name") == jobs.MODEL_NAME)
+            .where(F.col("model_name") == churn.MODEL_NAME)
             .select("score_date", "model_version")
         )
         scored = scored.join(done, ["score_date", "model_version"], "left_anti")
@@ -230,8 +232,8 @@ def realized_frame(spark: SparkSession, score_date: dt.date) -> DataFrame:
         .groupBy("customer_id")
         .agg(F.min("churn_date").alias("churn_date"))
     )
-    predictions = spark.table(jobs.PREDICTIONS_TABLE).where(
-        (F.col("score_date") == F.lit(score_date)) & (F.col("model_name") == jobs.MODEL_NAME)
+    predictions = spark.table(churn.PREDICTIONS_TABLE).where(
+        (F.col("score_date") == F.lit(score_date)) & (F.col("model_name") == churn.MODEL_NAME)
     )
     label = (F.col("churn_date") > F.col("score_date")) & (
         F.col("churn_date") <= F.date_add(F.col("score_date"), HORIZON_DAYS)
@@ -240,7 +242,7 @@ def realized_frame(spark: SparkSession, score_date: dt.date) -> DataFrame:
         "customer_id",
         "score_date",
         "model_version",
-        F.col(jobs.SCORE_FEATURE),
+        F.col(churn.SCORE_FEATURE),
         F.coalesce(label, F.lit(False)).cast("double").alias("label"),
     )
 
@@ -272,15 +274,17 @@ def record_performance(
             stats = frame.agg(
                 F.count(F.lit(1)).alias("rows"),
                 F.sum("label").alias("positives"),
-                F.avg((F.col(jobs.SCORE_FEATURE) - F.col("label")) ** 2).alias("brier"),
-                F.avg(jobs.SCORE_FEATURE).alias("mean_probability"),
+                F.avg((F.col(churn.SCORE_FEATURE) - F.col("label")) ** 2).alias("brier"),
+                F.avg(churn.SCORE_FEATURE).alias("mean_probability"),
                 F.avg("label").alias("churn_rate"),
             ).first()
             rows, positives = int(stats["rows"]), int(stats["positives"] or 0)
             auc = None
             if 0 < positives < rows:
                 auc = BinaryClassificationEvaluator(
-                    rawPredictionCol=jobs.SCORE_FEATURE, labelCol="label", metricName="areaUnderROC"
+                    rawPredictionCol=churn.SCORE_FEATURE,
+                    labelCol="label",
+                    metricName="areaUnderROC",
                 ).evaluate(frame)
         finally:
             frame.unpersist()
@@ -291,7 +295,7 @@ def record_performance(
         )
         row = {
             "score_date": score_date,
-            "model_name": jobs.MODEL_NAME,
+            "model_name": churn.MODEL_NAME,
             "model_version": str(version),
             "rows": rows,
             "positives": positives,
@@ -308,7 +312,7 @@ def record_performance(
             "overwrite"
         ).option(
             "replaceWhere",
-            f"score_date = '{score_date.isoformat()}' and model_name = '{jobs.MODEL_NAME}'",
+            f"score_date = '{score_date.isoformat()}' and model_name = '{churn.MODEL_NAME}'",
         ).save(location)
         written.append(row)
         log(

@@ -1,35 +1,39 @@
-"""The churn jobs over the lakehouse: train through Feast, and score a day.
+"""The churn task over the lakehouse: train through Feast, promote, and score a day.
 
-Training builds its entity frame from ``ml.churn_labels`` (customer, snapshot instant,
-label), pulls the ``churn_v1`` feature service through Feast's
-``get_historical_features`` (our Delta offline store, with ``filter_by_created_timestamp``
-so that no value written after a snapshot leaks into it) as a lazy Spark DataFrame,
-and tunes, judges, reports and saves the model.  Scoring gets every active customer's
-features as of the end of a day the same way and replaces that day's rows of
-``predictions.churn_scores`` in one Delta commit.
+Training takes its entity rows from ``ml.churn_labels`` (customer, snapshot instant,
+label) and goes the shared way of :func:`models_ml.lake.train_on_service`; then the new
+model is compared with the champion on the rows neither was trained on, given its drift
+baselines, saved and registered.  Scoring gets every active customer's features as of the
+end of a day the same way and replaces that day's rows of ``predictions.churn_scores`` in
+one Delta commit.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import pyspark.sql.functions as F
-from pyspark import StorageLevel
 from pyspark.ml.evaluation import BinaryClassificationEvaluator
 from pyspark.sql import DataFrame, SparkSession
 
 from features import days, drift, feast_repo, lakehouse
-from models_ml.churn import persist
-from models_ml.churn.config import ModelConfig
-from models_ml.churn.train import TrainResult, score, train
+from models_ml import model_store, registry
+from models_ml.lake import (
+    LABELS_TABLE,
+    TrainingRun,
+    common_metadata,
+    historical_features,
+    log_metrics,
+    model_config,
+    save_and_register,
+    train_on_service,
+    training_entities,
+)
+from models_ml.training import TrainResult, score
 
-FEATURE_SERVICE = "churn_v1"
 MODEL_NAME = "churn"
-LABELS_TABLE = "ml.churn_labels"
 SPINE_TABLE = "staging.int_customer_days_spanned"
 PREDICTIONS_TABLE = "predictions.churn_scores"
 SCORE_FEATURE = "churn_probability"
@@ -41,101 +45,18 @@ PREDICTIONS_DDL = (
     "customer_id bigint, score_date date, churn_probability double, risk_decile int, "
     "model_name string, model_version string, scored_at timestamp"
 )
-_STRING_TYPES = ("String",)
 # The features' look-back windows: usage, billing and support look back at most 90 days
 # (plan_changes_365d's year is the one longer window; it is compared as it is).  A snapshot
 # this many days after the lake's first day sees every such window whole.
 LOOKBACK_DAYS = 90
 # Complete snapshots needed before training leaves the incomplete ones out: the latest is
-# held out and the time folds of the tuning need one each of the rest.
+# held out and the other three give two expanding-window folds, the fewest tuning by
+# cross-validation takes (models_ml.lake.fit_tuning_to_snapshots).
 MIN_COMPLETE_SNAPSHOTS = 4
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainingRun:
-    """What one training job produced.
-
-    Attributes:
-        saved: The model saved in the lake (its metadata holds versions and metrics).
-        registered: Its MLflow registry entry (``None`` when not registered).
-        result: The training result (model, metrics, curves).
-        report_path: The Markdown report beside the plots.
-    """
-
-    saved: persist.SavedModel
-    registered: persist.RegisteredModel | None
-    result: TrainResult
-    report_path: Path
-
-
-def service_features(store: Any, service: str = FEATURE_SERVICE) -> tuple[list[str], list[str]]:
-    """Return the numeric and the categorical feature names of a feature service."""
-    numeric, categorical = [], []
-    for projection in store.get_feature_service(service).feature_view_projections:
-        for field in projection.features:
-            (categorical if str(field.dtype) in _STRING_TYPES else numeric).append(field.name)
-    return numeric, categorical
 
 
 class NotEnoughData(ValueError):
     """The lake is too young to train on: no labelled snapshot, or no churner among them."""
-
-
-def training_entities(
-    spark: SparkSession,
-    *,
-    start: dt.date | None = None,
-    end: dt.date | None = None,
-    label: str = "churned_within_30d",
-) -> DataFrame:
-    """Entity rows for training: (customer_id, event_timestamp, label) in a window.
-
-    Args:
-        spark: The lakehouse session.
-        start: First snapshot date (all by default).
-        end: Last snapshot date (all by default).
-        label: The column of ``ml.churn_labels`` that is the label; snapshots where it is
-            null (no label known) are left out.
-    """
-    labels = spark.table(LABELS_TABLE).where(F.col(label).isNotNull())
-    if start is not None:
-        labels = labels.where(F.col("snapshot_date") >= F.lit(start))
-    if end is not None:
-        labels = labels.where(F.col("snapshot_date") <= F.lit(end))
-    return labels.select("customer_id", "event_timestamp", F.col(label).alias("label"))
-
-
-def historical_features(store: Any, entities: DataFrame) -> tuple[DataFrame, dict[str, Any]]:
-    """Point-in-time features of the churn service for the entity rows, lazily.
-
-    Returns:
-        The feature frame and the Delta version of every feature table read.
-    """
-    job = store.get_historical_features(
-        entity_df=entities,
-        features=store.get_feature_service(FEATURE_SERVICE),
-        filter_by_created_timestamp=True,
-    )
-    return job.to_spark_df(), dict(getattr(job, "source_versions", {}) or {})
-
-
-def model_config(store: Any, **overrides: Any) -> ModelConfig:
-    """The churn model's configuration over the feature service's features."""
-    numeric, categorical = service_features(store)
-    options: dict[str, Any] = {
-        "label_col": "label",
-        "family": "logistic",
-        "timestamp_col": "event_timestamp",
-        "id_cols": ("customer_id",),
-        "numeric_cols": tuple(numeric),
-        "categorical_cols": tuple(categorical),
-        "param_grid": (("regParam", (0.001, 0.01, 0.1)), ("elasticNetParam", (0.0, 0.5))),
-        "tuning": "cv",
-        "num_folds": 3,
-        "max_iter": 50,
-    }
-    options.update(overrides)
-    return ModelConfig(**options)
 
 
 def lake_days(spark: SparkSession) -> tuple[dt.date | None, dt.date | None]:
@@ -219,31 +140,6 @@ def drift_reference(
     return {"drift_baseline": baseline, "score_baseline": score_baseline}
 
 
-def fit_tuning_to_snapshots(
-    config: ModelConfig, snapshots: int, *, log: Callable[[str], None] = print
-) -> ModelConfig:
-    """Fewer time folds when the labels have few snapshot instants.
-
-    The latest instant is held out and each time block of the cross-validation needs
-    one of the rest: with fewer than ``num_folds`` left, the folds shrink to what there
-    is (at least two), else tuning falls back to the forward train/validation split.
-    """
-    usable = snapshots - 1
-    if config.tuning != "cv" or usable >= config.num_folds:
-        return config
-    if usable >= 2:
-        log(
-            f"train: {snapshots} snapshot instants: {usable} time folds "
-            f"instead of {config.num_folds}"
-        )
-        return dataclasses.replace(config, num_folds=usable)
-    log(
-        f"train: {snapshots} snapshot instants: too few to cross-validate by time; "
-        f"tuning with a forward train/validation split"
-    )
-    return dataclasses.replace(config, tuning="tvs")
-
-
 def train_churn_model(
     spark: SparkSession,
     *,
@@ -312,45 +208,43 @@ def train_churn_model(
             f"no customer has churned in the {snapshots} labelled snapshot(s) of "
             f"{LABELS_TABLE} yet: a classifier needs churners to learn from"
         )
-    frame, versions = historical_features(store, entities)
-    config = fit_tuning_to_snapshots(model_config(store, **config_overrides), snapshots, log=log)
-    log(
-        f"train: {FEATURE_SERVICE} features of {LABELS_TABLE} ({len(config.feature_cols)} "
-        f"features; tables at versions {versions})"
+    trained = train_on_service(
+        store,
+        entities,
+        model_config(store, **config_overrides),
+        label=f"{LABELS_TABLE}.churned_within_30d",
+        snapshots=snapshots,
+        log=log,
     )
-    frame = frame.persist(StorageLevel.MEMORY_AND_DISK)  # split, tuned on and judged
-    result = train(frame, config)
-    promotion = compare_with_champion(result, frame, promote=promote, log=log)
-    # What a client of the model server sends: a few rows of the features, as Feast serves.
-    example = frame.select(*config.feature_cols).limit(5).toPandas()
-    # Integer features as doubles in the signature: a client's row may miss one (null), and
-    # the pipeline reads every number as a double anyway.
-    example = example.astype({c: "float64" for c, t in example.dtypes.items() if t.kind in "iu"})
-    frame.unpersist()
+    result, frame = trained.result, trained.frame
+    try:
+        promotion = compare_with_champion(result, frame, promote=promote, log=log)
+        # What a client of the model server sends: a few rows of the features, as Feast
+        # serves them.  Integer features as doubles in the signature: a client's row may
+        # miss one (null), and the pipeline reads every number as a double anyway.
+        example = frame.select(*result.config.feature_cols).limit(5).toPandas()
+        example = example.astype(
+            {c: "float64" for c, t in example.dtypes.items() if t.kind in "iu"}
+        )
+    finally:
+        frame.unpersist()
     baselines = drift_reference(spark, store, result, batch_date or last_day, log=log)
-    log("train: held-out " + ", ".join(f"{k}={v:.3f}" for k, v in sorted(result.metrics.items())))
-    notes = []
+    log_metrics(result, log)
     extra = {
-        "training_window": {
-            "start": str(start) if start else None,
-            "end": str(end) if end else None,
-        },
-        "filter_by_created_timestamp": True,
-        "batch_date": str(batch_date) if batch_date else None,
+        **common_metadata(trained, start=start, end=end, batch_date=batch_date),
         **baselines,
         "promotion": promotion,
         "retrain_reason": retrain_reason,
     }
-    notes.append(f"promotion: {promotion['reason']}")
     return save_and_register(
         result,
         name=MODEL_NAME,
-        versions=versions,
+        versions=trained.versions,
         extra=extra,
-        notes=notes,
+        notes=[f"promotion: {promotion['reason']}"],
         log=log,
         input_example=example,
-        alias=persist.DEFAULT_ALIAS if promotion["promoted"] else persist.CHALLENGER_ALIAS,
+        alias=registry.DEFAULT_ALIAS if promotion["promoted"] else registry.CHALLENGER_ALIAS,
     )
 
 
@@ -382,12 +276,12 @@ def compare_with_champion(
         "auc": None,
         "champion_auc": None,
     }
-    champion = persist.champion_version(MODEL_NAME)
+    champion = registry.champion_version(MODEL_NAME)
     if promote:
         return {**decision, "champion_version": champion, "reason": "promoted as asked"}
-    if champion is None or champion not in persist.saved_versions(MODEL_NAME):
+    if champion is None or champion not in model_store.saved_versions(MODEL_NAME):
         return {**decision, "reason": "no champion yet"}
-    metadata = persist.read_metadata(MODEL_NAME, champion)
+    metadata = model_store.read_metadata(MODEL_NAME, champion)
     if not metadata.get("score_baseline"):
         return {
             **decision,
@@ -406,7 +300,7 @@ def compare_with_champion(
         }
     start = max(starts)
     rows = frame.where(F.col("event_timestamp") >= F.lit(start).cast("timestamp"))
-    champion_model, _ = persist.load_model(MODEL_NAME, version=champion)
+    champion_model, _ = model_store.load_model(MODEL_NAME, version=champion)
     evaluator = BinaryClassificationEvaluator(rawPredictionCol="score", labelCol="label")
     labelled = rows.withColumn("label", F.col("label").cast("double"))
     new_scores = score(
@@ -451,64 +345,11 @@ def compare_with_champion(
 
 def serving_version() -> int | None:
     """The lake version scoring and monitoring use: the champion's, else the newest."""
-    champion = persist.champion_version(MODEL_NAME)
-    versions = persist.saved_versions(MODEL_NAME)
+    champion = registry.champion_version(MODEL_NAME)
+    versions = model_store.saved_versions(MODEL_NAME)
     if champion is not None and champion in versions:
         return champion
     return versions[-1] if versions else None
-
-
-def save_and_register(
-    result: TrainResult,
-    *,
-    name: str,
-    versions: dict[str, Any],
-    extra: dict[str, Any],
-    notes: list[str] | None = None,
-    register: bool = True,
-    alias: str = persist.DEFAULT_ALIAS,
-    log: Callable[[str], None] = print,
-    input_example: Any = None,
-) -> TrainingRun:
-    """Save a model trained on the feature service (with its report) and register it.
-
-    Args:
-        result: The training result.
-        name: Model name in the lake and in MLflow's registry.
-        versions: Delta version of every feature table read.
-        extra: More metadata (training window, baselines ...).
-        notes: Extra lines for the report's metrics section.
-        register: Also log it to MLflow and point ``alias`` at it.
-        alias: ``champion`` (what scoring uses) or ``challenger``.
-        log: Where progress lines go.
-        input_example: A few rows of the features (pandas) for MLflow's signature.
-    """
-    saved = persist.save_model(
-        result,
-        name=name,
-        feature_service=FEATURE_SERVICE,
-        source_versions=versions,
-        extra=extra,
-        report_notes=notes,
-    )
-    report_dir = saved.path / "report"
-    registered = None
-    if register:
-        registered = persist.log_to_mlflow(
-            result,
-            name=name,
-            metadata=saved.metadata,
-            report_dir=report_dir,
-            alias=alias,
-            input_example=input_example,
-        )
-    log(
-        f"train: saved {saved.path}"
-        + (f"; registered {registered.model_uri} as {alias}" if registered else "")
-    )
-    return TrainingRun(
-        saved=saved, registered=registered, result=result, report_path=report_dir / "report.md"
-    )
 
 
 def trained_for(batch_date: dt.date) -> int | None:
@@ -518,20 +359,20 @@ def trained_for(batch_date: dt.date) -> int | None:
     the two).  A version saved but never registered is discarded, so that training again
     saves it under the same number, as a run without the crash would have.
     """
-    for version in reversed(persist.saved_versions(MODEL_NAME)):
-        metadata = persist.read_metadata(MODEL_NAME, version)
+    for version in reversed(model_store.saved_versions(MODEL_NAME)):
+        metadata = model_store.read_metadata(MODEL_NAME, version)
         if metadata.get("batch_date") != str(batch_date):
             continue
-        registered = persist.registered_version(MODEL_NAME, version)
+        registered = registry.registered_version(MODEL_NAME, version)
         if registered is None:
-            persist.discard_version(MODEL_NAME, version)
+            model_store.discard_version(MODEL_NAME, version)
             return None
-        persist.promote(
+        registry.promote(
             MODEL_NAME,
             registered,
-            alias=persist.DEFAULT_ALIAS
-            if persist.is_champion_choice(metadata)
-            else persist.CHALLENGER_ALIAS,
+            alias=registry.DEFAULT_ALIAS
+            if model_store.is_champion_choice(metadata)
+            else registry.CHALLENGER_ALIAS,
         )
         return version
     return None
@@ -588,10 +429,10 @@ def score_day(
         Rows written for ``day`` (that day's earlier rows are replaced atomically).
     """
     if promoted:
-        model, metadata = persist.load_promoted(MODEL_NAME)
+        model, metadata = registry.load_promoted(MODEL_NAME)
     else:
         version = version if version is not None else serving_version()
-        model, metadata = persist.load_model(MODEL_NAME, version=version)
+        model, metadata = model_store.load_model(MODEL_NAME, version=version)
     store = feast_repo.feature_store()
     features = day_features(spark, store, day)
     config = model_config(store)

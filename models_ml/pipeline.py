@@ -19,12 +19,24 @@ from pyspark.ml.param import Param
 from pyspark.ml.regression import GBTRegressor, LinearRegression
 from pyspark.ml.tuning import ParamGridBuilder
 
-from models_ml.churn.config import FEATURES, LABEL, SCALED, ConfigError, ModelConfig
+from models_ml.config import FEATURES, LABEL, SCALED, ConfigError, ModelConfig
 
 
 def _quote(name: str) -> str:
     """A column name quoted for Spark SQL."""
     return "`" + name.replace("`", "``") + "`"
+
+
+def _column(name: str) -> str:
+    """A reference to a column in Spark SQL, whatever its name.
+
+    ``IDENTIFIER('`name`')`` rather than a bare backquoted name: with
+    ``spark.sql.parser.quotedRegexColumnNames`` on (the lakehouse session sets it for
+    Feast) a backquoted name with a space or a dot is read as a regular expression, which
+    a function's argument may not be.
+    """
+    literal = _quote(name).replace("\\", "\\\\").replace("'", "\\'")
+    return f"IDENTIFIER('{literal}')"
 
 
 def numeric_stage_cols(config: ModelConfig) -> tuple[list[str], list[str]]:
@@ -72,7 +84,7 @@ def build_pipeline(config: ModelConfig) -> Pipeline:
     if config.numeric_cols:
         cast, imputed = numeric_stage_cols(config)
         casts = ", ".join(
-            f"try_cast({_quote(c)} as double) as {_quote(out)}"
+            f"try_cast({_column(c)} as double) as {_quote(out)}"
             for c, out in zip(config.numeric_cols, cast, strict=True)
         )
         stages.append(SQLTransformer(statement=f"select *, {casts} from __THIS__"))

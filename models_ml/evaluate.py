@@ -20,7 +20,7 @@ from pyspark.ml.feature import Bucketizer
 from pyspark.ml.functions import vector_to_array
 from pyspark.sql import DataFrame
 
-from models_ml.churn.config import FEATURES, LABEL
+from models_ml.config import FEATURES, LABEL
 
 #: Columns :func:`add_score_columns` adds.
 SCORE = "score"

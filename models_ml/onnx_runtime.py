@@ -33,7 +33,7 @@ from typing import Any
 from pyspark.ml import PipelineModel
 from pyspark.ml.feature import ImputerModel, SQLTransformer, StringIndexerModel
 
-from models_ml.churn.pipeline import numeric_stage_cols
+from models_ml.pipeline import numeric_stage_cols
 
 LOGGER = logging.getLogger(__name__)
 # Probabilities in float32 differ from Spark's double ones by about this much at most.

@@ -24,7 +24,7 @@ import pyspark.sql.functions as F
 from pyspark.sql import SparkSession
 
 from features import drift, lakehouse
-from models_ml.churn import jobs, monitoring
+from models_ml import churn, monitoring
 
 DEFAULT_DAYS = 30
 
@@ -97,7 +97,7 @@ def _rows(
     if not spark.catalog.tableExists(table):
         return []
     frame = spark.table(table).where(
-        (F.col("model_name") == jobs.MODEL_NAME) & (F.col(column) <= F.lit(end))
+        (F.col("model_name") == churn.MODEL_NAME) & (F.col(column) <= F.lit(end))
     )
     if start is not None:
         frame = frame.where(F.col(column) >= F.lit(start))

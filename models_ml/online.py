@@ -5,7 +5,7 @@
 online store holds them (what ``features materialize`` / the daily job loaded: SQLite by
 default, Redis on the cluster setup), scored by the lake's serving version of the churn
 model (the champion, as batch scoring uses): exported to ONNX and run by onnxruntime when the
-``onnx`` extra is installed (:mod:`models_ml.churn.onnx_runtime`; under a millisecond, float32),
+``onnx`` extra is installed (:mod:`models_ml.onnx_runtime`; under a millisecond, float32),
 else by its Spark pipeline (exact; about 250 ms a request), in a Spark session without the
 metastore (the embedded one admits one process, and the daily job needs it).
 
@@ -47,8 +47,8 @@ from pyspark.sql.types import (
 )
 
 from features import feast_repo, lakehouse
-from models_ml.churn import jobs, onnx_runtime, persist
-from models_ml.churn.train import score
+from models_ml import churn, lake, model_store, onnx_runtime
+from models_ml.training import score
 
 # Feast's value types of the feature service, as the batch frame's Spark types.
 _SPARK_TYPES: dict[str, DataType] = {
@@ -76,10 +76,10 @@ def _predictions(spark: SparkSession) -> DataFrame | None:
     """The batch scores, through the catalog or (a session without the metastore) by the
     managed table's folder; None when nothing was scored yet."""
     if spark.conf.get("spark.sql.catalogImplementation", "in-memory") == "hive":
-        if not spark.catalog.tableExists(jobs.PREDICTIONS_TABLE):
+        if not spark.catalog.tableExists(churn.PREDICTIONS_TABLE):
             return None
-        return spark.table(jobs.PREDICTIONS_TABLE)
-    database, table = jobs.PREDICTIONS_TABLE.split(".")
+        return spark.table(churn.PREDICTIONS_TABLE)
+    database, table = churn.PREDICTIONS_TABLE.split(".")
     folder = lakehouse.settings().warehouse_dir / f"{database}.db" / table
     if not (folder / "_delta_log").is_dir():
         return None
@@ -92,7 +92,7 @@ def _scores_of(spark: SparkSession, version: str) -> DataFrame | None:
     if scores is None:
         return None
     return scores.where(
-        (F.col("model_name") == jobs.MODEL_NAME) & (F.col("model_version") == version)
+        (F.col("model_name") == churn.MODEL_NAME) & (F.col("model_version") == version)
     )
 
 
@@ -188,16 +188,16 @@ class OnlineScorer:
         if runtime not in RUNTIMES:
             raise ValueError(f"runtime: one of {RUNTIMES}, not {runtime!r}")
         spark = spark or lakehouse.spark_session(metastore=False)
-        version = jobs.serving_version()
+        version = churn.serving_version()
         if version is None:
             raise NoModel(
-                f"no {jobs.MODEL_NAME} model in this lake yet: `features train` "
+                f"no {churn.MODEL_NAME} model in this lake yet: `features train` "
                 "(or `features daily`) makes one"
             )
-        model, metadata = persist.load_model(jobs.MODEL_NAME, version=version)
+        model, metadata = model_store.load_model(churn.MODEL_NAME, version=version)
         store = feast_repo.feature_store()
         fields = [StructField("customer_id", LongType())]
-        service = store.get_feature_service(jobs.FEATURE_SERVICE)
+        service = store.get_feature_service(lake.FEATURE_SERVICE)
         for projection in service.feature_view_projections:
             for field in projection.features:
                 fields.append(StructField(field.name, _SPARK_TYPES[str(field.dtype)]))
@@ -209,7 +209,7 @@ class OnlineScorer:
             version=served,
             store=store,
             schema=StructType(fields),
-            config=jobs.model_config(store),
+            config=lake.model_config(store),
             threshold=metadata.get("threshold"),
             score_date=day,
             cuts=cuts,
@@ -261,7 +261,7 @@ class OnlineScorer:
     def stale(self) -> bool:
         """Whether the lake serves another version now, or scored this one on a newer date
         (new decile cuts), than when this scorer was loaded."""
-        version = jobs.serving_version()
+        version = churn.serving_version()
         if version is None or str(version) != self.version:
             return True
         return newest_score_date(self.spark, self.version) != self.score_date
@@ -447,9 +447,9 @@ def make_server(
     scorer: OnlineScorer, *, host: str, port: int, runtime: str = "auto"
 ) -> ThreadingHTTPServer:
     """An HTTP server of ``scorer``'s answers on ``host:port`` (loopback: it checks no
-    logins; see :func:`models_ml.churn.serving.check_host`); ``serve_forever`` runs it.
+    logins; see :func:`models_ml.serving.check_host`); ``serve_forever`` runs it.
     A scorer gone stale is reloaded with ``runtime``."""
-    from models_ml.churn.serving import check_host
+    from models_ml.serving import check_host
 
     check_host(host)
     handler = type("OnlineHandler", (_Handler,), {"serving": _Serving(scorer, runtime)})

@@ -1,6 +1,6 @@
 """PNG plots (ROC, precision-recall, lift, top weights) and a Markdown report beside them.
 
-Plots are drawn from the aggregates in a :class:`~models_ml.churn.train.TrainResult`
+Plots are drawn from the aggregates in a :class:`~models_ml.training.TrainResult`
 (curve points, lift table, weights); nothing here touches Spark.
 """
 
@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 if TYPE_CHECKING:
-    from models_ml.churn.train import TrainResult
+    from models_ml.training import TrainResult
 
 
 def plot_roc(curve: list[dict[str, float]], path: Path, *, auc: float | None = None) -> Path:
