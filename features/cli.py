@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from features import console, lakehouse
 
@@ -470,6 +471,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             "churn task takes logistic or gbt"
         )
     spark = lakehouse.spark_session()
+    run: Any
     if args.task == "next_invoice":
         run = next_invoice.train_next_invoice_model(
             spark, family=family, tuning=args.tuning, log=console.detail, **window
@@ -602,7 +604,7 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         text = action.help or ""
         if action.default in (None, False, [], argparse.SUPPRESS) or "default" in text:
             return text
-        return super()._get_help_string(action)
+        return super()._get_help_string(action) or ""
 
 
 def _dates(command: argparse.ArgumentParser, what: str, note: str = "") -> None:

@@ -142,7 +142,7 @@ _NOISY_PYTHON_LOGGERS = (
     "botocore",
     "pyarrow",
 )
-_configured: dict[str, Path] = {}
+_configured: dict[str, Path | bool] = {}
 
 
 def configure(root: Path, *, verbose: bool = False) -> Path:

@@ -18,6 +18,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import pyspark.sql.functions as F
 from pyspark.sql import SparkSession
@@ -181,7 +182,7 @@ def _retrain_reason(
         & (F.col("status") == "succeeded")
         & ~F.col("message").startswith("not due")
     )
-    trained, for_change = trainings.agg(
+    latest = trainings.agg(
         F.max("batch_date"),
         F.max(
             F.when(
@@ -191,6 +192,8 @@ def _retrain_reason(
             )
         ),
     ).first()
+    assert latest is not None  # an aggregate has a row
+    trained, for_change = latest
     horizon = churn.LABEL_HORIZON_DAYS
     cooling = for_change is not None and (day - for_change).days < horizon
 
@@ -372,7 +375,7 @@ def run_daily(
         if reason is None:
             return "; ".join(["not due", *notes])
         detail(f"[daily {day}] train: due ({reason})")
-        overrides = {"tuning": options.tuning} if options.tuning else {}
+        overrides: dict[str, Any] = {"tuning": options.tuning} if options.tuning else {}
         try:
             with console.libraries_to_log():
                 run = churn.train_churn_model(

@@ -11,8 +11,12 @@ import datetime as dt
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from features import dbt_contracts, lakehouse
+
+if TYPE_CHECKING:  # Feast is imported when a store is made, not with this module
+    from feast import FeatureStore
 
 REPO_PATH = Path(__file__).resolve().parent.parent / "feature_repo"
 
@@ -40,7 +44,7 @@ def _prepare(cfg: lakehouse.LakehouseSettings | None = None) -> lakehouse.Lakeho
     return cfg
 
 
-def feature_store(cfg: lakehouse.LakehouseSettings | None = None):  # -> FeatureStore
+def feature_store(cfg: lakehouse.LakehouseSettings | None = None) -> FeatureStore:
     """Return a ``FeatureStore`` over ``feature_repo/`` and the lakehouse."""
     from feast import FeatureStore
 

@@ -18,8 +18,12 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from features import console, jars, jvm_archive
+
+if TYPE_CHECKING:  # pyspark is imported when the session starts, not with this module
+    from pyspark.sql import SparkSession
 
 DATABASES: tuple[str, ...] = (
     "bronze",
@@ -358,9 +362,7 @@ def _lake_conf_dir_for_launch(cfg: LakehouseSettings) -> Iterator[None]:
             os.environ["SPARK_CONF_DIR"] = previous
 
 
-def spark_session(
-    cfg: LakehouseSettings | None = None, *, metastore: bool = True
-):  # -> SparkSession
+def spark_session(cfg: LakehouseSettings | None = None, *, metastore: bool = True) -> SparkSession:
     """Return the one configured SparkSession, creating it on first call.
 
     Delta's SQL extension and catalog, Hive support with the metastore and the

@@ -208,10 +208,11 @@ def train_churn_model(
             f"no customer has churned in the {snapshots} labelled snapshot(s) of "
             f"{LABELS_TABLE} yet: a classifier needs churners to learn from"
         )
+    config = model_config(store, **config_overrides)
     trained = train_on_service(
         store,
         entities,
-        model_config(store, **config_overrides),
+        config,
         label=f"{LABELS_TABLE}.churned_within_30d",
         snapshots=snapshots,
         log=log,
@@ -222,13 +223,16 @@ def train_churn_model(
         # What a client of the model server sends: a few rows of the features, as Feast
         # serves them.  Integer features as doubles in the signature: a client's row may
         # miss one (null), and the pipeline reads every number as a double anyway.
-        example = frame.select(*result.config.feature_cols).limit(5).toPandas()
+        # Every feature of the service, those the model left out (null in training) too.
+        example: Any = frame.select(*config.feature_cols).limit(5).toPandas()
         example = example.astype(
             {c: "float64" for c, t in example.dtypes.items() if t.kind in "iu"}
         )
     finally:
         frame.unpersist()
-    baselines = drift_reference(spark, store, result, batch_date or last_day, log=log)
+    baselines = drift_reference(
+        spark, store, result, batch_date or last_day or dt.date.today(), log=log
+    )
     log_metrics(result, log)
     extra = {
         **common_metadata(trained, start=start, end=end, batch_date=batch_date),
@@ -298,7 +302,7 @@ def compare_with_champion(
             "champion_version": champion,
             "reason": f"no time hold-out to compare with v{champion} on; promoted",
         }
-    start = max(starts)
+    start = max(s for s in starts if s is not None)
     rows = frame.where(F.col("event_timestamp") >= F.lit(start).cast("timestamp"))
     champion_model, _ = model_store.load_model(MODEL_NAME, version=champion)
     evaluator = BinaryClassificationEvaluator(rawPredictionCol="score", labelCol="label")

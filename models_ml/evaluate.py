@@ -62,7 +62,7 @@ def classification_metrics(scored: DataFrame, *, threshold: float) -> dict[str, 
         scored = scored.withColumn(PREDICTED, (F.col(SCORE) >= F.lit(threshold)).cast("double"))
     binary = BinaryClassificationEvaluator(labelCol=LABEL, rawPredictionCol="probability")
     metrics: dict[str, float] = {
-        name: binary.setMetricName(name).evaluate(scored)
+        name: binary.setMetricName(name).evaluate(scored)  # type: ignore[arg-type]
         for name in ("areaUnderROC", "areaUnderPR")
     }
     multi = MulticlassClassificationEvaluator(
@@ -74,7 +74,7 @@ def classification_metrics(scored: DataFrame, *, threshold: float) -> dict[str, 
         ("recall", "recallByLabel"),
         ("accuracy", "accuracy"),
     ):
-        metrics[key] = multi.setMetricName(name).evaluate(scored)
+        metrics[key] = multi.setMetricName(name).evaluate(scored)  # type: ignore[arg-type]
     row = scored.agg(F.count(F.lit(1)).alias("n"), F.avg(LABEL).alias("rate")).first()
     metrics["n"] = float(row["n"])
     metrics["positive_rate"] = float(row["rate"] or 0.0)
@@ -235,7 +235,9 @@ def regression_metrics(scored: DataFrame, *, baseline_col: str | None = None) ->
         )
         evaluator = RegressionEvaluator(labelCol=LABEL, predictionCol="_baseline")
         for name in ("rmse", "mae", "r2"):
-            metrics[f"baseline_{name}"] = evaluator.setMetricName(name).evaluate(base)
+            metrics[f"baseline_{name}"] = evaluator.setMetricName(name).evaluate(  # type: ignore[arg-type]
+                base
+            )
     metrics["n"] = float(scored.count())
     return metrics
 

@@ -51,7 +51,8 @@ class TrainingRun:
 
 def service_features(store: Any, service: str = FEATURE_SERVICE) -> tuple[list[str], list[str]]:
     """Return the numeric and the categorical feature names of a feature service."""
-    numeric, categorical = [], []
+    numeric: list[str] = []
+    categorical: list[str] = []
     for projection in store.get_feature_service(service).feature_view_projections:
         for field in projection.features:
             (categorical if str(field.dtype) in _STRING_TYPES else numeric).append(field.name)

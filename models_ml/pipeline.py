@@ -52,9 +52,15 @@ def build_estimator(config: ModelConfig) -> Estimator:
     It reads the scaled (or plain) feature vector and the 0/1 or numeric ``label``.
     """
     features = SCALED if config.standardize else FEATURES
-    common = {"featuresCol": features, "labelCol": LABEL, "maxIter": config.max_iter}
+    common: dict[str, Any] = {
+        "featuresCol": features,
+        "labelCol": LABEL,
+        "maxIter": config.max_iter,
+    }
     if config.family == "logistic":
         return LogisticRegression(family="binomial", **common)
+    if config.stops_early:
+        common["maxIter"] = config.max_trees
     if config.family == "gbt":
         return GBTClassifier(seed=config.seed, **common)
     if config.family == "linear":

@@ -17,6 +17,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from pyspark.ml import PipelineModel
 
@@ -40,7 +41,7 @@ def _probabilistic(stage: object) -> bool:
 def serving_copy(model: PipelineModel) -> PipelineModel:
     """The pipeline as MLflow's pyfunc serves it: a probabilistic classifier's probability
     vector as its ``prediction`` output; any other pipeline unchanged."""
-    last = model.stages[-1]
+    last: Any = model.stages[-1]
     if not _probabilistic(last):
         return model
     served = last.copy()
@@ -50,7 +51,7 @@ def serving_copy(model: PipelineModel) -> PipelineModel:
 
 def restore_output_cols(model: PipelineModel) -> PipelineModel:
     """Undo :func:`serving_copy` on a loaded model (scoring reads ``probability``)."""
-    last = model.stages[-1]
+    last: Any = model.stages[-1]
     if _probabilistic(last) and last.getProbabilityCol() == PREDICTION:
         last.setProbabilityCol(PROBABILITY).setPredictionCol(PREDICTION)
     return model

@@ -91,6 +91,8 @@ def order_value(frame: DataFrame, column: str) -> F.Column:
 
 def seconds(config: ModelConfig) -> F.Column:
     """The timestamp column as epoch seconds (double)."""
+    if config.timestamp_col is None:
+        raise ConfigError("a cut by time needs timestamp_col")
     return F.unix_micros(F.col(config.timestamp_col).cast("timestamp")) / F.lit(1e6)
 
 
@@ -103,7 +105,9 @@ def time_cut(frame: DataFrame, config: ModelConfig, quantile: float) -> float:
     """
     value = seconds(config)
     (cut,) = frame.select(value.alias("_s")).approxQuantile("_s", [quantile], 0.0001)
-    low, high = frame.agg(F.min(value), F.max(value)).first()
+    bounds = frame.agg(F.min(value), F.max(value)).first()
+    assert bounds is not None  # an aggregate has a row
+    low, high = bounds
     if high is None:
         return cut
     if cut >= high:

@@ -136,6 +136,7 @@ def train(frame: DataFrame, config: ModelConfig, *, split: Split | None = None) 
         curve: list[dict[str, float]] = []
         lift: list[dict[str, Any]] = []
         if config.is_classifier:
+            assert threshold is not None  # tune picks one for every classifier
             metrics = evaluate.classification_metrics(scored, threshold=threshold)
             curve = evaluate.threshold_curve(scored)
             lift = evaluate.lift_table(scored)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
+from typing import Any
 
 from features import lakehouse
 from features.cluster import metastore, postgres, redis, standalone
@@ -70,7 +71,7 @@ def stack_for(
     if unknown:
         raise ValueError(f"unknown ports {sorted(unknown)}: spark, spark_webui, postgres, redis")
 
-    def given(**fields: str) -> dict[str, int]:
+    def given(**fields: str) -> dict[str, Any]:
         """The server's port fields for the names given a port (others keep defaults)."""
         return {field: ports[name] for field, name in fields.items() if name in ports}
 

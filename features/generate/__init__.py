@@ -154,7 +154,9 @@ def generate(
     risk.write_truth(cfg, state)
     snapshots = risk.risk_snapshots(spark, cfg, state).cache()
     auc = risk.ceiling_auc(snapshots)
-    auc_rows, positives = snapshots.agg(F.count("*"), F.sum("label")).first()
+    counts = snapshots.agg(F.count("*"), F.sum("label")).first()
+    assert counts is not None  # an aggregate has a row
+    auc_rows, positives = counts
     churned = state.where(F.col("churn_day").isNotNull()).count()
     snapshots.unpersist()
     state.unpersist()

@@ -187,6 +187,7 @@ def _template(category: Column, u: Column) -> Column:
             if expr is None
             else expr.when(category == name, pick(texts, u))
         )
+    assert expr is not None, "no categories"
     return expr
 
 
@@ -197,6 +198,7 @@ def _tags(category: Column) -> Column:
         expr = (
             F.when(category == name, value) if expr is None else expr.when(category == name, value)
         )
+    assert expr is not None, "no categories"
     return expr
 
 

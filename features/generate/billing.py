@@ -18,6 +18,7 @@ def _price(cfg: GeneratorConfig, plan: Column, day: Column) -> Column:
         for start, price in timeline[1:]:
             value = F.when(day >= start, F.lit(price)).otherwise(value)
         expr = F.when(plan == pid, value) if expr is None else expr.when(plan == pid, value)
+    assert expr is not None, "no plans"
     return expr
 
 

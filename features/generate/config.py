@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from typing import Any
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,7 +191,7 @@ class GeneratorConfig:
 
 
 def config_for_usage_rows(
-    rows: int, *, days: int = 90, seed: int = 7, **options: object
+    rows: int, *, days: int = 90, seed: int = 7, **options: Any
 ) -> GeneratorConfig:
     """Return a config whose usage table has about ``rows`` events over ``days`` days."""
     active_share = 0.85

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql.types import DoubleType, FloatType, StructType
@@ -23,7 +25,7 @@ def contract_reasons(source: Source) -> list[Column]:
     ``out_of_range: <column>`` (a range, or an event time outside [EARLIEST_EVENT, the day
     after its batch]), ``not_allowed: <column>`` (a value outside the allowed ones)."""
     reasons = []
-    for field in StructType.fromDDL(source.ddl).fields:
+    for field in cast(StructType, StructType.fromDDL(source.ddl)).fields:
         if isinstance(field.dataType, (DoubleType, FloatType)):
             value = F.col(field.name)
             bad = F.isnan(value) | value.isin(float("inf"), float("-inf"))

@@ -6,7 +6,7 @@ import json
 import re
 from collections.abc import Callable
 from functools import partial
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import pyspark.sql.functions as F
 from pyspark.sql import Column, SparkSession
@@ -39,7 +39,7 @@ class SchemaMismatch(Exception):
 
 def contract(source: Source) -> StructType:
     """The landing schema of ``source`` as a StructType."""
-    return StructType.fromDDL(source.ddl)
+    return cast(StructType, StructType.fromDDL(source.ddl))
 
 
 def _mismatch(file: LandingFile, source: Source, detail: str) -> SchemaMismatch:
@@ -134,7 +134,7 @@ def parquet_schema(spark: SparkSession, path: str) -> StructType:
                 text = converter.convert(meta.getSchema()).json()
         finally:
             reader.close()
-        return _nullable(StructType.fromJson(json.loads(text)))
+        return cast(StructType, _nullable(StructType.fromJson(json.loads(text))))
     except (Py4JError, ValueError, KeyError):
         return spark.read.parquet(path).schema
 

@@ -7,7 +7,9 @@ from typing import Literal
 from feast.repo_config import FeastConfigBaseModel
 from pydantic import StrictInt, StrictStr
 
-STORE_TYPE = "features.offline_store.LakehouseOfflineStore"
+STORE_TYPE: Literal["features.offline_store.LakehouseOfflineStore"] = (
+    "features.offline_store.LakehouseOfflineStore"
+)
 
 
 class LakehouseOfflineStoreConfig(FeastConfigBaseModel):

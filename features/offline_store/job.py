@@ -94,7 +94,7 @@ class LakehouseRetrievalJob(RetrievalJob):
         """Whether the table, or anything at the path (any Hadoop file system), exists."""
         spark = self._frame.sparkSession
         if not path:
-            return bool(table) and spark.catalog.tableExists(table)
+            return table is not None and bool(table) and spark.catalog.tableExists(table)
         jvm = spark.sparkContext._jvm
         hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
         fs = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())

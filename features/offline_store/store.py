@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 import pyarrow
 import pyspark.sql.functions as F
 from feast.data_source import DataSource
 from feast.errors import InvalidEntityType
-from feast.feature_view import FeatureView
+from feast.feature_view import DUMMY_ENTITY_ID, DUMMY_ENTITY_VAL, FeatureView
 from feast.infra.offline_stores import offline_utils
 from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
 from feast.infra.offline_stores.offline_store import OfflineStore, RetrievalMetadata
@@ -93,7 +93,9 @@ class LakehouseOfflineStore(OfflineStore):
                 )
         entities = entities.withColumn(timestamp_column, F.col(timestamp_column).cast("timestamp"))
         # Two scalars, to prune the sources to the time range the request can need.
-        low, high = entities.agg(F.min(timestamp_column), F.max(timestamp_column)).first()
+        bounds = entities.agg(F.min(timestamp_column), F.max(timestamp_column)).first()
+        assert bounds is not None  # an aggregate has a row
+        low, high = bounds
         epoch = dt.datetime(1970, 1, 1)
         contexts = offline_utils.get_feature_view_query_context(
             feature_refs, feature_views, registry, project, (low or epoch, high or epoch)
@@ -106,7 +108,7 @@ class LakehouseOfflineStore(OfflineStore):
                 spark, view, context, low=low, high=high, full_feature_names=full_feature_names
             )
             requests.append(request)
-            versions[sources.source_id(view.batch_source)] = version
+            versions[sources.source_id(cast(SparkSource, view.batch_source))] = version
         bucket_days = store_config.skew_bucket_days
         frame = asof.point_in_time_join(
             entities,
@@ -160,9 +162,7 @@ class LakehouseOfflineStore(OfflineStore):
         )
         latest = _apply_field_mapping(latest, source.field_mapping)
         if not join_key_columns:
-            latest = latest.withColumn(
-                offline_utils.DUMMY_ENTITY_ID, F.lit(offline_utils.DUMMY_ENTITY_VAL)
-            )
+            latest = latest.withColumn(DUMMY_ENTITY_ID, F.lit(DUMMY_ENTITY_VAL))
         return LakehouseRetrievalJob(
             frame=latest,
             full_feature_names=False,

@@ -41,7 +41,14 @@ def daily_lake(spark, lakehouse_root):
     # Later tests change the lake (rescoring, drift rows, more models); what the daily job
     # itself left is kept by version, for comparing with other lakes built from this seed.
     versions = lakes.delta_tables(spark)
-    return spark, dates, summary, backfill, daily, versions
+    return lakes.DailyLake(
+        spark=spark,
+        dates=dates,
+        summary=summary,
+        backfill=backfill,
+        daily=daily,
+        versions=versions,
+    )
 
 
 @pytest.fixture(scope="session")

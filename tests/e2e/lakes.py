@@ -9,6 +9,7 @@ does not depend on row order or file layout.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import shutil
 from pathlib import Path
@@ -18,6 +19,30 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import DoubleType, FloatType, MapType, StringType
 
 from features import lakehouse
+from features.generate import GenerationSummary
+
+
+@dataclasses.dataclass(frozen=True)
+class DailyLake:
+    """The lake the daily job built once (``tests/e2e/conftest.py::daily_lake``).
+
+    Attributes:
+        spark: The session on it.
+        dates: Every batch date of the generated landing files, oldest first.
+        summary: What the generator wrote (``features.generate.generate``'s summary).
+        backfill: The daily job's run over every date but the last.
+        daily: Its run over the last date (one more day, the late file delivered).
+        versions: Each Delta table's version right after the daily job, before later
+            tests changed the lake.
+    """
+
+    spark: SparkSession
+    dates: list[dt.date]
+    summary: GenerationSummary
+    backfill: dict[str, str]
+    daily: dict[str, str]
+    versions: dict[str, int]
+
 
 # Columns that say when (or in which run) a row was written, not what it holds.
 WALL_CLOCK_COLUMNS = frozenset(

@@ -119,7 +119,9 @@ def run_with_kills(
     return attempts
 
 
-def build(daily_lake, root: Path, cluster_env: dict[str, str]) -> tuple[Path, list, Path]:
+def build(
+    daily_lake: lakes.DailyLake, root: Path, cluster_env: dict[str, str]
+) -> tuple[Path, list, Path]:
     """Generate the daily lake's data under ``root`` and run its two daily runs with kills.
 
     Returns:
@@ -127,7 +129,7 @@ def build(daily_lake, root: Path, cluster_env: dict[str, str]) -> tuple[Path, li
     """
     from tests.e2e.conftest import CUSTOMERS, DAYS, SEED
 
-    _, dates, *_ = daily_lake
+    dates = daily_lake.dates
     env = environment(root, cluster_env)
     log = root / "attempts.log"
     rng = random.Random(KILL_SEED)

@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.second_lake]
 
 
 def test_predictions_equal_the_embedded_default(daily_lake, killed_lake) -> None:
-    spark, dates, *_, versions = daily_lake
+    spark, dates, versions = daily_lake.spark, daily_lake.dates, daily_lake.versions
     root, attempts, log = killed_lake
     name = "predictions.churn_scores"
     columns = "customer_id, score_date, churn_probability, risk_decile, model_version"

@@ -11,7 +11,8 @@ pytestmark = pytest.mark.e2e
 
 
 def test_every_step_ran_and_was_recorded(daily_lake) -> None:
-    spark, dates, _, backfill, daily, _ = daily_lake
+    spark, dates = daily_lake.spark, daily_lake.dates
+    backfill, daily = daily_lake.backfill, daily_lake.daily
     assert list(backfill) == ["ingest", "dbt_build", "feast", "train", "score", "monitor"]
     assert backfill["train"].startswith("v1")
     # The model is a day old and its baseline is the training day itself: nothing drifted
@@ -36,7 +37,8 @@ def test_a_file_that_lands_late_is_ingested_by_the_next_run(daily_lake, lakehous
     it in bronze or in quarantine, under its own batch date."""
     from tests.e2e import lakes
 
-    spark, dates, _, backfill, daily, _ = daily_lake
+    spark, dates = daily_lake.spark, daily_lake.dates
+    backfill, daily = daily_lake.backfill, daily_lake.daily
     assert f"(late files of {dates[-2]} too)" in daily["ingest"], daily["ingest"]
     assert "late files" not in backfill["ingest"]
     from features.ingest.files import is_data_file
@@ -71,7 +73,7 @@ def test_a_file_that_lands_late_is_ingested_by_the_next_run(daily_lake, lakehous
 
 
 def test_predictions_cover_every_active_customer_once(daily_lake) -> None:
-    spark, dates, *_ = daily_lake
+    spark, dates = daily_lake.spark, daily_lake.dates
     day = dates[-1]
     scores = spark.sql(
         f"select * from predictions.churn_scores where score_date = '{day}'"
@@ -89,7 +91,7 @@ def test_predictions_cover_every_active_customer_once(daily_lake) -> None:
 def test_rerun_of_a_finished_date_changes_nothing(daily_lake) -> None:
     from features.daily import run_daily
 
-    spark, dates, *_ = daily_lake
+    spark, dates = daily_lake.spark, daily_lake.dates
     before = spark.sql("describe history predictions.churn_scores").count()
     outcome = run_daily(spark, dates[-1:])
     assert set(outcome.values()) == {"skipped"}
@@ -99,7 +101,7 @@ def test_rerun_of_a_finished_date_changes_nothing(daily_lake) -> None:
 def test_rescoring_a_date_replaces_its_rows_only(daily_lake) -> None:
     from models_ml import churn
 
-    spark, dates, *_ = daily_lake
+    spark, dates = daily_lake.spark, daily_lake.dates
     counts = dict(
         spark.sql(
             "select score_date, count(*) from predictions.churn_scores group by score_date"
@@ -129,7 +131,7 @@ def test_model_is_judged_against_the_generator_ceiling(daily_lake) -> None:
     from features.demo import holdout_ceiling
     from models_ml import model_store
 
-    spark, _, summary, *_ = daily_lake
+    spark, summary = daily_lake.spark, daily_lake.summary
     _, metadata = model_store.load_model("churn")
     assert "holdout_ceiling" not in metadata  # training does not look for the generator
     assert metadata["feature_service"] == "churn_v1"
@@ -156,7 +158,7 @@ def test_drift_is_monitored_against_the_training_set(daily_lake) -> None:
     from features import drift
     from models_ml import model_store
 
-    spark, dates, *_ = daily_lake
+    spark, dates = daily_lake.spark, daily_lake.dates
     _, metadata = model_store.load_model("churn")
     baseline = metadata["drift_baseline"]
     assert set(baseline["features"]) == set(metadata["feature_names"])
@@ -189,7 +191,7 @@ def test_drift_makes_the_next_day_retrain(daily_lake) -> None:
     from features.daily import DailyOptions, _retrain_reason
     from models_ml import model_store, monitoring
 
-    spark, dates, *_ = daily_lake
+    spark, dates = daily_lake.spark, daily_lake.dates
     day_after = dates[-1] + dt.timedelta(days=1)
     current = spark.table(drift.DRIFT_TABLE).where(f"score_date = '{dates[-1]}'").collect()
     # The model is a day old: only drift on the last day can make the next one retrain.
@@ -260,7 +262,7 @@ def test_drift_makes_the_next_day_retrain(daily_lake) -> None:
 def test_readers_see_a_whole_day_or_none(daily_lake) -> None:
     from models_ml import churn
 
-    spark, dates, *_ = daily_lake
+    spark, dates = daily_lake.spark, daily_lake.dates
     day = dates[-3]  # never scored by the fixture
     expected = spark.sql(
         f"select count(*) from {churn.SPINE_TABLE} where feature_date = '{day}'"
@@ -298,7 +300,7 @@ def test_a_window_without_labels_or_churners_is_not_enough_data(daily_lake) -> N
     reason below) instead of failing, as long as no model serves."""
     from models_ml import churn, lake
 
-    spark, dates, *_ = daily_lake
+    spark, dates = daily_lake.spark, daily_lake.dates
     before = dates[0] - dt.timedelta(days=30)
     with pytest.raises(churn.NotEnoughData, match="has no labelled snapshot between"):
         churn.train_churn_model(spark, start=before, end=before)

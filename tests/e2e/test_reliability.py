@@ -31,7 +31,7 @@ def test_killed_runs_were_really_killed(killed_lake) -> None:
 def test_killed_and_rerun_lake_equals_the_clean_lake(
     daily_lake, lakehouse_root, killed_lake
 ) -> None:
-    spark, *_, versions = daily_lake
+    spark, versions = daily_lake.spark, daily_lake.versions
     root, attempts, log = killed_lake
     context = f"kills {attempts} (seed {KILL_SEED}); see {log}"
     compared = sorted(set(versions) - lakes.LOG_TABLES)
@@ -49,7 +49,7 @@ def test_killed_and_rerun_lake_equals_the_clean_lake(
 
 
 def test_every_step_succeeded_once_per_date(daily_lake, killed_lake) -> None:
-    spark, dates, *_ = daily_lake
+    spark, dates = daily_lake.spark, daily_lake.dates
     root, attempts, log = killed_lake
     runs = lakes.read_folder(spark, root, "ops.pipeline_runs").where(
         "pipeline = 'daily' and status = 'succeeded'"

@@ -54,7 +54,7 @@ def test_the_champion_served_by_mlflow_scores_like_the_batch_job(
     from features import feast_repo
     from models_ml import churn, lake, registry
 
-    spark, dates, *_ = daily_lake
+    spark, dates = daily_lake.spark, daily_lake.dates
     day = dates[-1]
     registry.configure_mlflow()
     uri = f"models:/{churn.MODEL_NAME}@{registry.DEFAULT_ALIAS}"
@@ -162,7 +162,7 @@ def test_online_scores_are_the_batch_scores_of_the_day_materialized(
     from features import cli
     from models_ml import onnx_runtime
 
-    spark, dates, *_ = daily_lake
+    spark, dates = daily_lake.spark, daily_lake.dates
     batch = _batch_scores(spark, dates[-1])
     ids = sorted(batch)
     unknown = max(ids) + 1_000_000
@@ -188,7 +188,7 @@ def test_the_online_endpoint_answers_like_predict(daily_lake, lakehouse_root) ->
     customer of the day, then a bad request; SIGTERM stops it."""
     from models_ml import onnx_runtime
 
-    spark, dates, *_ = daily_lake
+    spark, dates = daily_lake.spark, daily_lake.dates
     batch = _batch_scores(spark, dates[-1])
     ids = sorted(batch)
     port = free_port()
@@ -245,7 +245,7 @@ def test_the_onnx_export_scores_missing_and_unseen_values_like_spark(daily_lake)
     answers for each (the string indexer's "keep", the imputer's medians)."""
     from models_ml import online, onnx_runtime
 
-    spark, dates, *_ = daily_lake
+    spark, dates = daily_lake.spark, daily_lake.dates
     _batch_scores(spark, dates[-1])
     scorer = online.OnlineScorer.load(spark, runtime="onnx")
     assert scorer.runtime == "onnx" and scorer.config.categorical_cols

@@ -63,3 +63,29 @@ def test_a_hash_split_without_ids_keys_on_the_rows_own_values(frames):
     held = sorted(r[0] for r in first.holdout.select("_row_id").collect())
     assert held == sorted(r[0] for r in again.holdout.select("_row_id").collect())
     assert 0.15 < len(held) / train_rows.count() < 0.25
+
+
+def test_boosted_trees_stop_adding_trees_on_a_slice_set_aside(frames):
+    train_rows, test_rows = frames
+    config = models_ml.ModelConfig.from_schema(
+        train_rows.schema,
+        label_col="Churn",
+        family="gbt",
+        tuning="tvs",
+        standardize=False,
+        param_grid=(("maxDepth", (5,)),),
+        early_stopping=0.1,
+    )
+    assert config.stops_early and config.max_trees == 200
+    split = models_ml.Split(
+        train=models_ml.prepare(train_rows, config),
+        holdout=models_ml.prepare(test_rows, config),
+        kind="hash",
+    )
+    result = models_ml.train(train_rows, config, split=split)
+    trees = result.model.stages[-1]
+    assert trees.getValidationIndicatorCol() == "_early_stop"
+    assert 1 < trees.getNumTrees < config.max_trees
+    assert result.metrics["areaUnderROC"] > 0.88
+    # Scoring needs no such column: the raw test rows score as they are.
+    assert result.score(test_rows).where("score is null").count() == 0

@@ -16,7 +16,9 @@ usage_events as (
 ),
 
 lake_bounds as (
-    select min(_batch_date) as first_batch_date, max(_batch_date) as last_batch_date
+    select
+        min(_batch_date) as first_batch_date,
+        max(_batch_date) as last_batch_date
     from usage_events
 ),
 

@@ -9,7 +9,9 @@ lexicon as (
 ),
 
 tokens as (
-    select chat_id, explode(split(lower(summary), '[^a-z]+')) as term
+    select
+        chat_id,
+        explode(split(lower(summary), '[^a-z]+')) as term
     from chats
 ),
 
@@ -37,11 +39,11 @@ final as (
         coalesce(matched.sentiment_score, 0) as sentiment_score,
         coalesce(matched.sentiment_score, 0) < 0 as is_negative,
         coalesce(matched.mentions_cancel, 0) = 1
-            or array_contains(chats.tags, 'cancel') as mentions_cancel,
+        or array_contains(chats.tags, 'cancel') as mentions_cancel,
         coalesce(matched.mentions_competitor, 0) = 1
-            or array_contains(chats.tags, 'competitor') as mentions_competitor,
+        or array_contains(chats.tags, 'competitor') as mentions_competitor,
         coalesce(matched.mentions_price, 0) = 1
-            or array_contains(chats.tags, 'price') as mentions_price
+        or array_contains(chats.tags, 'price') as mentions_price
     from chats
     left join matched on chats.chat_id = matched.chat_id
 )

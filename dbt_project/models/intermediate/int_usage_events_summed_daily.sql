@@ -20,26 +20,29 @@ with usage_events as (
 ),
 
 {% if is_incremental() %}
-touched as (
-    select distinct customer_id, event_date
-    from usage_events
-    where _ingested_at > (
-        select coalesce(max(_ingested_at), timestamp'1900-01-01 00:00:00') from {{ this }}
-    )
-),
+    touched as (
+        select distinct
+            customer_id,
+            event_date
+        from usage_events
+        where _ingested_at > (
+                select coalesce(max(already._ingested_at), timestamp '1900-01-01 00:00:00')
+                from {{ this }} as already
+            )
+    ),
 
-events_in_scope as (
-    select usage_events.*
-    from usage_events
-    left semi join touched
-        on usage_events.customer_id = touched.customer_id
-        and usage_events.event_date = touched.event_date
-    where usage_events.event_date >= (select min(event_date) from touched)
-),
+    events_in_scope as (
+        select usage_events.*
+        from usage_events
+        left semi join touched
+            on usage_events.customer_id = touched.customer_id
+                and usage_events.event_date = touched.event_date
+        where usage_events.event_date >= (select min(first_touched.event_date) from touched as first_touched)
+    ),
 {% else %}
-events_in_scope as (
-    select * from usage_events
-),
+    events_in_scope as (
+        select * from usage_events
+    ),
 {% endif %}
 
 final as (

@@ -22,66 +22,79 @@ billing_daily as (
 
 -- Point in time: each subscription as the lake knew it on the feature date (its latest
 -- version landed by then), never a later version such as the one a churn sends.
+subscription_versions_ranked as (
+    select
+        spine.customer_id,
+        spine.feature_date,
+        versions.subscription_id,
+        versions.plan_id,
+        versions.contract_type,
+        versions.start_date,
+        versions.end_date,
+        versions._batch_date,
+        row_number() over (
+            partition by spine.customer_id, spine.feature_date, versions.subscription_id
+            order by versions.updated_at desc, versions._batch_date desc
+        ) as version_rank
+    from spine
+    inner join subscription_versions as versions
+        on spine.customer_id = versions.customer_id
+            and spine.feature_date >= versions._batch_date
+            and spine.feature_date >= versions.start_date
+),
+
 known_subscriptions as (
-    select *
-    from (
-        select
-            spine.customer_id,
-            spine.feature_date,
-            versions.subscription_id,
-            versions.plan_id,
-            versions.contract_type,
-            versions.start_date,
-            versions.end_date,
-            versions._batch_date,
-            row_number() over (
-                partition by spine.customer_id, spine.feature_date, versions.subscription_id
-                order by versions.updated_at desc, versions._batch_date desc
-            ) as version_rank
-        from spine
-        inner join subscription_versions as versions
-            on spine.customer_id = versions.customer_id
-            and versions._batch_date <= spine.feature_date
-            and versions.start_date <= spine.feature_date
-    )
+    select * from subscription_versions_ranked
     where version_rank = 1
 ),
 
+subscriptions_ranked as (
+    select
+        customer_id,
+        feature_date,
+        plan_id,
+        contract_type,
+        _batch_date as subscription_batch_date,
+        row_number() over (
+            partition by customer_id, feature_date
+            order by start_date desc, subscription_id desc
+        ) as subscription_rank
+    from known_subscriptions
+    where end_date is null or end_date >= feature_date
+),
+
 current_subscription as (
-    select customer_id, feature_date, plan_id, contract_type, subscription_batch_date
-    from (
-        select
-            customer_id,
-            feature_date,
-            plan_id,
-            contract_type,
-            _batch_date as subscription_batch_date,
-            row_number() over (
-                partition by customer_id, feature_date
-                order by start_date desc, subscription_id desc
-            ) as subscription_rank
-        from known_subscriptions
-        where end_date is null or end_date >= feature_date
-    )
+    select
+        customer_id,
+        feature_date,
+        plan_id,
+        contract_type,
+        subscription_batch_date
+    from subscriptions_ranked
     where subscription_rank = 1
 ),
 
+prices_ranked as (
+    select
+        current_subscription.customer_id,
+        current_subscription.feature_date,
+        plans.monthly_price,
+        row_number() over (
+            partition by current_subscription.customer_id, current_subscription.feature_date
+            order by plans.effective_from desc
+        ) as price_rank
+    from current_subscription
+    inner join plans
+        on current_subscription.plan_id = plans.plan_id
+            and current_subscription.feature_date >= plans.effective_from
+),
+
 current_price as (
-    select customer_id, feature_date, monthly_price
-    from (
-        select
-            current_subscription.customer_id,
-            current_subscription.feature_date,
-            plans.monthly_price,
-            row_number() over (
-                partition by current_subscription.customer_id, current_subscription.feature_date
-                order by plans.effective_from desc
-            ) as price_rank
-        from current_subscription
-        inner join plans
-            on current_subscription.plan_id = plans.plan_id
-            and plans.effective_from <= current_subscription.feature_date
-    )
+    select
+        customer_id,
+        feature_date,
+        monthly_price
+    from prices_ranked
     where price_rank = 1
 ),
 
@@ -107,13 +120,13 @@ filled as (
     inner join customers on spine.customer_id = customers.customer_id
     left join current_subscription
         on spine.customer_id = current_subscription.customer_id
-        and spine.feature_date = current_subscription.feature_date
+            and spine.feature_date = current_subscription.feature_date
     left join current_price
         on spine.customer_id = current_price.customer_id
-        and spine.feature_date = current_price.feature_date
+            and spine.feature_date = current_price.feature_date
     left join billing_daily
         on spine.customer_id = billing_daily.customer_id
-        and spine.feature_date = billing_daily.activity_date
+            and spine.feature_date = billing_daily.activity_date
 ),
 
 windowed as (
@@ -130,10 +143,14 @@ windowed as (
     window
         w90 as (partition by customer_id order by day_number range between 89 preceding and current row),
         w365 as (partition by customer_id order by day_number range between 364 preceding and current row),
-        w_all as (partition by customer_id order by day_number
-            range between unbounded preceding and current row),
-        w_90_days_ago as (partition by customer_id order by day_number
-            range between 90 preceding and 90 preceding)
+        w_all as (
+            partition by customer_id order by day_number
+            range between unbounded preceding and current row
+        ),
+        w_90_days_ago as (
+            partition by customer_id order by day_number
+            range between 90 preceding and 90 preceding
+        )
 ),
 
 final as (

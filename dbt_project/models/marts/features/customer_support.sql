@@ -5,24 +5,8 @@ with spine as (
     select * from {{ ref('int_customer_days_spanned') }}
 ),
 
-chats as (
-    select * from {{ ref('int_support_chats_scored') }}
-),
-
 chats_daily as (
-    select
-        customer_id,
-        chat_date,
-        cast(count(*) as bigint) as chats,
-        cast(sum(case when is_negative then 1 else 0 end) as bigint) as negative_chats,
-        cast(sum(case when mentions_cancel then 1 else 0 end) as bigint) as cancel_mentions,
-        cast(sum(case when mentions_competitor then 1 else 0 end) as bigint) as competitor_mentions,
-        cast(sum(case when mentions_price then 1 else 0 end) as bigint) as price_mentions,
-        cast(sum(case when is_escalated then 1 else 0 end) as bigint) as escalations,
-        sum(sentiment_score) as sentiment_score,
-        max(_batch_date) as last_batch_date
-    from chats
-    group by customer_id, chat_date
+    select * from {{ ref('int_support_chats_summed_daily') }}
 ),
 
 filled as (
@@ -42,7 +26,7 @@ filled as (
     from spine
     left join chats_daily
         on spine.customer_id = chats_daily.customer_id
-        and spine.feature_date = chats_daily.chat_date
+            and spine.feature_date = chats_daily.chat_date
 ),
 
 windowed as (
@@ -63,8 +47,10 @@ windowed as (
     window
         w30 as (partition by customer_id order by day_number range between 29 preceding and current row),
         w90 as (partition by customer_id order by day_number range between 89 preceding and current row),
-        w_all as (partition by customer_id order by day_number
-            range between unbounded preceding and current row)
+        w_all as (
+            partition by customer_id order by day_number
+            range between unbounded preceding and current row
+        )
 ),
 
 final as (

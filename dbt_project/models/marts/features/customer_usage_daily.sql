@@ -28,34 +28,37 @@ daily_usage as (
 ),
 
 {% if is_incremental() %}
-loaded as (
-    select max(created_timestamp) as loaded_through, max(feature_date) as last_feature_date
-    from {{ this }}
-),
+    loaded as (
+        select
+            max(created_timestamp) as loaded_through,
+            max(feature_date) as last_feature_date
+        from {{ this }}
+    ),
 
-new_usage as (
-    select min(daily_usage.usage_date) as first_touched_date
-    from daily_usage
-    cross join loaded
-    where {{ end_of_day('daily_usage.last_batch_date') }} > loaded.loaded_through
-),
+    new_usage as (
+        select min(daily_usage.usage_date) as first_touched_date
+        from daily_usage
+        cross join loaded
+        where {{ end_of_day('daily_usage.last_batch_date') }} > loaded.loaded_through
+    ),
 
-recompute_window as (
-    select least(
-        coalesce(new_usage.first_touched_date, date_add(loaded.last_feature_date, 1)),
-        date_add(loaded.last_feature_date, 1)
-    ) as recompute_from
-    from loaded
-    cross join new_usage
-),
+    recompute_window as (
+        select
+            least(
+                coalesce(new_usage.first_touched_date, date_add(loaded.last_feature_date, 1)),
+                date_add(loaded.last_feature_date, 1)
+            ) as recompute_from
+        from loaded
+        cross join new_usage
+    ),
 {% endif %}
 
 spine_in_scope as (
     select spine.*
     from spine
     {% if is_incremental() %}
-    cross join recompute_window
-    where spine.feature_date >= date_sub(recompute_window.recompute_from, 89)
+        cross join recompute_window
+        where spine.feature_date >= date_sub(recompute_window.recompute_from, 89)
     {% endif %}
 ),
 
@@ -76,7 +79,7 @@ filled as (
     from spine_in_scope as spine
     left join daily_usage
         on spine.customer_id = daily_usage.customer_id
-        and spine.feature_date = daily_usage.usage_date
+            and spine.feature_date = daily_usage.usage_date
 ),
 
 windowed as (
@@ -84,15 +87,15 @@ windowed as (
         customer_id,
         feature_date,
         {% for days in [7, 30, 90] %}
-        sum(call_minutes) over w{{ days }} as call_minutes_{{ days }}d,
-        sum(calls) over w{{ days }} as calls_{{ days }}d,
-        sum(dropped_calls) over w{{ days }} as dropped_calls_{{ days }}d,
-        sum(sms) over w{{ days }} as sms_{{ days }}d,
-        sum(data_mb) over w{{ days }} as data_mb_{{ days }}d,
-        sum(events) over w{{ days }} as events_{{ days }}d,
-        sum(roaming_events) over w{{ days }} as roaming_events_{{ days }}d,
-        size(array_distinct(flatten(collect_list(cells) over w{{ days }}))) as distinct_cells_{{ days }}d,
-        count(*) over w{{ days }} as days_in_window_{{ days }}d,
+            sum(call_minutes) over w{{ days }} as call_minutes_{{ days }}d,
+            sum(calls) over w{{ days }} as calls_{{ days }}d,
+            sum(dropped_calls) over w{{ days }} as dropped_calls_{{ days }}d,
+            sum(sms) over w{{ days }} as sms_{{ days }}d,
+            sum(data_mb) over w{{ days }} as data_mb_{{ days }}d,
+            sum(events) over w{{ days }} as events_{{ days }}d,
+            sum(roaming_events) over w{{ days }} as roaming_events_{{ days }}d,
+            size(array_distinct(flatten(collect_list(cells) over w{{ days }}))) as distinct_cells_{{ days }}d,
+            count(*) over w{{ days }} as days_in_window_{{ days }}d,
         {% endfor %}
         max(last_batch_date) over w90 as last_batch_date_90d
     from filled
@@ -109,14 +112,16 @@ final as (
         {{ end_of_day('feature_date') }} as event_timestamp,
         {{ created_timestamp('feature_date', 'last_batch_date_90d') }} as created_timestamp,
         {% for days in [7, 30, 90] %}
-        cast(call_minutes_{{ days }}d as double) as call_minutes_{{ days }}d,
-        cast(sms_{{ days }}d as bigint) as sms_{{ days }}d,
-        cast(data_mb_{{ days }}d as double) as data_mb_{{ days }}d,
-        cast(case when calls_{{ days }}d > 0 then dropped_calls_{{ days }}d / calls_{{ days }}d
-             else 0 end as double) as dropped_call_rate_{{ days }}d,
-        cast(case when events_{{ days }}d > 0 then roaming_events_{{ days }}d / events_{{ days }}d
-             else 0 end as double) as roaming_share_{{ days }}d,
-        cast(distinct_cells_{{ days }}d as int) as distinct_cells_{{ days }}d,
+            cast(call_minutes_{{ days }}d as double) as call_minutes_{{ days }}d,
+            cast(sms_{{ days }}d as bigint) as sms_{{ days }}d,
+            cast(data_mb_{{ days }}d as double) as data_mb_{{ days }}d,
+            cast(case when calls_{{ days }}d > 0 then dropped_calls_{{ days }}d / calls_{{ days }}d
+                else 0
+            end as double) as dropped_call_rate_{{ days }}d,
+            cast(case when events_{{ days }}d > 0 then roaming_events_{{ days }}d / events_{{ days }}d
+                else 0
+            end as double) as roaming_share_{{ days }}d,
+            cast(distinct_cells_{{ days }}d as int) as distinct_cells_{{ days }}d,
         {% endfor %}
         cast(
             case
@@ -127,7 +132,7 @@ final as (
         ) as minutes_trend_7d_30d
     from windowed
     {% if is_incremental() %}
-    where feature_date >= (select recompute_from from recompute_window)
+        where feature_date >= (select recompute_window.recompute_from from recompute_window)
     {% endif %}
 )
 

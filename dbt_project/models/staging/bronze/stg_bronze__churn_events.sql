@@ -14,13 +14,19 @@ renamed as (
 ),
 
 first_churn as (
-    select *,
+    select
+        *,
         row_number() over (partition by customer_id order by churned_at asc) as churn_rank
     from renamed
 ),
 
 final as (
-    select customer_id, churned_at, churn_date, reason, _batch_date
+    select
+        customer_id,
+        churned_at,
+        churn_date,
+        reason,
+        _batch_date
     from first_churn
     where churn_rank = 1
 )

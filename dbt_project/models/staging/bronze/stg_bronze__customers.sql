@@ -16,7 +16,8 @@ renamed as (
 ),
 
 deduplicated as (
-    select *,
+    select
+        *,
         row_number() over (
             partition by customer_id order by updated_at desc, _batch_date desc
         ) as version_rank
@@ -24,7 +25,14 @@ deduplicated as (
 ),
 
 final as (
-    select customer_id, signup_date, region, segment, birth_year, updated_at, _batch_date
+    select
+        customer_id,
+        signup_date,
+        region,
+        segment,
+        birth_year,
+        updated_at,
+        _batch_date
     from deduplicated
     where version_rank = 1
 )

@@ -18,15 +18,23 @@ renamed as (
 ),
 
 deduplicated as (
-    select *,
+    select
+        *,
         row_number() over (partition by invoice_id order by _batch_date desc) as version_rank
     from renamed
 ),
 
 final as (
     select
-        invoice_id, customer_id, invoice_date, period_start, period_end, amount, due_date,
-        issued_at, _batch_date
+        invoice_id,
+        customer_id,
+        invoice_date,
+        period_start,
+        period_end,
+        amount,
+        due_date,
+        issued_at,
+        _batch_date
     from deduplicated
     where version_rank = 1
 )

@@ -17,14 +17,22 @@ renamed as (
 ),
 
 deduplicated as (
-    select *,
+    select
+        *,
         row_number() over (partition by payment_id order by _batch_date desc) as version_rank
     from renamed
 ),
 
 final as (
     select
-        payment_id, invoice_id, customer_id, amount, status, paid_at, payment_date, _batch_date
+        payment_id,
+        invoice_id,
+        customer_id,
+        amount,
+        status,
+        paid_at,
+        payment_date,
+        _batch_date
     from deduplicated
     where version_rank = 1
 )

@@ -16,7 +16,8 @@ renamed as (
 ),
 
 deduplicated as (
-    select *,
+    select
+        *,
         row_number() over (
             partition by plan_id, effective_from order by updated_at desc, _batch_date desc
         ) as version_rank
@@ -24,7 +25,14 @@ deduplicated as (
 ),
 
 final as (
-    select plan_id, plan_name, monthly_price, data_gb, effective_from, updated_at, _batch_date
+    select
+        plan_id,
+        plan_name,
+        monthly_price,
+        data_gb,
+        effective_from,
+        updated_at,
+        _batch_date
     from deduplicated
     where version_rank = 1
 )

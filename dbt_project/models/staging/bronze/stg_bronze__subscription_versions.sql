@@ -21,7 +21,8 @@ renamed as (
 ),
 
 first_landings as (
-    select *,
+    select
+        *,
         row_number() over (
             partition by subscription_id, updated_at order by _batch_date
         ) as landing_rank
@@ -30,8 +31,14 @@ first_landings as (
 
 final as (
     select
-        subscription_id, customer_id, plan_id, contract_type, start_date, end_date,
-        updated_at, _batch_date
+        subscription_id,
+        customer_id,
+        plan_id,
+        contract_type,
+        start_date,
+        end_date,
+        updated_at,
+        _batch_date
     from first_landings
     where landing_rank = 1
 )

@@ -7,7 +7,8 @@ with versions as (
 ),
 
 ranked as (
-    select *,
+    select
+        *,
         row_number() over (
             partition by subscription_id order by updated_at desc, _batch_date desc
         ) as version_rank,
@@ -17,8 +18,15 @@ ranked as (
 
 final as (
     select
-        subscription_id, customer_id, plan_id, contract_type, start_date, end_date,
-        updated_at, _batch_date, first_batch_date
+        subscription_id,
+        customer_id,
+        plan_id,
+        contract_type,
+        start_date,
+        end_date,
+        updated_at,
+        _batch_date,
+        first_batch_date
     from ranked
     where version_rank = 1
 )

@@ -11,10 +11,10 @@ renamed as (
         lower(trim(channel)) as channel,
         coalesce(summary, '') as summary,
         coalesce(tags, array()) as tags,
-        agent.agent_id as agent_id,
+        agent.agent_id,
         agent.team as agent_team,
         resolution.status as resolution_status,
-        resolution.csat as csat,
+        resolution.csat,
         coalesce(resolution.is_escalated, false) as is_escalated,
         _batch_date
     from source
@@ -22,15 +22,27 @@ renamed as (
 ),
 
 deduplicated as (
-    select *,
+    select
+        *,
         row_number() over (partition by chat_id order by _batch_date asc) as copy_rank
     from renamed
 ),
 
 final as (
     select
-        chat_id, customer_id, chat_at, chat_date, channel, summary, tags, agent_id,
-        agent_team, resolution_status, csat, is_escalated, _batch_date
+        chat_id,
+        customer_id,
+        chat_at,
+        chat_date,
+        channel,
+        summary,
+        tags,
+        agent_id,
+        agent_team,
+        resolution_status,
+        csat,
+        is_escalated,
+        _batch_date
     from deduplicated
     where copy_rank = 1
 )

@@ -17,9 +17,10 @@
 with source as (
     select * from {{ source('bronze', 'usage_events') }}
     {% if is_incremental() %}
-    where _ingested_at > (
-        select coalesce(max(_ingested_at), timestamp'1900-01-01 00:00:00') from {{ this }}
-    )
+        where _ingested_at > (
+                select coalesce(max(already._ingested_at), timestamp '1900-01-01 00:00:00')
+                from {{ this }} as already
+            )
     {% endif %}
 ),
 
@@ -42,7 +43,8 @@ renamed as (
 ),
 
 deduplicated as (
-    select *,
+    select
+        *,
         row_number() over (
             partition by event_id order by _batch_date asc, _ingested_at asc
         ) as copy_rank
@@ -51,8 +53,18 @@ deduplicated as (
 
 first_copies as (
     select
-        event_id, customer_id, event_at, event_date, event_type, duration_s, bytes,
-        is_dropped, is_roaming, cell_id, _batch_date, _ingested_at
+        event_id,
+        customer_id,
+        event_at,
+        event_date,
+        event_type,
+        duration_s,
+        bytes,
+        is_dropped,
+        is_roaming,
+        cell_id,
+        _batch_date,
+        _ingested_at
     from deduplicated
     where copy_rank = 1
 ),
@@ -61,7 +73,7 @@ final as (
     select first_copies.*
     from first_copies
     {% if is_incremental() %}
-    left anti join {{ this }} as staged on first_copies.event_id = staged.event_id
+        left anti join {{ this }} as staged on first_copies.event_id = staged.event_id
     {% endif %}
 )
 
