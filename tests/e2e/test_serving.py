@@ -74,7 +74,10 @@ def test_the_champion_served_by_mlflow_scores_like_the_batch_job(
     }
     rows = churn.day_features(spark, store, day).orderBy("customer_id").limit(12).toPandas()
     assert len(rows) == 12
-    body = {"dataframe_split": json.loads(rows[columns].to_json(orient="split", index=False))}
+    # Sent at full precision: pandas writes 10 digits by default, which moves a score by
+    # about 1e-9, the tolerance below.
+    sent = rows[columns].to_json(orient="split", index=False, double_precision=15)
+    body = {"dataframe_split": json.loads(sent)}
 
     port = free_port()
     env = dict(os.environ, LAKEHOUSE_ROOT=str(lakehouse_root))
