@@ -67,7 +67,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check features models_ml tests bench feature_repo
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
-	cd dbt_project && $(CURDIR)/$(VENV)/bin/sqlfluff lint models
+	cd dbt_project && $(abspath $(VENV))/bin/sqlfluff lint models
 
 clean:
 	rm -rf lakehouse dbt_project/target dbt_project/logs spark-warehouse derby.log metastore_db

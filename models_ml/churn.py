@@ -230,9 +230,9 @@ def train_churn_model(
         )
     finally:
         frame.unpersist()
-    baselines = drift_reference(
-        spark, store, result, batch_date or last_day or dt.date.today(), log=log
-    )
+    day = batch_date or last_day
+    assert day is not None  # a lake with labelled snapshots has a last day
+    baselines = drift_reference(spark, store, result, day, log=log)
     log_metrics(result, log)
     extra = {
         **common_metadata(trained, start=start, end=end, batch_date=batch_date),

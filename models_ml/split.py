@@ -79,21 +79,25 @@ def hash_unit(frame: DataFrame, config: ModelConfig, salt: str) -> F.Column:
     return F.pmod(hashed, F.lit(_HASH_BUCKETS)) / F.lit(float(_HASH_BUCKETS))
 
 
+def _epoch_seconds(column: str) -> F.Column:
+    """A column read as a timestamp, in epoch seconds (double)."""
+    return F.unix_micros(F.col(column).cast("timestamp")) / F.lit(1e6)
+
+
 def order_value(frame: DataFrame, column: str) -> F.Column:
     """A column that orders rows in time, as a double: epoch seconds for timestamps and
     dates, the value itself for numbers."""
     kind = frame.schema[column].dataType
-    col = F.col(column)
     if isinstance(kind, (T.TimestampType, T.TimestampNTZType, T.DateType, T.StringType)):
-        return F.unix_micros(col.cast("timestamp")) / F.lit(1e6)
-    return col.cast("double")
+        return _epoch_seconds(column)
+    return F.col(column).cast("double")
 
 
 def seconds(config: ModelConfig) -> F.Column:
     """The timestamp column as epoch seconds (double)."""
     if config.timestamp_col is None:
         raise ConfigError("a cut by time needs timestamp_col")
-    return F.unix_micros(F.col(config.timestamp_col).cast("timestamp")) / F.lit(1e6)
+    return _epoch_seconds(config.timestamp_col)
 
 
 def time_cut(frame: DataFrame, config: ModelConfig, quantile: float) -> float:
