@@ -44,8 +44,16 @@ system-packages:
 	  fi; \
 	fi
 
-test: setup system-packages
-	$(PY) -m pytest
+# make test also installs the torch extra (large: see README) and requires it, so the
+# torch_mlp tests run rather than skip.
+TORCH_STAMP := $(VENV)/.installed-torch
+
+$(TORCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[torch]'
+	touch $(TORCH_STAMP)
+
+test: setup system-packages $(TORCH_STAMP)
+	LAKEHOUSE_TORCH=required $(PY) -m pytest
 
 # The tiers for development (`make test` runs them all, and is what CI runs):
 # test-unit: no JVM (the console, the settings, configs, plots), seconds;

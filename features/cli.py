@@ -428,10 +428,24 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_torch(family: str | None, *, command: str) -> None:
+    """Refuse ``torch_mlp`` before Spark starts when PyTorch is not installed."""
+    if family != "torch_mlp":
+        return
+    from models_ml import torch_mlp
+
+    if not torch_mlp.available():
+        raise UsageError(
+            f"features {command}: --family torch_mlp needs PyTorch, an optional extra: "
+            "pip install -e '.[torch]' (about 2.7 GB to download)"
+        )
+
+
 def _cmd_daily(args: argparse.Namespace) -> int:
     from features.daily import DailyOptions, run_daily
 
     dates = _batch_dates(args, command="daily")
+    _check_torch(args.family, command="daily")
     spark = lakehouse.spark_session()
     outcome = run_daily(
         spark,
@@ -440,6 +454,7 @@ def _cmd_daily(args: argparse.Namespace) -> int:
             retrain=args.retrain,
             force=args.force,
             tuning=args.tuning,
+            family=args.family,
             **(
                 {"min_realized_auc": args.min_realized_auc}
                 if args.min_realized_auc is not None
@@ -454,6 +469,7 @@ def _cmd_daily(args: argparse.Namespace) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from models_ml import churn, next_invoice
+    from models_ml.config import CLASSIFIERS
 
     _check_window(args.date_from, args.date_to, command="train")
     window = {"start": args.date_from, "end": args.date_to}
@@ -465,11 +481,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 f"features train: --family {family} is not a regressor; the "
                 f"next-invoice task takes {takes}"
             )
-    elif args.family and args.family not in ("logistic", "gbt"):
+    elif args.family and args.family not in CLASSIFIERS:
         raise UsageError(
             f"features train: --family {args.family} is not a classifier; the "
-            "churn task takes logistic or gbt"
+            f"churn task takes {', '.join(CLASSIFIERS)}"
         )
+    _check_torch(args.family, command="train")
     spark = lakehouse.spark_session()
     run: Any
     if args.task == "next_invoice":
@@ -819,6 +836,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="training's tuning when it retrains (default: cross-validation)",
     )
     daily.add_argument(
+        "--family",
+        choices=("logistic", "gbt", "torch_mlp"),
+        help="the churn model's family when it retrains (default: logistic; torch_mlp "
+        "needs the torch extra)",
+    )
+    daily.add_argument(
         "--min-realized-auc",
         type=float,
         metavar="AUC",
@@ -851,8 +874,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--family",
-        choices=("logistic", "gbt", "linear", "gbt_regressor"),
-        help="model family (default: logistic for churn, linear for next_invoice)",
+        choices=("logistic", "gbt", "torch_mlp", "linear", "gbt_regressor"),
+        help="model family (default: logistic for churn, linear for next_invoice; "
+        "torch_mlp: a PyTorch network trained by TorchDistributor, the torch extra)",
     )
     train.add_argument(
         "--promote",

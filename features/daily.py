@@ -56,6 +56,8 @@ class DailyOptions:
         tuning: The training's tuning: ``cv`` (cross-validation over expanding windows of
             snapshots) or ``tvs`` (one forward train/validation split, cheaper); the model's default
             when ``None``.
+        family: The churn model's family when it retrains (``logistic``, ``gbt`` or
+            ``torch_mlp``); the model's default (logistic) when ``None``.
         min_realized_auc: Realized ROC AUC of a matured score date below which the model
             is retrained (``ops.model_performance``).
     """
@@ -64,6 +66,7 @@ class DailyOptions:
     retrain_every_days: int = 7
     force: bool = False
     tuning: str | None = None
+    family: str | None = None
     min_realized_auc: float = 0.6
 
 
@@ -376,6 +379,8 @@ def run_daily(
             return "; ".join(["not due", *notes])
         detail(f"[daily {day}] train: due ({reason})")
         overrides: dict[str, Any] = {"tuning": options.tuning} if options.tuning else {}
+        if options.family:
+            overrides["family"] = options.family
         try:
             with console.libraries_to_log():
                 run = churn.train_churn_model(

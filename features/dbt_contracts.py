@@ -43,6 +43,10 @@ _FEAST_TYPES = {
 }
 
 
+#: The Feast field tag that carries a column's ``meta: feature_role`` (``text``).
+ROLE_TAG = "feature_role"
+
+
 class ContractError(ValueError):
     """A mart's dbt contract cannot declare its Feast features (the message says where)."""
 
@@ -54,6 +58,8 @@ class Column:
     name: str
     data_type: str
     description: str = ""
+    #: ``meta: feature_role`` of the column (``text``: a string models read as text).
+    role: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,6 +108,7 @@ def contract(model: str, *, project: Path | None = None) -> Contract:
                         column["name"],
                         str(column["data_type"]).strip().lower(),
                         column.get("description") or "",
+                        (column.get("meta") or {}).get("feature_role"),
                     )
                 )
             return Contract(model, tuple(columns), path)
@@ -140,7 +147,12 @@ def feast_fields(table: str, *, leave_out: Iterable[str], project: Path | None =
                 f"{', '.join(sorted(_FEAST_TYPES))}"
             )
         fields.append(
-            Field(name=column.name, dtype=getattr(types, name), description=column.description)
+            Field(
+                name=column.name,
+                dtype=getattr(types, name),
+                description=column.description,
+                tags={ROLE_TAG: column.role} if column.role else {},
+            )
         )
     return fields
 

@@ -394,6 +394,9 @@ def spark_session(cfg: LakehouseSettings | None = None, *, metastore: bool = Tru
     if not metastore:
         conf["spark.sql.catalogImplementation"] = "in-memory"
     if starting:
+        # Python workers (pandas UDFs) run this environment's Python: pyspark takes it from
+        # PYSPARK_PYTHON (else `python3` on the PATH), not from spark.pyspark.python.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         # Spark's classes mapped from the environment's archive (`features setup` records
         # it), on the executors too when the workers are on this machine.
         jvm_archive.apply(conf, executors=_workers_here(cfg))

@@ -9,11 +9,11 @@ from typing import Any, Literal
 
 from pyspark.sql import types as T
 
-Family = Literal["logistic", "gbt", "linear", "gbt_regressor"]
+Family = Literal["logistic", "gbt", "linear", "gbt_regressor", "torch_mlp"]
 Tuning = Literal["cv", "tvs"]
 
-FAMILIES: tuple[str, ...] = ("logistic", "gbt", "linear", "gbt_regressor")
-CLASSIFIERS: tuple[str, ...] = ("logistic", "gbt")
+FAMILIES: tuple[str, ...] = ("logistic", "gbt", "linear", "gbt_regressor", "torch_mlp")
+CLASSIFIERS: tuple[str, ...] = ("logistic", "gbt", "torch_mlp")
 
 #: Parameter grids used when a config gives none: small, so tuning stays cheap.
 DEFAULT_GRIDS: Mapping[str, tuple[tuple[str, tuple[Any, ...]], ...]] = {
@@ -23,6 +23,8 @@ DEFAULT_GRIDS: Mapping[str, tuple[tuple[str, tuple[Any, ...]], ...]] = {
     # churn datasets (bench/bench_gbt_search.py), at up to four times the cost.
     "gbt": (("maxDepth", (3, 5)), ("maxIter", (10, 20))),
     "gbt_regressor": (("maxDepth", (3, 5)), ("maxIter", (10, 20))),
+    # Each fit starts its PyTorch processes: two grid points keep tuning to a few fits.
+    "torch_mlp": (("learningRate", (0.01, 0.001)),),
 }
 
 #: Column names the pipeline creates; feature frames must not use them.
@@ -60,7 +62,9 @@ class ModelConfig:
     Attributes:
         label_col: Label column: 0/1 or boolean for classifiers (or any value with
             ``positive_label``), a number for regressors.
-        family: ``logistic`` or ``gbt`` (classifiers), ``linear`` or ``gbt_regressor``.
+        family: ``logistic``, ``gbt`` or ``torch_mlp`` (classifiers; ``torch_mlp`` is a
+            PyTorch network trained by ``TorchDistributor``, :mod:`models_ml.torch_mlp`),
+            ``linear`` or ``gbt_regressor``.
         timestamp_col: When the features were known.  With it, the held-out set and the
             tuning folds are cut by time; without it, by a hash of ``id_cols``.
         id_cols: Entity keys; never features.  Without them a hash split keys on a hash of
@@ -68,12 +72,14 @@ class ModelConfig:
         numeric_cols: Numeric features (strings that parse as numbers are cast; blanks
             and nulls are imputed with the training median).
         categorical_cols: Categorical features (indexed, unseen values kept, one-hot).
+        text_cols: Support-chat texts (one chat per line, latest first), scored by the
+            pandas-UDF stage :class:`~models_ml.text.ChatTextScorer` into numeric features.
         positive_label: Label value that means 1 when the label is not numeric (``"Yes"``).
         baseline_col: Regression only: a naive prediction to beat (e.g. last invoice).
         param_grid: ``((param, (values...)), ...)`` over the estimator's params;
             :data:`DEFAULT_GRIDS` when empty.
         max_iter: Iterations of the estimator when the grid does not set them (a gradient
-            boosted family with ``early_stopping``: ``max_trees``).
+            boosted family with ``early_stopping``: ``max_trees``; ``torch_mlp``: epochs).
         max_trees: Gradient boosted families with ``early_stopping``: the most trees (the
             fit stops adding them sooner).
         early_stopping: Gradient boosted families whose grid does not set ``maxIter``: the
@@ -95,6 +101,10 @@ class ModelConfig:
         validation_fraction: Share of the training period used to pick the threshold.
         standardize: Scale the assembled features to unit variance.
         seed: Seed of every random choice.
+        torch_processes: ``torch_mlp``: training processes (``TorchDistributor``).
+        use_gpu: ``torch_mlp``: one GPU per process (Spark's GPU resources configured).
+        snapshot_dir: ``torch_mlp``: folder of the training snapshot the processes read
+            (the system's temporary folder by default).
     """
 
     label_col: str
@@ -103,6 +113,7 @@ class ModelConfig:
     id_cols: tuple[str, ...] = ()
     numeric_cols: tuple[str, ...] = ()
     categorical_cols: tuple[str, ...] = ()
+    text_cols: tuple[str, ...] = ()
     positive_label: str | None = None
     baseline_col: str | None = None
     param_grid: tuple[tuple[str, tuple[Any, ...]], ...] = ()
@@ -119,9 +130,12 @@ class ModelConfig:
     validation_fraction: float = 0.2
     standardize: bool = True
     seed: int = 42
+    torch_processes: int = 2
+    use_gpu: bool = False
+    snapshot_dir: str | None = None
 
     def __post_init__(self) -> None:
-        for name in ("id_cols", "numeric_cols", "categorical_cols"):
+        for name in ("id_cols", "numeric_cols", "categorical_cols", "text_cols"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         object.__setattr__(
             self, "param_grid", tuple((str(k), tuple(v)) for k, v in self.param_grid)
@@ -135,16 +149,20 @@ class ModelConfig:
                 "ModelConfig: no feature columns; give numeric_cols/categorical_cols "
                 "or build the config with ModelConfig.from_schema"
             )
-        overlap = set(self.numeric_cols) & set(self.categorical_cols)
+        roles = (self.numeric_cols, self.categorical_cols, self.text_cols)
+        overlap = {c for i, a in enumerate(roles) for b in roles[i + 1 :] for c in set(a) & set(b)}
         reserved = {self.label_col, self.timestamp_col, self.baseline_col, *self.id_cols}
         clash = (set(self.feature_cols) & reserved) | overlap
         if clash:
             raise ConfigError(
                 f"ModelConfig: columns {sorted(c for c in clash if c)} are used twice "
-                "(feature and label/id/timestamp/baseline, or numeric and categorical)"
+                "(feature and label/id/timestamp/baseline, or in two of numeric, categorical "
+                "and text)"
             )
         if self.num_folds < 2:
             raise ConfigError("ModelConfig: num_folds must be at least 2")
+        if self.torch_processes < 1:
+            raise ConfigError("ModelConfig: torch_processes must be at least 1")
         if not 0.0 <= self.early_stopping < 1.0:
             raise ConfigError("ModelConfig: early_stopping must lie in [0, 1)")
         for name in ("holdout_fraction", "train_ratio", "validation_fraction"):
@@ -170,8 +188,8 @@ class ModelConfig:
 
     @property
     def feature_cols(self) -> tuple[str, ...]:
-        """Input feature columns: numeric first, then categorical."""
-        return self.numeric_cols + self.categorical_cols
+        """Input feature columns: numeric first, then categorical, then text."""
+        return self.numeric_cols + self.categorical_cols + self.text_cols
 
     def grid(self) -> dict[str, tuple[Any, ...]]:
         """The parameter grid to tune over, as ``{param name: values}``."""
@@ -199,6 +217,7 @@ class ModelConfig:
         exclude: Iterable[str] = (),
         numeric_cols: Sequence[str] | None = None,
         categorical_cols: Sequence[str] | None = None,
+        text_cols: Sequence[str] = (),
         **options: Any,
     ) -> ModelConfig:
         """Infer the feature columns from a frame's schema.
@@ -216,12 +235,13 @@ class ModelConfig:
             exclude: Further columns that are not features.
             numeric_cols: Columns forced numeric.
             categorical_cols: Columns forced categorical.
+            text_cols: Text columns (never inferred: a string column is categorical).
             **options: Any other :class:`ModelConfig` field.
         """
         forced_num = tuple(numeric_cols or ())
         forced_cat = tuple(categorical_cols or ())
         skip = {label_col, timestamp_col, options.get("baseline_col"), *id_cols, *exclude}
-        skip |= {*forced_num, *forced_cat}
+        skip |= {*forced_num, *forced_cat, *text_cols}
         numeric: list[str] = list(forced_num)
         categorical: list[str] = list(forced_cat)
         for field in schema.fields:
@@ -237,5 +257,6 @@ class ModelConfig:
             timestamp_col=timestamp_col,
             numeric_cols=tuple(numeric),
             categorical_cols=tuple(categorical),
+            text_cols=tuple(text_cols),
             **options,
         )

@@ -22,6 +22,7 @@ import pyspark.sql.functions as F
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
+from features.dbt_contracts import ROLE_TAG
 from models_ml import model_store, registry
 from models_ml.config import ModelConfig
 from models_ml.split import Split, prepare, split_holdout
@@ -49,14 +50,27 @@ class TrainingRun:
     report_path: Path
 
 
-def service_features(store: Any, service: str = FEATURE_SERVICE) -> tuple[list[str], list[str]]:
-    """Return the numeric and the categorical feature names of a feature service."""
+def service_features(
+    store: Any, service: str = FEATURE_SERVICE
+) -> tuple[list[str], list[str], list[str]]:
+    """Return the numeric, the categorical and the text feature names of a feature service.
+
+    A string feature is categorical unless its mart's contract gives it
+    ``meta: feature_role: text`` (the Feast field's tag): then it is text, read by the
+    pipeline's :class:`~models_ml.text.ChatTextScorer`.
+    """
     numeric: list[str] = []
     categorical: list[str] = []
+    text: list[str] = []
     for projection in store.get_feature_service(service).feature_view_projections:
         for field in projection.features:
-            (categorical if str(field.dtype) in _STRING_TYPES else numeric).append(field.name)
-    return numeric, categorical
+            if (field.tags or {}).get(ROLE_TAG) == "text":
+                text.append(field.name)
+            elif str(field.dtype) in _STRING_TYPES:
+                categorical.append(field.name)
+            else:
+                numeric.append(field.name)
+    return numeric, categorical, text
 
 
 def training_entities(
@@ -99,7 +113,7 @@ def historical_features(store: Any, entities: DataFrame) -> tuple[DataFrame, dic
 
 def model_config(store: Any, **overrides: Any) -> ModelConfig:
     """The churn model's configuration over the feature service's features."""
-    numeric, categorical = service_features(store)
+    numeric, categorical, text = service_features(store)
     options: dict[str, Any] = {
         "label_col": "label",
         "family": "logistic",
@@ -107,6 +121,7 @@ def model_config(store: Any, **overrides: Any) -> ModelConfig:
         "id_cols": ("customer_id",),
         "numeric_cols": tuple(numeric),
         "categorical_cols": tuple(categorical),
+        "text_cols": tuple(text),
         "param_grid": (("regParam", (0.001, 0.01, 0.1)), ("elasticNetParam", (0.0, 0.5))),
         "tuning": "cv",
         "num_folds": 3,

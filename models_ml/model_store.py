@@ -105,6 +105,7 @@ def build_metadata(
             "feature_names": list(cfg.feature_cols),
             "numeric_features": list(cfg.numeric_cols),
             "categorical_features": list(cfg.categorical_cols),
+            "text_features": list(cfg.text_cols),
             "feature_slots": result.feature_slots,
             "id_columns": list(cfg.id_cols),
             "timestamp_column": cfg.timestamp_col,

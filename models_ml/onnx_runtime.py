@@ -12,7 +12,10 @@ its imputer splits columns with the ``Split`` attribute of opsets before 13 (one
 13, is kept, and the sizes become the operator's input, as opset 13 has it);
 its scaler divides by a zero standard deviation where Spark's ``StandardScaler`` writes 0
 (the scale becomes 0); and its string indexer maps a missing or unseen value to -1 where
-Spark's (``handleInvalid="keep"``) gives it the index after the labels.  ONNX-ML's operators
+Spark's (``handleInvalid="keep"``) gives it the index after the labels.  A text stage
+(:class:`~models_ml.text.ChatTextScorer`, a pandas UDF) has no converter either: its
+numbers are computed here by the same function, :func:`models_ml.text.score_texts`, and fed
+to the graph as inputs.  ONNX-ML's operators
 compute in float32: probabilities agree with Spark's to about 1e-6 for a linear model, not
 bit for bit (``tests/e2e/test_serving.py``); a tree's float32 thresholds may send a value
 near one down the other branch, so :meth:`OnnxPipeline.verify` compares the two runtimes on
@@ -34,6 +37,7 @@ from pyspark.ml import PipelineModel
 from pyspark.ml.feature import ImputerModel, SQLTransformer, StringIndexerModel
 
 from models_ml.pipeline import numeric_stage_cols
+from models_ml.text import OUTPUTS, ChatTextScorer, score_texts
 
 LOGGER = logging.getLogger(__name__)
 # Probabilities in float32 differ from Spark's double ones by about this much at most.
@@ -118,6 +122,8 @@ class OnnxPipeline:
             raise NotConvertible("the pipeline does not start with its numeric casts")
         numeric: list[tuple[str, str]] = []  # (feature, the imputer's input)
         categorical: list[str] = []
+        texts = [s for s in stages[1:] if isinstance(s, ChatTextScorer)]
+        stages = [s for s in stages if not isinstance(s, ChatTextScorer)]
         cast, _ = numeric_stage_cols(config)
         feature_of = dict(zip(cast, config.numeric_cols, strict=True))
         for stage in stages[1:]:
@@ -125,9 +131,12 @@ class OnnxPipeline:
                 numeric = [(feature_of[c], c) for c in stage.getInputCols()]
             elif isinstance(stage, StringIndexerModel):
                 categorical = list(stage.getInputCols())
-        initial = [(name, FloatTensorType([None, 1])) for _, name in numeric] + [
-            (name, StringTensorType([None, 1])) for name in categorical
-        ]
+        text_inputs = [name for scorer in texts for name in scorer.getOutputCols()]
+        initial = (
+            [(name, FloatTensorType([None, 1])) for _, name in numeric]
+            + [(name, StringTensorType([None, 1])) for name in categorical]
+            + [(name, FloatTensorType([None, 1])) for name in text_inputs]
+        )
         printed = io.StringIO()  # onnxmltools 1.16 pretty-prints the classifier's attributes
         try:
             with contextlib.redirect_stdout(printed), np.errstate(divide="ignore"):
@@ -152,11 +161,13 @@ class OnnxPipeline:
             raise NotConvertible(f"the ONNX graph has no probability output ({outputs})")
         self.numeric = numeric
         self.categorical = categorical
+        self.texts = texts
         self.size = converted.ByteSize()
 
     def probabilities(self, rows: Sequence[dict[str, Any]]) -> list[float]:
         """P(class 1) of each row (feature name to value; None: missing)."""
         import numpy as np
+        import pandas as pd
 
         feeds: dict[str, Any] = {}
         for feature, name in self.numeric:
@@ -168,6 +179,11 @@ class OnnxPipeline:
             feeds[name] = np.array(
                 [[_MISSING if row[name] is None else str(row[name])] for row in rows], dtype=object
             )
+        for scorer in self.texts:
+            column = scorer.getInputCol()
+            scores = score_texts(pd.Series([row[column] for row in rows]), **scorer.options())
+            for name, output in zip(scorer.getOutputCols(), OUTPUTS, strict=True):
+                feeds[name] = scores[output].to_numpy(dtype=np.float32).reshape(-1, 1)
         probability = self.session.run(["probability"], feeds)[0]
         return [float(p) for p in np.asarray(probability)[:, 1]]
 

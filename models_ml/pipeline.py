@@ -20,6 +20,8 @@ from pyspark.ml.regression import GBTRegressor, LinearRegression
 from pyspark.ml.tuning import ParamGridBuilder
 
 from models_ml.config import FEATURES, LABEL, SCALED, ConfigError, ModelConfig
+from models_ml.text import ChatTextScorer, output_cols
+from models_ml.torch_mlp import TorchMLPClassifier
 
 
 def _quote(name: str) -> str:
@@ -59,6 +61,14 @@ def build_estimator(config: ModelConfig) -> Estimator:
     }
     if config.family == "logistic":
         return LogisticRegression(family="binomial", **common)
+    if config.family == "torch_mlp":
+        return TorchMLPClassifier(
+            **common,
+            seed=config.seed,
+            numProcesses=config.torch_processes,
+            useGpu=config.use_gpu,
+            snapshotDir=config.snapshot_dir,
+        )
     if config.stops_early:
         common["maxIter"] = config.max_trees
     if config.family == "gbt":
@@ -75,7 +85,8 @@ def build_pipeline(config: ModelConfig) -> Pipeline:
 
     Stages: numeric columns cast to double (blanks and unparseable strings become null),
     ``Imputer`` (median) for numerics, ``StringIndexer(handleInvalid='keep')`` and
-    ``OneHotEncoder`` for categoricals, ``VectorAssembler``, ``StandardScaler`` (unless
+    ``OneHotEncoder`` for categoricals, :class:`~models_ml.text.ChatTextScorer` (a pandas
+    UDF) for each text column, ``VectorAssembler``, ``StandardScaler`` (unless
     ``standardize`` is off) and the estimator of ``config.family``.  The fitted model
     scores raw feature frames: the label column is not needed to score.
 
@@ -109,6 +120,9 @@ def build_pipeline(config: ModelConfig) -> Pipeline:
         )
         stages.append(OneHotEncoder(inputCols=indexed, outputCols=encoded, handleInvalid="keep"))
         assembled += encoded
+    for column in config.text_cols:
+        stages.append(ChatTextScorer(inputCol=column))
+        assembled += output_cols(column)
     stages.append(VectorAssembler(inputCols=assembled, outputCol=FEATURES))
     if config.standardize:
         stages.append(StandardScaler(inputCol=FEATURES, outputCol=SCALED, withMean=False))

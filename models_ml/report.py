@@ -154,8 +154,9 @@ def write_report(
         f"(train ratio {cfg.train_ratio})",
         f"- split: `{result.split_kind}`; training {result.windows['train']}, "
         f"held out {result.windows['holdout']}",
-        f"- features: {len(cfg.numeric_cols)} numeric, {len(cfg.categorical_cols)} categorical "
-        f"({len(result.feature_slots)} vector slots)",
+        f"- features: {len(cfg.numeric_cols)} numeric, {len(cfg.categorical_cols)} categorical"
+        + (f", {len(cfg.text_cols)} text" if cfg.text_cols else "")
+        + f" ({len(result.feature_slots)} vector slots)",
         f"- best parameters: `{result.best_params}`",
         "",
         "## Held-out metrics",

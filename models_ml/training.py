@@ -92,7 +92,7 @@ def without_empty_features(frame: DataFrame, config: ModelConfig) -> ModelConfig
     change is null everywhere while the lake holds less than 90 days).  The saved
     config, and so the model's metadata, lists the features it really uses.
     """
-    columns = [*config.numeric_cols, *config.categorical_cols]
+    columns = list(config.feature_cols)
     if not columns:
         return config
     counts = frame.agg(*[F.count(F.col(f"`{c}`")).alias(c) for c in columns]).first()
@@ -101,9 +101,12 @@ def without_empty_features(frame: DataFrame, config: ModelConfig) -> ModelConfig
         return config
     keep_numeric = tuple(c for c in config.numeric_cols if c not in empty)
     keep_categorical = tuple(c for c in config.categorical_cols if c not in empty)
-    if not keep_numeric and not keep_categorical:
+    keep_text = tuple(c for c in config.text_cols if c not in empty)
+    if not keep_numeric and not keep_categorical and not keep_text:
         raise ConfigError(f"train: every feature is null in the training part: {sorted(empty)}")
-    return dataclasses.replace(config, numeric_cols=keep_numeric, categorical_cols=keep_categorical)
+    return dataclasses.replace(
+        config, numeric_cols=keep_numeric, categorical_cols=keep_categorical, text_cols=keep_text
+    )
 
 
 def train(frame: DataFrame, config: ModelConfig, *, split: Split | None = None) -> TrainResult:

@@ -219,7 +219,8 @@ def tuner_for(
         "estimator": estimator,
         "estimatorParamMaps": maps,
         "evaluator": evaluator_for(config),
-        "parallelism": config.parallelism,
+        # A torch_mlp fit starts processes of its own on the cores: one fit at a time.
+        "parallelism": 1 if config.family == "torch_mlp" else config.parallelism,
         "seed": config.seed,
     }
     if config.timestamp_col is not None:

@@ -105,3 +105,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return "drift_lake" in names, "daily_lake" in names, "killed_lake" not in names
 
     items.sort(key=order)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """The ``torch`` tests need the torch extra: skipped with the reason when it is missing,
+    unless ``LAKEHOUSE_TORCH=required`` (``make test`` installs the extra and sets it), where
+    a missing torch fails them."""
+    if item.get_closest_marker("torch") is None:
+        return
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is not None:
+        return
+    message = "needs the torch extra: pip install -e '.[torch]'"
+    if os.environ.get("LAKEHOUSE_TORCH") == "required":
+        pytest.fail(f"LAKEHOUSE_TORCH=required but torch is not installed; {message}")
+    pytest.skip(message)

@@ -35,6 +35,7 @@ final as (
         chats.chat_at,
         chats.chat_date,
         chats.is_escalated,
+        chats.summary,
         chats._batch_date,
         coalesce(matched.sentiment_score, 0) as sentiment_score,
         coalesce(matched.sentiment_score, 0) < 0 as is_negative,

@@ -1,6 +1,6 @@
 {#- Support chats per customer and day: how many, how many read negative by the lexicon,
-    mentions of cancelling, competitors and price, escalations, the summed sentiment, and
-    the latest landing batch among them. -#}
+    mentions of cancelling, competitors and price, escalations, the summed sentiment, the
+    day's summaries (latest first, one per line), and the latest landing batch among them. -#}
 with chats as (
     select * from {{ ref('int_support_chats_scored') }}
 ),
@@ -16,6 +16,13 @@ final as (
         cast(sum(case when mentions_price then 1 else 0 end) as bigint) as price_mentions,
         cast(sum(case when is_escalated then 1 else 0 end) as bigint) as escalations,
         sum(sentiment_score) as sentiment_score,
+        array_join(
+            transform(
+                reverse(array_sort(collect_list(struct(chat_at, chat_id, summary)))),
+                chat -> regexp_replace(chat.summary, '[\\r\\n]+', ' ')
+            ),
+            '\n'
+        ) as summaries,
         max(_batch_date) as last_batch_date
     from chats
     group by customer_id, chat_date

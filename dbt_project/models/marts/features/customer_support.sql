@@ -1,6 +1,7 @@
 {#- One row per customer per active day: support chats over 30/90 days, the share
     that read negative by the lexicon, mentions of cancelling, competitors and price,
-    days since the last chat. -#}
+    days since the last chat, and the text of the latest five chats in 30 days (one summary
+    per line, latest first) for models that read the text itself. -#}
 with spine as (
     select * from {{ ref('int_customer_days_spanned') }}
 ),
@@ -22,6 +23,10 @@ filled as (
         coalesce(chats_daily.escalations, 0) as escalations,
         coalesce(chats_daily.sentiment_score, 0) as sentiment_score,
         case when chats_daily.chats > 0 then spine.feature_date end as chat_date,
+        case
+            when chats_daily.chats > 0
+                then named_struct('day_number', {{ day_number('spine.feature_date') }}, 'text', chats_daily.summaries)
+        end as day_summaries,
         chats_daily.last_batch_date
     from spine
     left join chats_daily
@@ -42,7 +47,8 @@ windowed as (
         sum(escalations) over w90 as escalations_90d,
         sum(sentiment_score) over w30 as sentiment_score_30d,
         max(chat_date) over w_all as last_chat_date,
-        max(last_batch_date) over w90 as last_batch_date_90d
+        max(last_batch_date) over w90 as last_batch_date_90d,
+        collect_list(day_summaries) over w30 as summaries_30d
     from filled
     window
         w30 as (partition by customer_id order by day_number range between 29 preceding and current row),
@@ -68,7 +74,21 @@ final as (
         cast(price_mentions_90d as bigint) as price_mentions_90d,
         cast(escalations_90d as bigint) as escalations_90d,
         cast(sentiment_score_30d as double) as sentiment_score_30d,
-        cast(datediff(feature_date, last_chat_date) as int) as days_since_last_chat
+        cast(datediff(feature_date, last_chat_date) as int) as days_since_last_chat,
+        nullif(
+            array_join(
+                slice(
+                    split(
+                        array_join(transform(reverse(array_sort(summaries_30d)), d -> d.text), '\n'),
+                        '\n'
+                    ),
+                    1,
+                    5
+                ),
+                '\n'
+            ),
+            ''
+        ) as recent_chat_text
     from windowed
 )
 
