@@ -7,7 +7,7 @@ driver collects nothing), then ``pyspark.ml.torch.distributor.TorchDistributor``
 ``numProcesses`` PyTorch processes (``torchrun``; ``localMode``: on the driver's machine,
 else as a barrier Spark job on the executors), each reading its own files with pyarrow and
 training one ``DistributedDataParallel`` replica (gloo on CPU, NCCL with ``useGpu``).
-Rank 0's weights come back as the fitted :class:`TorchMLPModel`.
+The weights come back as the fitted :class:`TorchMLPModel`.
 
 The fitted model scores with numpy in a pandas UDF, so scoring, the evaluators, saving
 (``DefaultParamsWritable``: the weights are params, saved with the ``PipelineModel``) and
@@ -184,7 +184,7 @@ class TorchMLPClassifier(
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         if not trained:
-            raise RuntimeError("torch_mlp: TorchDistributor's rank 0 returned no weights")
+            raise RuntimeError("torch_mlp: TorchDistributor returned no weights")
         model = TorchMLPModel(weights=json.dumps(trained["layers"]))
         model._set(
             featuresCol=self.getFeaturesCol(),
@@ -196,12 +196,12 @@ class TorchMLPClassifier(
         return model
 
 
-def train_worker(options_json: str) -> dict[str, Any] | None:
+def train_worker(options_json: str) -> dict[str, Any]:
     """One training process (run by ``TorchDistributor``; it imports torch itself).
 
     Reads its share of the snapshot's files, trains a ``DistributedDataParallel`` replica
-    and, on rank 0, returns the weights (``layers``: ``[[W, b], ...]`` as lists) and the
-    mean training loss of each epoch.
+    and returns the weights (``layers``: ``[[W, b], ...]`` as lists) and the mean training
+    loss of each epoch.
     """
     import pyarrow.parquet as pq
     import torch
@@ -256,8 +256,9 @@ def train_worker(options_json: str) -> dict[str, Any] | None:
                 total += loss.detach()
             dist.all_reduce(total)
             losses.append(float(total.item()) / max(1, int(steps.item()) * world))
-        if rank != 0:
-            return None
+        # Every rank returns the weights (identical: DistributedDataParallel keeps the replicas
+        # in step): TorchDistributor pickles each process's return value to one file, and the
+        # last to finish wins.
         linear = [m for m in net if isinstance(m, nn.Linear)]
         return {
             "layers": [

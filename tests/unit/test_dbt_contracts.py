@@ -88,9 +88,17 @@ def test_a_column_added_to_a_contract_is_a_feature_without_a_second_edit(
         )
     )
     support = load_views(project)["customer_support"]
-    added = support.features[-2]  # where the contract lists it: before the last column
+    names = [f.name for f in support.features]
+    added = support.features[names.index("days_since_last_chat") - 1]  # where the contract has it
     assert (added.name, str(added.dtype)) == ("refund_requests_90d", "Int64")
     assert added.description == "Refund requests in the 90 days to feature_date."
+
+
+def test_a_text_column_is_tagged_for_the_text_stage(load_views, project) -> None:
+    support = load_views(project)["customer_support"]
+    text = next(f for f in support.features if f.name == "recent_chat_text")
+    assert str(text.dtype) == "String" and text.tags == {"feature_role": "text"}
+    assert all(not f.tags for f in support.features if f.name != "recent_chat_text")
 
 
 def test_a_type_feast_cannot_serve_stops_the_import_naming_column_and_mart(
