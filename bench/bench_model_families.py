@@ -111,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     baseline = rows[0]["seconds"]
     best = max(rows, key=lambda r: r["auc"])
     lines = [
-        "| variant | held-out ROC AUC (95% CI) | PR AUC | held-out rows | train s | x baseline | peak RSS GiB |",
+        "| variant | held-out ROC AUC (95% CI) | PR AUC | held-out rows | train s "
+        "| x baseline | peak RSS GiB |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
