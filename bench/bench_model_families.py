@@ -72,8 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     with PeakMemory() as memory:
         for family in args.families.split(","):
             for text in (False, True):
-                base = lake.model_config(store, family=family, tuning=args.tuning)
-                config = base if text else base.replace(text_cols=())
+                config = lake.model_config(
+                    store, family=family, tuning=args.tuning, text_features=text
+                )
                 if family != "logistic":
                     config = config.replace(param_grid=())  # the family's default grid
                 name = f"{family}{' + text' if text else ''}"

@@ -455,6 +455,7 @@ def _cmd_daily(args: argparse.Namespace) -> int:
             force=args.force,
             tuning=args.tuning,
             family=args.family,
+            text_features=args.text_features,
             **(
                 {"min_realized_auc": args.min_realized_auc}
                 if args.min_realized_auc is not None
@@ -495,7 +496,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
         )
         name = next_invoice.MODEL_NAME
     else:
-        overrides = {"tuning": args.tuning, **({"family": args.family} if args.family else {})}
+        overrides = {
+            "tuning": args.tuning,
+            "text_features": args.text_features,
+            **({"family": args.family} if args.family else {}),
+        }
         with console.libraries_to_log():
             run = churn.train_churn_model(
                 spark, **window, promote=args.promote, log=console.detail, **overrides
@@ -842,6 +847,12 @@ def build_parser() -> argparse.ArgumentParser:
         "needs the torch extra)",
     )
     daily.add_argument(
+        "--text-features",
+        action="store_true",
+        help="when it retrains, also read the support chats' text (recent_chat_text) with "
+        "the pandas-UDF text stage",
+    )
+    daily.add_argument(
         "--min-realized-auc",
         type=float,
         metavar="AUC",
@@ -877,6 +888,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("logistic", "gbt", "torch_mlp", "linear", "gbt_regressor"),
         help="model family (default: logistic for churn, linear for next_invoice; "
         "torch_mlp: a PyTorch network trained by TorchDistributor, the torch extra)",
+    )
+    train.add_argument(
+        "--text-features",
+        action="store_true",
+        help="churn: also read the support chats' text (recent_chat_text) with the "
+        "pandas-UDF text stage (models_ml.text)",
     )
     train.add_argument(
         "--promote",

@@ -58,6 +58,7 @@ class DailyOptions:
             when ``None``.
         family: The churn model's family when it retrains (``logistic``, ``gbt`` or
             ``torch_mlp``); the model's default (logistic) when ``None``.
+        text_features: When it retrains, also read the chats' text (``recent_chat_text``).
         min_realized_auc: Realized ROC AUC of a matured score date below which the model
             is retrained (``ops.model_performance``).
     """
@@ -67,6 +68,7 @@ class DailyOptions:
     force: bool = False
     tuning: str | None = None
     family: str | None = None
+    text_features: bool = False
     min_realized_auc: float = 0.6
 
 
@@ -381,6 +383,8 @@ def run_daily(
         overrides: dict[str, Any] = {"tuning": options.tuning} if options.tuning else {}
         if options.family:
             overrides["family"] = options.family
+        if options.text_features:
+            overrides["text_features"] = True
         try:
             with console.libraries_to_log():
                 run = churn.train_churn_model(

@@ -21,6 +21,7 @@ from pyspark.ml.functions import vector_to_array
 from pyspark.sql import DataFrame
 
 from models_ml.config import FEATURES, LABEL
+from models_ml.text import OUTPUTS as TEXT_OUTPUTS
 
 #: Columns :func:`add_score_columns` adds.
 SCORE = "score"
@@ -259,9 +260,14 @@ def feature_slots(model: PipelineModel, frame: DataFrame) -> list[str]:
 
 
 def _readable(slot: str) -> str:
-    """``tenure__imp`` -> ``tenure``; ``Contract__ohe_Two year`` -> ``Contract=Two year``."""
+    """``tenure__imp`` -> ``tenure``; ``Contract__ohe_Two year`` -> ``Contract=Two year``;
+    a text stage's ``recent_chat_text__leave_intent`` -> ``recent_chat_text=leave_intent``
+    (a slot of the text feature, as a category is one of its feature)."""
     if slot.endswith("__imp"):
         return slot[: -len("__imp")]
+    for output in TEXT_OUTPUTS:
+        if slot.endswith(f"__{output}"):
+            return f"{slot[: -len(output) - 2]}={output}"
     if "__ohe_" in slot:
         column, value = slot.split("__ohe_", 1)
         return f"{column}={value}"

@@ -49,6 +49,9 @@ from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 from pyspark.sql import DataFrame
 
 LOGGER = logging.getLogger(__name__)
+# TorchDistributor gives its logger a handler of its own onto stderr when it finds none (and
+# the root logger has none): its lines then belong in the log file with the rest.
+logging.getLogger("TorchDistributor").addHandler(logging.NullHandler())
 
 
 def available() -> bool:

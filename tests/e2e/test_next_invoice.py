@@ -72,8 +72,8 @@ def test_trains_on_the_churn_service_through_feast(invoice_run):
     assert len(meta["tuning"]["grid"]) == 2
     left_out = meta["features_left_out"]
     assert set(left_out) <= {"monthly_charge_change_90d"}  # a 75-day lake has no 90-day change
-    assert meta["feature_names"] == [c for c in numeric if c not in left_out] + categorical + text
-    assert text == ["recent_chat_text"]
+    assert meta["feature_names"] == [c for c in numeric if c not in left_out] + categorical
+    assert text == ["recent_chat_text"]  # served, read only with text_features=True
     assert "last_invoice_amount" in meta["feature_names"]
     assert BASELINE_COL not in meta["feature_names"]
     assert set(meta["source_versions"]) == FEATURE_TABLES

@@ -10,7 +10,7 @@ import pytest
 from pyspark.ml import PipelineModel
 
 import models_ml
-from models_ml.text import ChatTextScorer, output_cols, score_texts
+from models_ml.text import ChatTextScorer, score_texts
 
 pytestmark = pytest.mark.ml
 
@@ -46,7 +46,8 @@ def _chat_frame(spark, rows: int = 400):
     )
 
 
-def test_a_pipeline_learns_from_the_text_and_saves_the_stage(spark, tmp_path):
+@pytest.fixture(scope="module")
+def trained(spark):
     frame = _chat_frame(spark)
     config = models_ml.ModelConfig(
         label_col="churned",
@@ -57,12 +58,16 @@ def test_a_pipeline_learns_from_the_text_and_saves_the_stage(spark, tmp_path):
         param_grid=(("regParam", (0.01,)),),
     )
     assert config.feature_cols == ("tenure", "recent_chat_text")
-    result = models_ml.train(frame, config)
+    return frame, models_ml.train(frame, config)
+
+
+def test_a_pipeline_learns_from_the_text_and_saves_the_stage(trained, tmp_path):
+    frame, result = trained
     stages = result.model.stages
     scorer = next(s for s in stages if isinstance(s, ChatTextScorer))
     assert scorer.getInputCol() == "recent_chat_text"
     slots = dict(result.weights)
-    intent = output_cols("recent_chat_text")[0]
+    intent = "recent_chat_text=leave_intent"  # the slot of output_cols(...)[0]
     assert intent in result.feature_slots
     assert slots[intent] > 0  # leaving talk raises the score
     assert result.metrics["areaUnderROC"] > 0.8
@@ -77,3 +82,14 @@ def test_a_pipeline_learns_from_the_text_and_saves_the_stage(spark, tmp_path):
         for r in models_ml.score(loaded, frame, config=result.config).collect()
     }
     assert after == pytest.approx(before, abs=1e-12)
+
+
+def test_the_onnx_export_scores_the_text_as_spark_does(spark, trained):
+    from models_ml import onnx_runtime
+
+    frame, result = trained
+    exported = onnx_runtime.OnnxPipeline(result.model, config=result.config, spark=spark)
+    assert [s.getInputCol() for s in exported.texts] == ["recent_chat_text"]
+    rows = frame.orderBy("customer_id").limit(40).collect()
+    expected = [r.score for r in result.score(spark.createDataFrame(rows)).collect()]
+    exported.verify([r.asDict() for r in rows], expected)  # raises beyond 1e-6
