@@ -168,6 +168,11 @@ def configure(root: Path, *, verbose: bool = False) -> Path:
     root_logger.setLevel(logging.INFO)
     logging.captureWarnings(True)
     warnings.simplefilter("default")
+    # Feast's metrics leave their temporary files open until the interpreter exits, where
+    # the warning would reach the console after the log is closed.
+    warnings.filterwarnings(
+        "ignore", message=r"unclosed file .*feast_metrics", category=ResourceWarning
+    )
     for name in _NOISY_PYTHON_LOGGERS:
         noisy = logging.getLogger(name)
         for own in list(noisy.handlers):  # libraries that print to the console themselves

@@ -131,11 +131,15 @@ def model_config(store: Any, *, text_features: bool = False, **overrides: Any) -
         "numeric_cols": tuple(numeric),
         "categorical_cols": tuple(categorical),
         "text_cols": tuple(text) if text_features else (),
-        "param_grid": (("regParam", (0.001, 0.01, 0.1)), ("elasticNetParam", (0.0, 0.5))),
         "tuning": "cv",
         "num_folds": 3,
-        "max_iter": 50,
     }
+    family = overrides.get("family", "logistic")
+    if family == "logistic":
+        # The churn model's own grid; other families tune over theirs (DEFAULT_GRIDS).
+        options["param_grid"] = (("regParam", (0.001, 0.01, 0.1)), ("elasticNetParam", (0.0, 0.5)))
+    if family in ("logistic", "linear"):
+        options["max_iter"] = 50
     options.update(overrides)
     return ModelConfig(**options)
 
