@@ -79,6 +79,20 @@ def test_registry_holds_the_churn_service(store) -> None:
     assert [e.name for e in store.list_entities()] == ["customer"]
 
 
+def test_the_churn_config_reads_the_service_roles_and_fits_each_family(store) -> None:
+    from models_ml import build_pipeline
+    from models_ml.lake import model_config, service_features
+
+    numeric, categorical, text = service_features(store)
+    assert text == ["recent_chat_text"] and "recent_chat_text" not in categorical
+    assert model_config(store).text_cols == ()
+    assert model_config(store, text_features=True).text_cols == ("recent_chat_text",)
+    for family in ("logistic", "gbt", "torch_mlp"):
+        config = model_config(store, family=family)
+        estimator = build_pipeline(config).getStages()[-1]
+        assert set(config.grid()) <= {p.name for p in estimator.params}, family
+
+
 def test_historical_features_are_point_in_time(store) -> None:
     entity_df = pd.DataFrame(
         {
