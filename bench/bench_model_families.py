@@ -46,22 +46,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    import pyspark.sql.functions as F
 
     from features import feast_repo, lakehouse
     from models_ml import churn, lake
 
     spark = lakehouse.spark_session()
     store = feast_repo.feature_store()
-    first_day, _ = churn.lake_days(spark)
-    dates = [
-        r[0]
-        for r in lake.training_entities(spark)
-        .select(F.to_date("event_timestamp"))
-        .distinct()
-        .collect()
-    ]
-    start = churn.training_start(dates, first_day) if first_day else None
+    start = churn.default_start(spark, log=lambda line: None)
     entities = lake.training_entities(spark, start=start).cache()
     snapshots = entities.select("event_timestamp").distinct().count()
     print(

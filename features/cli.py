@@ -474,6 +474,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     _check_window(args.date_from, args.date_to, command="train")
     window = {"start": args.date_from, "end": args.date_to}
+    if args.task == "next_invoice" and args.text_features:
+        raise UsageError("features train: --text-features is for the churn task only")
     if args.task == "next_invoice":
         family = args.family or "linear"
         if family not in next_invoice.PARAM_GRIDS:

@@ -140,6 +140,36 @@ def drift_reference(
     return {"drift_baseline": baseline, "score_baseline": score_baseline}
 
 
+def default_start(
+    spark: SparkSession, *, end: dt.date | None = None, log: Callable[[str], None] = print
+) -> dt.date | None:
+    """The first snapshot date the churn job trains on when nobody chose one
+    (:func:`training_start` over the labelled snapshots up to ``end``); None: all of them."""
+    first_day, _ = lake_days(spark)
+    if first_day is None:
+        return None
+    dates = [
+        row[0]
+        for row in training_entities(spark, end=end)
+        .select(F.to_date("event_timestamp"))
+        .distinct()
+        .collect()
+    ]
+    start = training_start(dates, first_day)
+    if start is not None:
+        log(
+            f"train: snapshots from {start} on (the first with {LOOKBACK_DAYS} days of "
+            "history; earlier ones have partly filled windows)"
+        )
+    elif dates:
+        log(
+            f"train: young lake: no {MIN_COMPLETE_SNAPSHOTS} snapshots with "
+            f"{LOOKBACK_DAYS} days of history yet (whole from "
+            f"{complete_windows_from(first_day)}); training on every snapshot"
+        )
+    return start
+
+
 def train_churn_model(
     spark: SparkSession,
     *,
@@ -169,27 +199,9 @@ def train_churn_model(
         **config_overrides: Fields of :class:`ModelConfig` to change.
     """
     store = feast_repo.feature_store()
-    first_day, last_day = lake_days(spark)
-    if start is None and first_day is not None:
-        dates = [
-            row[0]
-            for row in training_entities(spark, end=end)
-            .select(F.to_date("event_timestamp"))
-            .distinct()
-            .collect()
-        ]
-        start = training_start(dates, first_day)
-        if start is not None:
-            log(
-                f"train: snapshots from {start} on (the first with {LOOKBACK_DAYS} days of "
-                "history; earlier ones have partly filled windows)"
-            )
-        elif dates:
-            log(
-                f"train: young lake: no {MIN_COMPLETE_SNAPSHOTS} snapshots with "
-                f"{LOOKBACK_DAYS} days of history yet (whole from "
-                f"{complete_windows_from(first_day)}); training on every snapshot"
-            )
+    _, last_day = lake_days(spark)
+    if start is None:
+        start = default_start(spark, end=end, log=log)
     entities = training_entities(spark, start=start, end=end)
     counts = entities.agg(
         F.countDistinct("event_timestamp").alias("snapshots"),

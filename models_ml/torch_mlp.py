@@ -23,6 +23,7 @@ import io
 import json
 import logging
 import math
+import os
 import shutil
 import tempfile
 import uuid
@@ -164,6 +165,10 @@ class TorchMLPClassifier(
             # One file per process, rows spread at random: each reads only its own.
             rows.repartition(processes).write.mode("overwrite").parquet(str(folder))
             files = sorted(str(p) for p in folder.glob("*.parquet"))
+            if not files:
+                raise ValueError("torch_mlp: no training rows to fit on")
+            # Spark writes no file for an empty partition: fewer rows than processes.
+            processes = min(processes, len(files))
             options = {
                 "files": files,
                 "hidden": self.getOrDefault(self.hiddenLayers),
@@ -195,7 +200,7 @@ class TorchMLPClassifier(
             probabilityCol=self.getProbabilityCol(),
             rawPredictionCol=self.getRawPredictionCol(),
         )
-        model.trainingLoss = trained["losses"]
+        model._set(trainingLoss=trained["losses"])
         return model
 
 
@@ -214,10 +219,15 @@ def train_worker(options_json: str) -> dict[str, Any]:
 
     options = json.loads(options_json)
     gpu = bool(options["gpu"]) and torch.cuda.is_available()
+    if gpu:
+        # TorchDistributor shows every process all the GPUs it picked: one each, by rank.
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    else:
+        device = torch.device("cpu")
     dist.init_process_group("nccl" if gpu else "gloo")
     try:
         rank, world = dist.get_rank(), dist.get_world_size()
-        device = torch.device("cuda", 0) if gpu else torch.device("cpu")
         torch.manual_seed(int(options["seed"]))
         mine = options["files"][rank::world]
         table = pq.read_table(mine) if mine else None
@@ -229,11 +239,14 @@ def train_worker(options_json: str) -> dict[str, Any]:
             y = torch.zeros(0)
         # Every process needs the input width, and the same number of steps per epoch
         # (DistributedDataParallel waits for every replica at each step).
-        width = torch.tensor([x.shape[1] if x.numel() else 0])
+        # (NCCL reduces tensors on the GPU only.)
+        width = torch.tensor([x.shape[1] if x.numel() else 0], device=device)
         dist.all_reduce(width, op=dist.ReduceOp.MAX)
         batch = int(options["batch"])
-        steps = torch.tensor([math.ceil(len(y) / batch)])
+        steps = torch.tensor([math.ceil(len(y) / batch)], device=device)
         dist.all_reduce(steps, op=dist.ReduceOp.MIN)
+        if int(steps.item()) == 0 or int(width.item()) == 0:
+            raise ValueError(f"torch_mlp: process {rank} of {world} has no training rows")
         layers: list[nn.Module] = []
         size = int(width.item())
         for units in options["hidden"]:
@@ -241,7 +254,7 @@ def train_worker(options_json: str) -> dict[str, Any]:
             size = int(units)
         layers.append(nn.Linear(size, 1))
         net = nn.Sequential(*layers).to(device)
-        model = DistributedDataParallel(net)
+        model = DistributedDataParallel(net, device_ids=[device.index] if gpu else None)
         optimizer = torch.optim.Adam(model.parameters(), lr=float(options["lr"]))
         loss_fn = nn.BCEWithLogitsLoss()
         x, y = x.to(device), y.to(device)
@@ -293,13 +306,19 @@ class TorchMLPModel(Model, _Params, DefaultParamsReadable, DefaultParamsWritable
     weights: Param[str] = Param(
         Params._dummy(), "weights", "[[W, b], ...] per layer, as JSON", TypeConverters.toString
     )
+    trainingLoss: Param[list[float]] = Param(
+        Params._dummy(),
+        "trainingLoss",
+        "mean training loss of each epoch",
+        TypeConverters.toListFloat,
+    )
 
     _input_kwargs: dict[str, Any]  # set by @keyword_only
 
     @keyword_only
     def __init__(self, *, weights: str | None = None) -> None:
         super().__init__()
-        self.trainingLoss: list[float] = []
+        self._setDefault(trainingLoss=[])
         self._set(**{k: v for k, v in self._input_kwargs.items() if v is not None})
 
     @property

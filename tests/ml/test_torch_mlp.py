@@ -81,12 +81,25 @@ def test_torch_mlp_beats_a_linear_model_where_the_label_is_not_linear(spark, tmp
     result.model.write().overwrite().save(str(path))
     loaded = PipelineModel.load(str(path))
     assert isinstance(loaded.stages[-1], TorchMLPModel)
+    losses = loaded.stages[-1].getOrDefault("trainingLoss")
+    assert len(losses) == 40 and losses[-1] < losses[0]
     before = {r.customer_id: r.score for r in result.score(frame).collect()}
     after = {
         r.customer_id: r.score
         for r in models_ml.score(loaded, frame, config=result.config).collect()
     }
     assert after == pytest.approx(before, abs=1e-12)
+
+
+def test_fewer_rows_than_processes_trains_on_fewer_processes(spark, tmp_path):
+    from pyspark.ml.linalg import Vectors
+
+    one = spark.createDataFrame([(Vectors.dense([1.0, 2.0]), 1.0)], ["features", "label"])
+    estimator = TorchMLPClassifier(numProcesses=2, maxIter=2, snapshotDir=str(tmp_path))
+    model = estimator.fit(one)  # one row makes one file: one process
+    assert model.numFeatures == 2 and len(model.getOrDefault("trainingLoss")) == 2
+    with pytest.raises(ValueError, match="no training rows"):
+        estimator.fit(one.limit(0))
 
 
 def test_an_estimator_is_a_classifier_of_the_pipeline(spark):

@@ -53,6 +53,7 @@ def test_a_reversed_range_is_refused(no_spark, capsys, argv) -> None:
         (["ingest", "--from", "2026-01-01"], "give --date, or --from and --to"),
         (["train", "--task", "next_invoice", "--family", "gbt"], "not a regressor"),
         (["train", "--family", "linear"], "not a classifier"),
+        (["train", "--task", "next_invoice", "--text-features"], "churn task only"),
     ],
 )
 def test_impossible_options_are_refused(no_spark, capsys, argv, said) -> None:

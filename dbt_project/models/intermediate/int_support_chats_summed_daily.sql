@@ -1,6 +1,7 @@
 {#- Support chats per customer and day: how many, how many read negative by the lexicon,
     mentions of cancelling, competitors and price, escalations, the summed sentiment, the
-    day's summaries (latest first, one per line), and the latest landing batch among them. -#}
+    day's summaries (latest first, one per line; blank ones left out: '' when all are), and
+    the latest landing batch among them. -#}
 with chats as (
     select * from {{ ref('int_support_chats_scored') }}
 ),
@@ -18,7 +19,10 @@ final as (
         sum(sentiment_score) as sentiment_score,
         array_join(
             transform(
-                reverse(array_sort(collect_list(struct(chat_at, chat_id, summary)))),
+                filter(
+                    reverse(array_sort(collect_list(struct(chat_at, chat_id, summary)))),
+                    chat -> trim(chat.summary) != ''
+                ),
                 chat -> regexp_replace(chat.summary, '[\\r\\n]+', ' ')
             ),
             '\n'

@@ -24,7 +24,7 @@ filled as (
         coalesce(chats_daily.sentiment_score, 0) as sentiment_score,
         case when chats_daily.chats > 0 then spine.feature_date end as chat_date,
         case
-            when chats_daily.chats > 0
+            when chats_daily.summaries != ''
                 then named_struct('day_number', {{ day_number('spine.feature_date') }}, 'text', chats_daily.summaries)
         end as day_summaries,
         chats_daily.last_batch_date
