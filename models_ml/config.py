@@ -102,7 +102,8 @@ class ModelConfig:
         standardize: Scale the assembled features to unit variance.
         seed: Seed of every random choice.
         torch_processes: ``torch_mlp``: training processes (``TorchDistributor``).
-        use_gpu: ``torch_mlp``: one GPU per process (Spark's GPU resources configured).
+        use_gpu: ``torch_mlp``: one GPU per process; ``None`` (the default): when Spark's
+            driver has a ``gpu`` resource and torch sees a GPU, else CPU processes.
         snapshot_dir: ``torch_mlp``: folder of the training snapshot the processes read
             (the system's temporary folder by default).
     """
@@ -131,7 +132,7 @@ class ModelConfig:
     standardize: bool = True
     seed: int = 42
     torch_processes: int = 2
-    use_gpu: bool = False
+    use_gpu: bool | None = None
     snapshot_dir: str | None = None
 
     def __post_init__(self) -> None:

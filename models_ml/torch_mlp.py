@@ -47,7 +47,7 @@ from pyspark.ml.param.shared import (
     HasSeed,
 )
 from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 
 LOGGER = logging.getLogger(__name__)
 # TorchDistributor gives its logger a handler of its own onto stderr when it finds none (and
@@ -62,6 +62,15 @@ def available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def gpu_present(spark: SparkSession) -> bool:
+    """Whether Spark's driver has a ``gpu`` resource and torch sees a GPU."""
+    if "gpu" not in spark.sparkContext.resources:
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
 
 
 class _Params(HasFeaturesCol, HasPredictionCol, HasProbabilityCol, HasRawPredictionCol):
@@ -87,7 +96,9 @@ class TorchMLPClassifier(
         maxIter: Epochs.
         numProcesses: Training processes (``DistributedDataParallel`` replicas).
         localMode: Start them on the driver's machine (else on the executors).
-        useGpu: One GPU per process (NCCL); needs Spark's GPU resources configured.
+        useGpu: One GPU per process (NCCL).  Unset: when the driver's Spark has a ``gpu``
+            resource (``spark.driver.resource.gpu.amount``, which TorchDistributor's local
+            mode needs) and torch sees a GPU; else CPU processes.
         snapshotDir: Where the training snapshot is written (a folder every process can
             read; the system's temporary folder by default); it is removed after the fit.
     """
@@ -134,7 +145,7 @@ class TorchMLPClassifier(
         maxIter: int = 20,
         numProcesses: int = 2,
         localMode: bool = True,
-        useGpu: bool = False,
+        useGpu: bool | None = None,
         seed: int | None = None,
         snapshotDir: str | None = None,
     ) -> None:
@@ -146,7 +157,6 @@ class TorchMLPClassifier(
             maxIter=20,
             numProcesses=2,
             localMode=True,
-            useGpu=False,
             seed=42,
             snapshotDir=tempfile.gettempdir(),
         )
@@ -156,6 +166,11 @@ class TorchMLPClassifier(
         from pyspark.ml.torch.distributor import TorchDistributor
 
         processes = self.getOrDefault(self.numProcesses)
+        use_gpu = (
+            self.getOrDefault(self.useGpu)
+            if self.isSet(self.useGpu)
+            else gpu_present(dataset.sparkSession)
+        )
         folder = Path(self.getOrDefault(self.snapshotDir)) / f"torch_mlp_{uuid.uuid4().hex}"
         rows = dataset.select(
             vector_to_array(F.col(self.getFeaturesCol()), "float32").alias("x"),
@@ -176,12 +191,12 @@ class TorchMLPClassifier(
                 "batch": self.getOrDefault(self.batchSize),
                 "epochs": self.getOrDefault(self.maxIter),
                 "seed": self.getOrDefault(self.seed),
-                "gpu": self.getOrDefault(self.useGpu),
+                "gpu": use_gpu,
             }
             distributor = TorchDistributor(
                 num_processes=processes,
                 local_mode=self.getOrDefault(self.localMode),
-                use_gpu=self.getOrDefault(self.useGpu),
+                use_gpu=use_gpu,
             )
             printed = io.StringIO()  # torchrun's output: to the log, not the console
             try:

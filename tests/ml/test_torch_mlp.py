@@ -20,7 +20,7 @@ from pyspark.ml import PipelineModel
 
 import models_ml
 from models_ml.text import ChatTextScorer
-from models_ml.torch_mlp import TorchMLPClassifier, TorchMLPModel
+from models_ml.torch_mlp import TorchMLPClassifier, TorchMLPModel, gpu_present
 
 pytestmark = [pytest.mark.ml, pytest.mark.torch]
 
@@ -108,6 +108,9 @@ def test_an_estimator_is_a_classifier_of_the_pipeline(spark):
     assert isinstance(estimator, TorchMLPClassifier)
     assert estimator.getOrDefault(estimator.numProcesses) == 2
     assert estimator.getOrDefault(estimator.maxIter) == 40
+    # GPU unless told: only where Spark has a gpu resource (none here: CPU processes).
+    assert not estimator.isSet(estimator.useGpu) and not gpu_present(spark)
+    assert _config(use_gpu=False).use_gpu is False
     assert config.is_classifier
 
 
