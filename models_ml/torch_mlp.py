@@ -163,6 +163,7 @@ class TorchMLPClassifier(
         self._set(**{k: v for k, v in self._input_kwargs.items() if v is not None})
 
     def _fit(self, dataset: DataFrame) -> TorchMLPModel:
+        import pyarrow.parquet as pq
         from pyspark.ml.torch.distributor import TorchDistributor
 
         processes = self.getOrDefault(self.numProcesses)
@@ -179,10 +180,16 @@ class TorchMLPClassifier(
         try:
             # One file per process, rows spread at random: each reads only its own.
             rows.repartition(processes).write.mode("overwrite").parquet(str(folder))
-            files = sorted(str(p) for p in folder.glob("*.parquet"))
+            # Files with rows (the footers say): Spark writes none for an empty partition,
+            # and one without rows when every partition is empty.
+            files = [
+                str(p)
+                for p in sorted(folder.glob("*.parquet"))
+                if pq.ParquetFile(p).metadata.num_rows
+            ]
             if not files:
                 raise ValueError("torch_mlp: no training rows to fit on")
-            # Spark writes no file for an empty partition: fewer rows than processes.
+            # Fewer rows than processes: fewer files, and as many processes.
             processes = min(processes, len(files))
             options = {
                 "files": files,
