@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
 
     spark = lakehouse.spark_session()
     store = feast_repo.feature_store()
-    start = churn.default_start(spark, log=lambda line: None)
+    start = churn.default_start(spark, churn.lake_days(spark)[0], log=lambda line: None)
     entities = lake.training_entities(spark, start=start)
     frame, _ = lake.historical_features(store, entities)
     config = lake.model_config(store, family="torch_mlp", max_iter=args.epochs)

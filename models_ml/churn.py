@@ -141,11 +141,21 @@ def drift_reference(
 
 
 def default_start(
-    spark: SparkSession, *, end: dt.date | None = None, log: Callable[[str], None] = print
+    spark: SparkSession,
+    first_day: dt.date | None,
+    *,
+    end: dt.date | None = None,
+    log: Callable[[str], None] = print,
 ) -> dt.date | None:
     """The first snapshot date the churn job trains on when nobody chose one
-    (:func:`training_start` over the labelled snapshots up to ``end``); None: all of them."""
-    first_day, _ = lake_days(spark)
+    (:func:`training_start` over the labelled snapshots up to ``end``); None: all of them.
+
+    Args:
+        spark: The lakehouse session.
+        first_day: The lake's first day (:func:`lake_days`); None: an empty lake.
+        end: Last snapshot date of the training window.
+        log: Where the progress line goes.
+    """
     if first_day is None:
         return None
     dates = [
@@ -199,9 +209,9 @@ def train_churn_model(
         **config_overrides: Fields of :class:`ModelConfig` to change.
     """
     store = feast_repo.feature_store()
-    _, last_day = lake_days(spark)
+    first_day, last_day = lake_days(spark)
     if start is None:
-        start = default_start(spark, end=end, log=log)
+        start = default_start(spark, first_day, end=end, log=log)
     entities = training_entities(spark, start=start, end=end)
     counts = entities.agg(
         F.countDistinct("event_timestamp").alias("snapshots"),

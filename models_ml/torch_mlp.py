@@ -221,8 +221,8 @@ class TorchMLPClassifier(
             predictionCol=self.getPredictionCol(),
             probabilityCol=self.getProbabilityCol(),
             rawPredictionCol=self.getRawPredictionCol(),
+            trainingLoss=trained["losses"],
         )
-        model._set(trainingLoss=trained["losses"])
         return model
 
 
@@ -251,26 +251,20 @@ def train_worker(options_json: str) -> dict[str, Any]:
     try:
         rank, world = dist.get_rank(), dist.get_world_size()
         torch.manual_seed(int(options["seed"]))
+        # The fit gives every process a file with rows at least.
         mine = options["files"][rank::world]
-        table = pq.read_table(mine) if mine else None
-        if table is not None and table.num_rows:
-            x = torch.tensor(np.stack(table.column("x").to_pylist()), dtype=torch.float32)
-            y = torch.tensor(table.column("y").to_numpy(zero_copy_only=False), dtype=torch.float32)
-        else:
-            x = torch.zeros((0, 0))
-            y = torch.zeros(0)
-        # Every process needs the input width, and the same number of steps per epoch
-        # (DistributedDataParallel waits for every replica at each step).
-        # (NCCL reduces tensors on the GPU only.)
-        width = torch.tensor([x.shape[1] if x.numel() else 0], device=device)
-        dist.all_reduce(width, op=dist.ReduceOp.MAX)
+        if not mine:
+            raise ValueError(f"torch_mlp: process {rank} of {world} has no training rows")
+        table = pq.read_table(mine)
+        x = torch.tensor(np.stack(table.column("x").to_pylist()), dtype=torch.float32)
+        y = torch.tensor(table.column("y").to_numpy(zero_copy_only=False), dtype=torch.float32)
+        # Every process takes the same number of steps per epoch (DistributedDataParallel
+        # waits for every replica at each step); NCCL reduces tensors on the GPU only.
         batch = int(options["batch"])
         steps = torch.tensor([math.ceil(len(y) / batch)], device=device)
         dist.all_reduce(steps, op=dist.ReduceOp.MIN)
-        if int(steps.item()) == 0 or int(width.item()) == 0:
-            raise ValueError(f"torch_mlp: process {rank} of {world} has no training rows")
         layers: list[nn.Module] = []
-        size = int(width.item())
+        size = int(x.shape[1])
         for units in options["hidden"]:
             layers += [nn.Linear(size, int(units)), nn.ReLU()]
             size = int(units)

@@ -99,14 +99,13 @@ def without_empty_features(frame: DataFrame, config: ModelConfig) -> ModelConfig
     empty = {c for c in columns if not counts[c]}
     if not empty:
         return config
-    keep_numeric = tuple(c for c in config.numeric_cols if c not in empty)
-    keep_categorical = tuple(c for c in config.categorical_cols if c not in empty)
-    keep_text = tuple(c for c in config.text_cols if c not in empty)
-    if not keep_numeric and not keep_categorical and not keep_text:
+    kept = {
+        role: tuple(c for c in getattr(config, role) if c not in empty)
+        for role in ("numeric_cols", "categorical_cols", "text_cols")
+    }
+    if not any(kept.values()):
         raise ConfigError(f"train: every feature is null in the training part: {sorted(empty)}")
-    return dataclasses.replace(
-        config, numeric_cols=keep_numeric, categorical_cols=keep_categorical, text_cols=keep_text
-    )
+    return config.replace(**kept)
 
 
 def train(frame: DataFrame, config: ModelConfig, *, split: Split | None = None) -> TrainResult:
