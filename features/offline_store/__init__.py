@@ -2,8 +2,9 @@
 
 Modules, one topic each: :mod:`.config` (the ``offline_store:`` block), :mod:`.sources`
 (SparkSource -> DataFrame, Delta version pinning, time and partition pruning),
-:mod:`.asof` (the sort-based point-in-time engine, pure DataFrame functions),
-:mod:`.job` (the lazy RetrievalJob) and :mod:`.store` (Feast's OfflineStore interface).
+:mod:`.asof` (the point-in-time engine, pure DataFrame functions: a sort, or a range join
+where the training frame's shape favours it), :mod:`.job` (the lazy RetrievalJob) and
+:mod:`.store` (Feast's OfflineStore interface).
 """
 
 from __future__ import annotations

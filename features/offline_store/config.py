@@ -28,6 +28,10 @@ class LakehouseOfflineStoreConfig(FeastConfigBaseModel):
         skew_bucket_days: When set, every key's timeline is cut into buckets of this many
             days so that one hot key is sorted by many tasks (see
             :mod:`features.offline_store.asof`).  Off by default: one sort per key.
+        join_strategy: ``auto`` (the default) fits the point-in-time join to the entity
+            frame's shape: the range strategy where entity rows are few per key against
+            the feature rows their TTL windows cover, else the sort.  ``sort`` or ``range``
+            force one (``range`` needs a TTL on every view).
     """
 
     type: Literal["features.offline_store.LakehouseOfflineStore"] = STORE_TYPE
@@ -35,6 +39,7 @@ class LakehouseOfflineStoreConfig(FeastConfigBaseModel):
     staging_location: StrictStr | None = None
     filter_by_created_timestamp: bool = False
     skew_bucket_days: StrictInt | None = None
+    join_strategy: Literal["auto", "sort", "range"] = "auto"
 
 
 # Feast also goes the other way, from a config object to its store: it imports

@@ -21,6 +21,8 @@ class LakehouseRetrievalJob(RetrievalJob):
         source_versions: Delta version read of each source (by table, path or
             ``query:<sql>``; None when not a Delta source).  Pass it to
             :func:`features.offline_store.pinned_versions` to rebuild the same result.
+        join_strategies: The point-in-time join's strategy (``sort`` or ``range``) for
+            each group of views, by their join keys (see :mod:`.asof`).
     """
 
     def __init__(
@@ -31,6 +33,7 @@ class LakehouseRetrievalJob(RetrievalJob):
         on_demand_feature_views: list[OnDemandFeatureView] | None = None,
         metadata: RetrievalMetadata | None = None,
         source_versions: dict[str, int | None] | None = None,
+        join_strategies: dict[tuple[str, ...], str] | None = None,
     ) -> None:
         super().__init__()
         self._frame = frame
@@ -38,6 +41,7 @@ class LakehouseRetrievalJob(RetrievalJob):
         self._on_demand_feature_views = on_demand_feature_views or []
         self._metadata = metadata
         self.source_versions: dict[str, int | None] = dict(source_versions or {})
+        self.join_strategies: dict[tuple[str, ...], str] = dict(join_strategies or {})
 
     @property
     def full_feature_names(self) -> bool:

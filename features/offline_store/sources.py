@@ -111,11 +111,11 @@ def _read_delta(
 
 def resolve_version(spark: SparkSession, identifier: str, pin: PinValue | None) -> int:
     """The Delta version to read: the pinned one, the last at a pinned instant, or the current."""
-    history = spark.sql(f"describe history {identifier}")
     if isinstance(pin, int):
         return pin
-    if pin is None:
-        return int(history.agg(F.max("version")).first()[0])
+    if pin is None:  # the latest commit only: Delta reads no older one
+        return int(spark.sql(f"describe history {identifier} limit 1").first().version)
+    history = spark.sql(f"describe history {identifier}")
     instant = pin if isinstance(pin, dt.datetime) else dt.datetime.fromisoformat(str(pin))
     found = (
         history.where(F.col("timestamp") <= timestamp_literal(instant))

@@ -40,7 +40,7 @@ ENTITY_TIMESTAMP = offline_utils.DEFAULT_ENTITY_DF_EVENT_TIMESTAMP_COL
 
 
 class LakehouseOfflineStore(OfflineStore):
-    """Feast offline store over the lakehouse's Delta tables, with a sort-based as-of join."""
+    """Feast offline store over the lakehouse's Delta tables, joined by :mod:`.asof`."""
 
     supports_filter_by_created_timestamp = True
 
@@ -92,10 +92,28 @@ class LakehouseOfflineStore(OfflineStore):
                     f"(it has {entities.columns}); add them or map them with join_key_map"
                 )
         entities = entities.withColumn(timestamp_column, F.col(timestamp_column).cast("timestamp"))
-        # Two scalars, to prune the sources to the time range the request can need.
-        bounds = entities.agg(F.min(timestamp_column), F.max(timestamp_column)).first()
+        # One aggregate: the time range the request can need (to prune the sources), and
+        # what the engine's planner needs to fit its strategy to the frame's shape.
+        key_groups = list(dict.fromkeys(_join_keys(view) for view in feature_views))
+        ts = F.col(f"`{timestamp_column}`")
+        bounds = entities.agg(
+            F.min(ts),
+            F.max(ts),
+            F.count(F.lit(1)),
+            *[
+                F.approx_count_distinct(F.struct(*[F.col(f"`{k}`") for k in keys]))
+                if keys
+                else F.lit(1)  # a view without entities: one key
+                for keys in key_groups
+            ],
+        ).first()
         assert bounds is not None  # an aggregate has a row
-        low, high = bounds
+        low, high, count = bounds[0], bounds[1], bounds[2]
+        stats = asof.EntityStats(
+            rows=int(count),
+            span_seconds=(high - low).total_seconds() if low and high else 0.0,
+            distinct_keys={keys: int(bounds[3 + i]) for i, keys in enumerate(key_groups)},
+        )
         epoch = dt.datetime(1970, 1, 1)
         contexts = offline_utils.get_feature_view_query_context(
             feature_refs, feature_views, registry, project, (low or epoch, high or epoch)
@@ -110,12 +128,15 @@ class LakehouseOfflineStore(OfflineStore):
             requests.append(request)
             versions[sources.source_id(cast(SparkSource, view.batch_source))] = version
         bucket_days = store_config.skew_bucket_days
+        chosen = asof.strategies(requests, stats, strategy=store_config.join_strategy)
         frame = asof.point_in_time_join(
             entities,
             requests,
             entity_timestamp_column=timestamp_column,
             filter_by_created_timestamp=filter_created,
             skew_bucket_seconds=bucket_days * 86_400 if bucket_days else None,
+            entity_stats=stats,
+            strategy=store_config.join_strategy,
         )
         return LakehouseRetrievalJob(
             frame=frame,
@@ -130,6 +151,7 @@ class LakehouseOfflineStore(OfflineStore):
                 max_event_timestamp=high,
             ),
             source_versions=versions,
+            join_strategies=chosen,
         )
 
     @staticmethod
@@ -319,6 +341,11 @@ def _entities_from_date_range(
     for frame in frames[1:]:
         entities = entities.unionByName(frame, allowMissingColumns=True)
     return entities.distinct().withColumn(ENTITY_TIMESTAMP, sources.timestamp_literal(end))
+
+
+def _join_keys(view: FeatureView) -> tuple[str, ...]:
+    """The view's join keys as the entity frame names them (the engine groups views by them)."""
+    return tuple(view.projection.join_key_map.get(c.name, c.name) for c in view.entity_columns)
 
 
 def _view_request(

@@ -336,6 +336,13 @@ def feasts(spark, lake, tmp_path_factory) -> FeatureStore:
     return _store(spark, tmp_path_factory.mktemp("feast"), {"type": "spark"}, lake)
 
 
+@pytest.fixture(scope="module")
+def ranged(spark, lake, tmp_path_factory) -> FeatureStore:
+    """Our store with the range strategy forced (the tests' frames are too small for auto)."""
+    offline_store = {"type": OURS, "join_strategy": "range"}
+    return _store(spark, tmp_path_factory.mktemp("ranged"), offline_store, lake)
+
+
 def _customer_views(lake) -> list[ViewSpec]:
     billing = lake["billing"].rename(columns={"charge_amount": "charge"})
     return [
@@ -394,6 +401,54 @@ def test_agrees_with_feast_and_the_oracle(
     assert len(got) == len(entities)
     assert normalized(got) == normalized(expected)
     assert normalized(theirs[list(expected.columns)]) == normalized(expected)
+
+
+# The customer views with a TTL (the range strategy needs one on every view).
+TTL_FEATURES = ["customer_usage:minutes", "customer_usage:plan", "customer_support:tickets"]
+
+
+@pytest.mark.parametrize(("full_feature_names", "filter_created"), [(False, False), (True, True)])
+def test_the_range_strategy_agrees_with_the_oracle(
+    ranged, lake, full_feature_names, filter_created
+) -> None:
+    entities = lake["entities"].drop(columns=["region_id", "cell_id"])
+    views = [view for view in _customer_views(lake) if view.ttl]
+    expected = oracle(
+        entities, views, filter_created=filter_created, full_feature_names=full_feature_names
+    )
+    job = ranged.get_historical_features(
+        entity_df=entities,
+        features=TTL_FEATURES,
+        full_feature_names=full_feature_names,
+        filter_by_created_timestamp=filter_created,
+    )
+    assert job.join_strategies == {("customer_id",): "range"}
+    got = job.to_df()
+    assert list(got.columns) == list(expected.columns)
+    assert len(got) == len(entities)
+    assert normalized(got) == normalized(expected)
+    cells = lake["entities"].drop(columns=["customer_id"])
+    cell_view = ViewSpec(
+        "cell_load", lake["cells"], ("region_id", "cell_id"), ("load",), dt.timedelta(days=1), False
+    )
+    got = ranged.get_historical_features(entity_df=cells, features=["cell_load:load"]).to_df()
+    expected = oracle(cells, [cell_view], filter_created=False, full_feature_names=False)
+    assert normalized(got) == normalized(expected)  # composite keys kept apart
+    with pytest.raises(ValueError, match="needs a TTL on every view"):
+        ranged.get_historical_features(entity_df=entities, features=CUSTOMER_FEATURES)
+
+
+def test_auto_fits_the_strategy_to_the_frame(ours, lake) -> None:
+    every_day = lake["entities"].drop(columns=["region_id", "cell_id"])
+    one_snapshot = every_day.drop_duplicates("customer_id")  # one row per key: sparse
+    job = ours.get_historical_features(entity_df=one_snapshot, features=TTL_FEATURES)
+    assert job.join_strategies == {("customer_id",): "range"}
+    views = [view for view in _customer_views(lake) if view.ttl]
+    expected = oracle(one_snapshot, views, filter_created=False, full_feature_names=False)
+    assert normalized(job.to_df()) == normalized(expected)
+    # About 11 rows per key in 13 days with a 2-day TTL: every key's rows overlap; sort.
+    dense = ours.get_historical_features(entity_df=every_day, features=TTL_FEATURES)
+    assert dense.join_strategies == {("customer_id",): "sort"}
 
 
 def test_composite_keys_do_not_collide(ours, feasts, lake) -> None:
@@ -473,6 +528,32 @@ def test_skew_buckets_give_the_same_answer(spark, lake) -> None:
         entities, [view], entity_timestamp_column="event_timestamp", skew_bucket_seconds=6 * 3600
     )
     assert normalized(bucketed.toPandas()) == normalized(plain.toPandas())
+
+
+def test_both_strategies_pick_the_same_row_on_exact_ties(spark, lake) -> None:
+    usage = spark.table("features.pit_usage")
+    # Every row twice with the same event and created timestamps and other values.
+    tied = usage.unionByName(usage.withColumn("minutes", usage.minutes + 1))
+    entities = spark.createDataFrame(lake["entities"][["customer_id", "event_timestamp", "label"]])
+    view = asof.ViewRequest(
+        name="customer_usage",
+        join_keys=("customer_id",),
+        rows=tied,
+        features=("minutes", "plan"),
+        event_timestamp_column="event_timestamp",
+        created_timestamp_column="created_timestamp",
+        ttl_seconds=2 * 86_400,
+    )
+    results = [
+        normalized(
+            asof.point_in_time_join(
+                entities, [view], entity_timestamp_column="event_timestamp", strategy=strategy
+            ).toPandas()
+        )
+        for strategy in ("sort", "range")
+    ]
+    assert results[0] == results[1]
+    assert any(row[3] is not None for row in results[0])  # some rows found a value
 
 
 def test_versions_are_recorded_and_pinned(spark, ours, lake) -> None:
