@@ -120,7 +120,8 @@ def batch_one() -> dict[str, list[tuple]]:
 
 
 def batch_two() -> dict[str, list[tuple]]:
-    """Batches of 2026-01-09 and 2026-01-10, with a call of 2026-01-03 landing late."""
+    """Batches of 2026-01-09 and 2026-01-10; a call and a chat of 2026-01-03 and a payment of
+    2026-01-04 land late, on 2026-01-10."""
     usage = []
     for day in (9, 10):
         for customer in (1, 3):
@@ -139,7 +140,32 @@ def batch_two() -> dict[str, list[tuple]]:
                 + _lineage(day)
             )
     usage.append(("late-1", 1, _ts(3, 20), "call", 600, None, True, False, "cell7") + _lineage(10))
-    return {"usage": usage}
+    chats = [
+        (
+            "h3",
+            3,
+            _ts(9, 15),
+            "chat",
+            "The price is too high, thinking of leaving",
+            [],
+            ("a1", "care", 8),
+            ("open", 2, False),
+        )
+        + _lineage(9),
+        (
+            "h-late",
+            1,
+            _ts(3, 16),
+            "email",
+            "Asked to cancel the extra line",
+            [],
+            ("a3", "care", 5),
+            ("resolved", 4, False),
+        )
+        + _lineage(10),
+    ]
+    payments = [(1001, 100, 1, 5.0, "on_time", _ts(4, 9)) + _lineage(10)]
+    return {"usage": usage, "chats": chats, "payments": payments}
 
 
 def write_bronze(spark, schema: str, batches: dict[str, list[tuple]], *, mode: str) -> None:

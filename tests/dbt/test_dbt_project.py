@@ -80,10 +80,12 @@ def _resent(event_id: str, *, duration_s: int, batch_day: int) -> tuple:
     )
 
 
-INCREMENTAL_USAGE = (
+INCREMENTAL = (
     "stg_bronze__usage_events",
     "int_usage_events_summed_daily",
     "customer_usage_daily",
+    "customer_billing",
+    "customer_support",
 )
 
 
@@ -100,6 +102,8 @@ def test_incremental_run_corrects_late_days_and_equals_full_refresh(built) -> No
             "staging.stg_bronze__usage_events",
             "staging.int_usage_events_summed_daily",
             "features.customer_usage_daily",
+            "features.customer_billing",
+            "features.customer_support",
         )
     }
     incremental = {name: frame.toPandas() for name, frame in tables.items()}
@@ -116,22 +120,38 @@ def test_incremental_run_corrects_late_days_and_equals_full_refresh(built) -> No
     assert day3.call_minutes_7d == pytest.approx((60 + 120 + 180 + 600) / 60)
     assert str(day3.created_timestamp) == "2026-01-10 23:59:59"
     assert usage.feature_date.astype(str).max() == "2026-01-10"
+    support = incremental["features.customer_support"]
+    days = support[support.customer_id == 1].sort_values("feature_date")
+    days = days[days.feature_date.astype(str) >= "2026-01-03"]
+    # The chat of 2026-01-03 that landed on 2026-01-10 corrects every day from the 3rd
+    # (customer 1 also chatted on the 5th).
+    assert list(days.days_since_last_chat) == [0, 1, 0, 1, 2, 3, 4, 5]
+    assert list(days.chats_30d) == [1, 1, 2, 2, 2, 2, 2, 2]
+    assert str(days.iloc[0].created_timestamp) == "2026-01-10 23:59:59"
+    billing = incremental["features.customer_billing"]
+    billing = billing[billing.customer_id == 1]
+    billing = billing.set_index(billing.feature_date.astype(str))
+    # The payment of 2026-01-04 that landed on 2026-01-10: 20 invoiced, 20 + 5 paid.
+    assert billing.loc["2026-01-03"].open_balance == 20.0
+    assert billing.loc["2026-01-04"].open_balance == -5.0
+    assert billing.loc["2026-01-10"].open_balance == -5.0
+    assert str(billing.loc["2026-01-04"].created_timestamp) == "2026-01-10 23:59:59"
 
     # A rerun with nothing new landed changes nothing.
-    result = dbt("run", "--select", *INCREMENTAL_USAGE)
+    result = dbt("run", "--select", *INCREMENTAL)
     assert result.success, _failures(result)
     for name, frame in incremental.items():
         assertDataFrameEqual(
             spark.table(name), spark.createDataFrame(frame, schema=tables[name].schema)
         )
 
-    result = dbt("run", "--select", *INCREMENTAL_USAGE, "--full-refresh")
+    result = dbt("run", "--select", *INCREMENTAL, "--full-refresh")
     assert result.success, _failures(result)
     for name, frame in incremental.items():
         full = spark.table(name)
         assertDataFrameEqual(spark.createDataFrame(frame, schema=full.schema), full)
 
-    result = dbt("test", "--select", *INCREMENTAL_USAGE)
+    result = dbt("test", "--select", *INCREMENTAL)
     assert result.success, _failures(result)
 
 
@@ -187,21 +207,25 @@ def test_contract_rejects_a_changed_column_type(built, tmp_path) -> None:
                 "cast(chats_30d as bigint) as chats_30d", "cast(chats_30d as string) as chats_30d"
             )
         )
-        result = dbtRunner().invoke(
-            [
-                "run",
-                "--select",
-                "customer_support",
-                "--project-dir",
-                str(PROJECT),
-                "--profiles-dir",
-                str(PROJECT),
-                "--target",
-                "session",
-                "--vars",
-                VARS,
-            ]
-        )
+        args = [
+            "run",
+            "--select",
+            "customer_support",
+            "--project-dir",
+            str(PROJECT),
+            "--profiles-dir",
+            str(PROJECT),
+            "--target",
+            "session",
+            "--vars",
+            VARS,
+        ]
+        # An incremental run stops on the changed schema (on_schema_change: fail) ...
+        result = dbtRunner().invoke(args)
+        assert not result.success
+        assert "out of sync" in " ".join(_failures(result)).lower()
+        # ... and a full refresh, which creates the table again, on the contract.
+        result = dbtRunner().invoke([*args, "--full-refresh"])
         assert not result.success
         assert "contract" in " ".join(_failures(result)).lower()
     finally:

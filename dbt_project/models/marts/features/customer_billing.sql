@@ -1,5 +1,23 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='merge',
+        unique_key=['customer_id', 'feature_date'],
+        partition_by=['feature_date'],
+        on_schema_change='fail',
+    )
+}}
+
 {#- One row per customer per active day: contract, plan price and its change over
-    three months, payment behaviour over 90 days, open balance, plan changes. -#}
+    three months, payment behaviour over 90 days, open balance, plan changes.
+
+    Incremental as the usage mart: runs recompute from the earliest day that batches
+    landed since the last run can change (a billing record's day, the first day a new
+    subscription version or plan price applies) or the first new day, whichever is
+    earlier.  They read 364 days of history before it for the 365-day window (the
+    subscriptions and prices of 90 days, for the charge's change over 90 days) and carry
+    each customer's open balance and last invoice from before that history; they MERGE
+    on (customer_id, feature_date). -#}
 with spine as (
     select * from {{ ref('int_customer_days_spanned') }}
 ),
@@ -20,6 +38,89 @@ billing_daily as (
     select * from {{ ref('int_billing_events_summed_daily') }}
 ),
 
+{% if is_incremental() %}
+    loaded as (
+        select
+            max(created_timestamp) as loaded_through,
+            max(feature_date) as last_feature_date
+        from {{ this }}
+    ),
+
+    -- The first day each kind of newly landed record can change.
+    new_records as (
+        select min(billing_daily.activity_date) as first_touched_date
+        from billing_daily
+        cross join loaded
+        where {{ end_of_day('billing_daily.last_batch_date') }} > loaded.loaded_through
+        union all
+        select min(greatest(versions._batch_date, versions.start_date))
+        from subscription_versions as versions
+        cross join loaded
+        where {{ end_of_day('versions._batch_date') }} > loaded.loaded_through
+        union all
+        select min(plans.effective_from)
+        from plans
+        cross join loaded
+        where {{ end_of_day('plans._batch_date') }} > loaded.loaded_through
+    ),
+
+    recompute_window as (
+        select
+            least(
+                coalesce(
+                    min(new_records.first_touched_date), date_add(max(loaded.last_feature_date), 1)
+                ),
+                date_add(max(loaded.last_feature_date), 1)
+            ) as recompute_from
+        from loaded
+        cross join new_records
+    ),
+
+{% endif %}
+
+-- What the unbounded windows saw before the history read (nothing in a full refresh,
+-- which reads all of it): each customer's invoiced and paid sums and latest invoice,
+-- over active days.
+earlier_billing as (
+    select
+        billing_daily.customer_id,
+        sum(billing_daily.invoiced_amount) as invoiced_amount,
+        sum(billing_daily.paid_amount) as paid_amount,
+        max_by(billing_daily.last_invoice_amount, billing_daily.activity_date)
+        filter (where billing_daily.last_invoice_amount is not null)
+            as last_invoice_amount
+    from billing_daily
+    inner join spine
+        on billing_daily.customer_id = spine.customer_id
+            and billing_daily.activity_date = spine.feature_date
+    {% if is_incremental() %}
+        cross join recompute_window
+        where billing_daily.activity_date < date_sub(recompute_window.recompute_from, 364)
+    {% else %}
+        where false
+    {% endif %}
+    group by billing_daily.customer_id
+),
+
+spine_in_scope as (
+    select spine.*
+    from spine
+    {% if is_incremental() %}
+        cross join recompute_window
+        where spine.feature_date >= date_sub(recompute_window.recompute_from, 364)
+    {% endif %}
+),
+
+-- The days whose subscription and price the rows recomputed read (90 days back at most).
+spine_priced as (
+    select spine.*
+    from spine
+    {% if is_incremental() %}
+        cross join recompute_window
+        where spine.feature_date >= date_sub(recompute_window.recompute_from, 90)
+    {% endif %}
+),
+
 -- Point in time: each subscription as the lake knew it on the feature date (its latest
 -- version landed by then), never a later version such as the one a churn sends.
 subscription_versions_ranked as (
@@ -36,7 +137,7 @@ subscription_versions_ranked as (
             partition by spine.customer_id, spine.feature_date, versions.subscription_id
             order by versions.updated_at desc, versions._batch_date desc
         ) as version_rank
-    from spine
+    from spine_priced as spine
     inner join subscription_versions as versions
         on spine.customer_id = versions.customer_id
             and spine.feature_date >= versions._batch_date
@@ -115,8 +216,11 @@ filled as (
         greatest(
             coalesce(billing_daily.last_batch_date, spine.feature_date),
             coalesce(current_subscription.subscription_batch_date, spine.feature_date)
-        ) as last_batch_date
-    from spine
+        ) as last_batch_date,
+        coalesce(earlier_billing.invoiced_amount, 0) as earlier_invoiced_amount,
+        coalesce(earlier_billing.paid_amount, 0) as earlier_paid_amount,
+        earlier_billing.last_invoice_amount as earlier_last_invoice_amount
+    from spine_in_scope as spine
     inner join customers on spine.customer_id = customers.customer_id
     left join current_subscription
         on spine.customer_id = current_subscription.customer_id
@@ -127,6 +231,7 @@ filled as (
     left join billing_daily
         on spine.customer_id = billing_daily.customer_id
             and spine.feature_date = billing_daily.activity_date
+    left join earlier_billing on spine.customer_id = earlier_billing.customer_id
 ),
 
 windowed as (
@@ -136,8 +241,10 @@ windowed as (
         sum(late_payments) over w90 as late_payments_90d,
         sum(failed_payments) over w90 as failed_payments_90d,
         sum(plan_changes) over w365 as plan_changes_365d,
-        sum(invoiced_amount) over w_all - sum(paid_amount) over w_all as open_balance,
-        last_value(last_invoice_amount, true) over w_all as last_invoice_amount_to_date,
+        (earlier_invoiced_amount + sum(invoiced_amount) over w_all)
+        - (earlier_paid_amount + sum(paid_amount) over w_all) as open_balance,
+        coalesce(last_value(last_invoice_amount, true) over w_all, earlier_last_invoice_amount)
+            as last_invoice_amount_to_date,
         max(last_batch_date) over w90 as last_batch_date_90d
     from filled
     window
@@ -169,6 +276,9 @@ final as (
         cast(plan_changes_365d as bigint) as plan_changes_365d,
         cast(last_invoice_amount_to_date as double) as last_invoice_amount
     from windowed
+    {% if is_incremental() %}
+        where feature_date >= (select recompute_window.recompute_from from recompute_window)
+    {% endif %}
 )
 
 select * from final

@@ -1,13 +1,85 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='merge',
+        unique_key=['customer_id', 'feature_date'],
+        partition_by=['feature_date'],
+        on_schema_change='fail',
+    )
+}}
+
 {#- One row per customer per active day: support chats over 30/90 days, the share
     that read negative by the lexicon, mentions of cancelling, competitors and price,
     days since the last chat, and the text of the latest five chats in 30 days (one summary
-    per line, latest first) for models that read the text itself. -#}
+    per line, latest first) for models that read the text itself.
+
+    Incremental as the usage mart: runs recompute from the earliest chat day touched by
+    batches landed since the last run, or the first new day, whichever is earlier, reading
+    89 days of history before it for the windows and, for the days since the last chat,
+    each customer's latest chat day before that history; they MERGE on (customer_id,
+    feature_date). -#}
 with spine as (
     select * from {{ ref('int_customer_days_spanned') }}
 ),
 
 chats_daily as (
     select * from {{ ref('int_support_chats_summed_daily') }}
+),
+
+{% if is_incremental() %}
+    loaded as (
+        select
+            max(created_timestamp) as loaded_through,
+            max(feature_date) as last_feature_date
+        from {{ this }}
+    ),
+
+    new_chats as (
+        select min(chats_daily.chat_date) as first_touched_date
+        from chats_daily
+        cross join loaded
+        where {{ end_of_day('chats_daily.last_batch_date') }} > loaded.loaded_through
+    ),
+
+    recompute_window as (
+        select
+            least(
+                coalesce(new_chats.first_touched_date, date_add(loaded.last_feature_date, 1)),
+                date_add(loaded.last_feature_date, 1)
+            ) as recompute_from
+        from loaded
+        cross join new_chats
+    ),
+
+{% endif %}
+
+-- Each customer's latest chat on an active day before the history the windows read (none
+-- in a full refresh, which reads all of it).
+earlier_chats as (
+    select
+        chats_daily.customer_id,
+        max(chats_daily.chat_date) as last_chat_date
+    from chats_daily
+    inner join spine
+        on chats_daily.customer_id = spine.customer_id
+            and chats_daily.chat_date = spine.feature_date
+    {% if is_incremental() %}
+        cross join recompute_window
+        where chats_daily.chat_date < date_sub(recompute_window.recompute_from, 89)
+            and chats_daily.chats > 0
+    {% else %}
+        where false
+    {% endif %}
+    group by chats_daily.customer_id
+),
+
+spine_in_scope as (
+    select spine.*
+    from spine
+    {% if is_incremental() %}
+        cross join recompute_window
+        where spine.feature_date >= date_sub(recompute_window.recompute_from, 89)
+    {% endif %}
 ),
 
 filled as (
@@ -27,11 +99,13 @@ filled as (
             when chats_daily.summaries != ''
                 then named_struct('day_number', {{ day_number('spine.feature_date') }}, 'text', chats_daily.summaries)
         end as day_summaries,
-        chats_daily.last_batch_date
-    from spine
+        chats_daily.last_batch_date,
+        earlier_chats.last_chat_date as earlier_chat_date
+    from spine_in_scope as spine
     left join chats_daily
         on spine.customer_id = chats_daily.customer_id
             and spine.feature_date = chats_daily.chat_date
+    left join earlier_chats on spine.customer_id = earlier_chats.customer_id
 ),
 
 windowed as (
@@ -46,7 +120,7 @@ windowed as (
         sum(price_mentions) over w90 as price_mentions_90d,
         sum(escalations) over w90 as escalations_90d,
         sum(sentiment_score) over w30 as sentiment_score_30d,
-        max(chat_date) over w_all as last_chat_date,
+        greatest(max(chat_date) over w_all, earlier_chat_date) as last_chat_date,
         max(last_batch_date) over w90 as last_batch_date_90d,
         collect_list(day_summaries) over w30 as summaries_30d
     from filled
@@ -90,6 +164,9 @@ final as (
             ''
         ) as recent_chat_text
     from windowed
+    {% if is_incremental() %}
+        where feature_date >= (select recompute_window.recompute_from from recompute_window)
+    {% endif %}
 )
 
 select * from final
