@@ -44,8 +44,10 @@ included), and the winners join back to the entity rows.  Its work grows with th
 about (entity rows per key) x (feature rows per key inside a TTL), so it is chosen only
 where that estimate, from one aggregate over the entity rows, stays at most
 :data:`RANGE_MAX_PAIRS_PER_FEATURE_ROW` per feature row, and the requests are few enough
-to broadcast (:data:`RANGE_MAX_ENTITY_ROWS`).  Its memory is the broadcast requests and
-the partial aggregates, not the TTL.
+to broadcast (:data:`RANGE_MAX_ENTITY_ROWS`), and the entity frame is deterministic by
+Catalyst's flag: it is read twice, for the requests and for the output rows (so a frame
+cut by ``limit`` without ``order by`` should be cached first).  Its memory is the broadcast
+requests and the partial aggregates, not the TTL.
 """
 
 from __future__ import annotations
@@ -105,11 +107,14 @@ class EntityStats:
         rows: Number of entity rows.
         span_seconds: Latest minus earliest entity timestamp.
         distinct_keys: Approximate number of distinct key tuples per group of join keys.
+        deterministic: Whether the entity frame gives the same rows when read twice (the
+            range strategy reads it twice: once for the requests, once for the output).
     """
 
     rows: int
     span_seconds: float
     distinct_keys: dict[tuple[str, ...], int]
+    deterministic: bool = True
 
 
 def pairs_per_feature_row(
@@ -134,7 +139,7 @@ def choose_strategy(
         raise ValueError("the range join strategy needs a TTL on every view (TTL 0: use sort)")
     if strategy != "auto":
         return strategy
-    if stats is None or stats.rows > RANGE_MAX_ENTITY_ROWS:
+    if stats is None or stats.rows > RANGE_MAX_ENTITY_ROWS or not stats.deterministic:
         return "sort"
     if not all(view.ttl_seconds for view in views):
         return "sort"
@@ -258,9 +263,16 @@ def _view_payload(view: ViewRequest) -> Column:
     )
 
 
-def _feature_rows(view: ViewRequest, *, filter_by_created_timestamp: bool) -> DataFrame:
-    """The rows of a view that can ever match, with their visible-from instant."""
-    rows = view.rows.where(_col(view.event_timestamp_column).isNotNull())
+def _feature_rows(
+    view: ViewRequest, *, filter_by_created_timestamp: bool, key_types: dict[str, DataType]
+) -> DataFrame:
+    """The rows of a view that can ever match, with their visible-from instant.
+
+    The join keys are cast to the entity frame's types first, and a key that the cast
+    makes null (a string that is no number, say) never matches, as a null key.
+    """
+    rows = view.rows.withColumns({k: _col(k).cast(key_types[k]) for k in view.join_keys})
+    rows = rows.where(_col(view.event_timestamp_column).isNotNull())
     for key in view.join_keys:
         rows = rows.where(_col(key).isNotNull())
     event_ts = _col(view.event_timestamp_column).cast("timestamp")
@@ -302,10 +314,12 @@ def _join_group(
     entity_type = entity_part.schema[_ENTITY].dataType
     union = entity_part
     for index, view in enumerate(views):
-        rows = _feature_rows(view, filter_by_created_timestamp=filter_by_created_timestamp)
+        rows = _feature_rows(
+            view, filter_by_created_timestamp=filter_by_created_timestamp, key_types=key_types
+        )
         union = union.unionByName(
             rows.select(
-                *[_col(k).cast(key_types[k]).alias(k) for k in join_keys],
+                *[_col(k) for k in join_keys],
                 F.col(_VISIBLE),
                 F.lit(_FEATURE_KIND).alias(_KIND),
                 F.lit(None).cast(entity_type).alias(_ENTITY),
@@ -383,13 +397,15 @@ def _join_group_by_range(
                 F.sequence(F.floor((at - F.lit(width)) / F.lit(width)), F.floor(at / F.lit(width)))
             ).alias(_BUCKET),
         )
-        rows = _feature_rows(view, filter_by_created_timestamp=filter_by_created_timestamp)
+        rows = _feature_rows(
+            view, filter_by_created_timestamp=filter_by_created_timestamp, key_types=key_types
+        )
         event_ts = _col(view.event_timestamp_column).cast("timestamp")
         timestamps = [view.event_timestamp_column]
         if view.created_timestamp_column:
             timestamps.append(view.created_timestamp_column)
         rows = rows.select(
-            *[_col(k).cast(key_types[k]).alias(k) for k in join_keys],
+            *[_col(k) for k in join_keys],
             F.col(_VISIBLE).alias(_ROW_VISIBLE),
             F.floor(F.unix_micros(event_ts) / F.lit(width)).alias(_BUCKET),
             *[_col(c) for c in dict.fromkeys([*timestamps, *view.features])],

@@ -113,6 +113,8 @@ class LakehouseOfflineStore(OfflineStore):
             rows=int(count),
             span_seconds=(high - low).total_seconds() if low and high else 0.0,
             distinct_keys={keys: int(bounds[3 + i]) for i, keys in enumerate(key_groups)},
+            # Catalyst's own flag (rand() and the like); cache such a frame to get the range.
+            deterministic=bool(entities._jdf.queryExecution().analyzed().deterministic()),
         )
         epoch = dt.datetime(1970, 1, 1)
         contexts = offline_utils.get_feature_view_query_context(

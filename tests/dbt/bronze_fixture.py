@@ -120,8 +120,8 @@ def batch_one() -> dict[str, list[tuple]]:
 
 
 def batch_two() -> dict[str, list[tuple]]:
-    """Batches of 2026-01-09 and 2026-01-10; a call and a chat of 2026-01-03 and a payment of
-    2026-01-04 land late, on 2026-01-10."""
+    """Batches of 2026-01-09 and 2026-01-10; a call and a chat of 2026-01-03 land late, on
+    2026-01-10, with a payment of 2026-01-04 sent again, moved to 2026-01-08."""
     usage = []
     for day in (9, 10):
         for customer in (1, 3):
@@ -164,7 +164,8 @@ def batch_two() -> dict[str, list[tuple]]:
         )
         + _lineage(10),
     ]
-    payments = [(1001, 100, 1, 5.0, "on_time", _ts(4, 9)) + _lineage(10)]
+    # Payment 1000 (late, 2026-01-04) sent again: on time, on 2026-01-08.
+    payments = [(1000, 100, 1, 20.0, "on_time", _ts(8, 9)) + _lineage(10)]
     return {"usage": usage, "chats": chats, "payments": payments}
 
 

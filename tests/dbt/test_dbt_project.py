@@ -131,11 +131,13 @@ def test_incremental_run_corrects_late_days_and_equals_full_refresh(built) -> No
     billing = incremental["features.customer_billing"]
     billing = billing[billing.customer_id == 1]
     billing = billing.set_index(billing.feature_date.astype(str))
-    # The payment of 2026-01-04 that landed on 2026-01-10: 20 invoiced, 20 + 5 paid.
+    # The payment of 2026-01-04, sent again on 2026-01-10 dated 2026-01-08 and on time: the
+    # 4th to the 7th lose it (the day of its earlier copy is recomputed too).
     assert billing.loc["2026-01-03"].open_balance == 20.0
-    assert billing.loc["2026-01-04"].open_balance == -5.0
-    assert billing.loc["2026-01-10"].open_balance == -5.0
-    assert str(billing.loc["2026-01-04"].created_timestamp) == "2026-01-10 23:59:59"
+    assert billing.loc["2026-01-04"].open_balance == 20.0
+    assert billing.loc["2026-01-04"].late_payments_90d == 0
+    assert billing.loc["2026-01-08"].open_balance == 0.0
+    assert str(billing.loc["2026-01-08"].created_timestamp) == "2026-01-10 23:59:59"
 
     # A rerun with nothing new landed changes nothing.
     result = dbt("run", "--select", *INCREMENTAL)

@@ -556,6 +556,49 @@ def test_both_strategies_pick_the_same_row_on_exact_ties(spark, lake) -> None:
     assert any(row[3] is not None for row in results[0])  # some rows found a value
 
 
+def test_both_strategies_agree_on_odd_rows(spark) -> None:
+    """Null keys and instants, a key the cast to the entity's type makes null, and instants
+    before 1970 (negative microseconds in the range strategy's buckets)."""
+    features = spark.createDataFrame(
+        [
+            ("1", dt.datetime(1969, 12, 30), dt.datetime(1969, 12, 30), 1.0),
+            ("abc", dt.datetime(1969, 12, 31), dt.datetime(1969, 12, 31), 2.0),  # no number
+            ("2", dt.datetime(1970, 1, 2), dt.datetime(1970, 1, 2), 3.0),
+            ("2", dt.datetime(1969, 12, 1), dt.datetime(1969, 12, 1), 4.0),  # out of TTL
+        ],
+        "customer_id string, event_timestamp timestamp, created_timestamp timestamp, x double",
+    )
+    entities = spark.createDataFrame(
+        [
+            (1, dt.datetime(1969, 12, 31, 12), 0),
+            (None, dt.datetime(1970, 1, 1), 1),  # a null key: never matches
+            (2, None, 2),  # a null instant: never matches
+            (2, dt.datetime(1970, 1, 3), 3),
+            (2, dt.datetime(1970, 1, 3), 4),  # the same request again: its own row
+            (2, dt.datetime(1969, 12, 2), 5),
+            (2, dt.datetime(1969, 12, 3, 0, 0, 1), 6),  # one second past the TTL
+        ],
+        "customer_id bigint, event_timestamp timestamp, label int",
+    )
+    view = asof.ViewRequest(
+        name="odd",
+        join_keys=("customer_id",),
+        rows=features,
+        features=("x",),
+        event_timestamp_column="event_timestamp",
+        created_timestamp_column="created_timestamp",
+        ttl_seconds=2 * 86_400,
+    )
+    expected = {0: 1.0, 1: None, 2: None, 3: 3.0, 4: 3.0, 5: 4.0, 6: None}
+    for strategy in ("sort", "range"):
+        joined = asof.point_in_time_join(
+            entities, [view], entity_timestamp_column="event_timestamp", strategy=strategy
+        )
+        rows = joined.collect()
+        assert len(rows) == len(expected), strategy
+        assert {row.label: row.x for row in rows} == expected, strategy
+
+
 def test_versions_are_recorded_and_pinned(spark, ours, lake) -> None:
     entities = pd.DataFrame(
         {

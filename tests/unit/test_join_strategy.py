@@ -47,6 +47,11 @@ def test_dense_frames_long_ttls_and_no_ttl_take_the_sort() -> None:
     assert asof.choose_strategy([_view(30)], None) == "sort"  # nothing known of the frame
     many = _stats(1, keys=asof.RANGE_MAX_ENTITY_ROWS + 1)
     assert asof.choose_strategy([_view(30)], many) == "sort"  # too many to broadcast
+    # The range strategy reads the entity frame twice: a frame with rand() might differ.
+    drawn = asof.EntityStats(
+        rows=60_000, span_seconds=300 * DAY, distinct_keys={KEYS: 10_000}, deterministic=False
+    )
+    assert asof.choose_strategy([_view(30)], drawn) == "sort"
 
 
 def test_a_forced_strategy_is_kept_and_checked() -> None:

@@ -12,12 +12,15 @@
     three months, payment behaviour over 90 days, open balance, plan changes.
 
     Incremental as the usage mart: runs recompute from the earliest day that batches
-    landed since the last run can change (a billing record's day, the first day a new
-    subscription version or plan price applies) or the first new day, whichever is
-    earlier.  They read 364 days of history before it for the 365-day window (the
-    subscriptions and prices of 90 days, for the charge's change over 90 days) and carry
-    each customer's open balance and last invoice from before that history; they MERGE
-    on (customer_id, feature_date). -#}
+    landed since the last run can change (a billing record's day and its earlier copy's,
+    the first day a new subscription version or plan price applies, every day of a
+    customer whose signup date was restated) or the first new day, whichever is earlier.
+    They read 364 days of history before it for the 365-day window (the subscriptions and
+    prices of 90 days, for the charge's change over 90 days) and carry each customer's
+    open balance and last invoice from before that history; they MERGE on (customer_id,
+    feature_date).  Not seen: a subscription sent again with an earlier start, or one
+    backdated before another, moves a plan change to a day before its batch; rerun with
+    --full-refresh after such a correction. -#}
 with spine as (
     select * from {{ ref('int_customer_days_spanned') }}
 ),
@@ -62,6 +65,34 @@ billing_daily as (
         from plans
         cross join loaded
         where {{ end_of_day('plans._batch_date') }} > loaded.loaded_through
+        union all
+        -- an invoice or a payment sent again (the latest copy wins) also changes the day
+        -- of its earlier copy
+        select min(cast(copies.invoice_date as date))
+        from {{ source('bronze', 'invoices') }} as copies
+        inner join {{ source('bronze', 'invoices') }} as landed
+            on copies.invoice_id = landed.invoice_id
+        cross join loaded
+        where {{ end_of_day('landed._batch_date') }} > loaded.loaded_through
+        union all
+        select min(to_date(copies.paid_at))
+        from {{ source('bronze', 'payments') }} as copies
+        inner join {{ source('bronze', 'payments') }} as landed
+            on copies.payment_id = landed.payment_id
+        cross join loaded
+        where {{ end_of_day('landed._batch_date') }} > loaded.loaded_through
+        union all
+        -- a customer's record landed again with another signup date (the tenure of every
+        -- day); a changed segment or region, the usual update, changes nothing here
+        select min(spine.feature_date)
+        from spine
+        inner join {{ source('bronze', 'customers') }} as landed
+            on spine.customer_id = cast(landed.customer_id as bigint)
+        inner join {{ source('bronze', 'customers') }} as copies
+            on landed.customer_id = copies.customer_id
+        cross join loaded
+        where {{ end_of_day('landed._batch_date') }} > loaded.loaded_through
+            and cast(landed.signup_date as date) != cast(copies.signup_date as date)
     ),
 
     recompute_window as (
