@@ -36,7 +36,7 @@ The engine adapts to the training frame's shape.  When every view of a group has
 and the entity rows are few per key compared with the feature rows their TTL windows
 cover (monthly snapshots over a year, say: most feature rows can reach no entity row),
 sorting every feature row is the wrong price.  The *range* strategy instead broadcasts
-the distinct (keys, entity timestamp) requests, cut into TTL-wide time buckets, and
+the (keys, entity timestamp) requests, cut into TTL-wide time buckets, and
 streams the feature rows past them: a hash join on (keys, bucket) keeps only the pairs
 inside a TTL window, with no shuffle and no sort of the feature rows; the pairs are
 aggregated per request with the same ``max`` as the window (so the same winner, ties
@@ -135,13 +135,14 @@ def choose_strategy(
     """``sort`` or ``range`` for one group of views sharing join keys (see the docstring)."""
     if strategy not in STRATEGIES:
         raise ValueError(f"join strategy must be one of {STRATEGIES}, not {strategy!r}")
-    if strategy == "range" and not all(view.ttl_seconds for view in views):
+    every_view_has_a_ttl = all(view.ttl_seconds for view in views)
+    if strategy == "range" and not every_view_has_a_ttl:
         raise ValueError("the range join strategy needs a TTL on every view (TTL 0: use sort)")
     if strategy != "auto":
         return strategy
     if stats is None or stats.rows > RANGE_MAX_ENTITY_ROWS or not stats.deterministic:
         return "sort"
-    if not all(view.ttl_seconds for view in views):
+    if not every_view_has_a_ttl:
         return "sort"
     worst = max(pairs_per_feature_row(stats, v.join_keys, v.ttl_seconds) for v in views)
     return "range" if worst <= RANGE_MAX_PAIRS_PER_FEATURE_ROW else "sort"
@@ -290,6 +291,15 @@ def _bucket(instant: Column, seconds: int | None) -> Column:
     return F.floor(F.unix_seconds(instant) / F.lit(seconds)).cast("long")
 
 
+def _group_types(
+    entities: DataFrame, views: list[ViewRequest], join_keys: tuple[str, ...]
+) -> tuple[dict[str, DataType], list[DataType], list[Column]]:
+    """The entity frame's key types, each view's payload type, and a typed null of each."""
+    key_types = {f.name: f.dataType for f in entities.schema.fields if f.name in join_keys}
+    payload_types = [view.rows.select(_view_payload(view)).schema[0].dataType for view in views]
+    return key_types, payload_types, [F.lit(None).cast(t) for t in payload_types]
+
+
 def _join_group(
     entities: DataFrame,
     views: list[ViewRequest],
@@ -300,9 +310,7 @@ def _join_group(
     skew_bucket_seconds: int | None,
 ) -> DataFrame:
     entity_columns = list(entities.columns)
-    key_types = {f.name: f.dataType for f in entities.schema.fields if f.name in join_keys}
-    payload_types = [view.rows.select(_view_payload(view)).schema[0].dataType for view in views]
-    nulls = [F.lit(None).cast(t) for t in payload_types]
+    key_types, payload_types, nulls = _group_types(entities, views, join_keys)
 
     entity_part = entities.select(
         *[_col(k).alias(k) for k in join_keys],
@@ -338,7 +346,7 @@ def _join_group(
         .rowsBetween(Window.unboundedPreceding, Window.currentRow)
     )
     running = [
-        _running_best(F.col(_payload_column(i)), t).over(window).alias(_payload_column(i))
+        _best_payload(F.col(_payload_column(i)), t).over(window).alias(_payload_column(i))
         for i, t in enumerate(payload_types)
     ]
     winners = union.select(*keys, F.col(_BUCKET), F.col(_KIND), F.col(_ENTITY), *running)
@@ -374,9 +382,7 @@ def _join_group_by_range(
     """
     del skew_bucket_seconds
     entity_columns = list(entities.columns)
-    key_types = {f.name: f.dataType for f in entities.schema.fields if f.name in join_keys}
-    payload_types = [view.rows.select(_view_payload(view)).schema[0].dataType for view in views]
-    nulls = [F.lit(None).cast(t) for t in payload_types]
+    key_types, payload_types, nulls = _group_types(entities, views, join_keys)
     keys = [F.col(k) for k in join_keys]
     entity_ts = _col(entity_timestamp_column).cast("timestamp")
 
@@ -427,7 +433,7 @@ def _join_group_by_range(
     assert pairs is not None  # a group has views
     winners = pairs.groupBy(*keys, F.col(_VISIBLE)).agg(
         *[
-            _aggregate_best(F.col(_payload_column(i)), t).alias(_payload_column(i))
+            _best_payload(F.col(_payload_column(i)), t).alias(_payload_column(i))
             for i, t in enumerate(payload_types)
         ]
     )
@@ -445,19 +451,14 @@ def _join_group_by_range(
     return joined.select(*selected)
 
 
-def _aggregate_best(payload: Column, payload_type: DataType) -> Column:
-    """Group aggregate: the best payload of a group, as :func:`_running_best` picks it.
+def _best_payload(payload: Column, payload_type: DataType) -> Column:
+    """The best payload (latest event, then latest created): over the sort's window, or
+    per request in the range strategy's group aggregate, so both pick the same row.
 
-    (A hash aggregate would need a fixed-width order: (event, created) takes a 38-digit
-    decimal, whose arithmetic made the range strategy twice as slow as this sort aggregate.)
+    (In the group aggregate a hash aggregate would need a fixed-width order: (event,
+    created) takes a 38-digit decimal, whose arithmetic made the range strategy twice as
+    slow as this sort aggregate.)
     """
-    if _orderable(payload_type):
-        return F.max(payload)
-    return F.max_by(payload, F.struct(payload[_EVENT_TS], payload[_CREATED_TS]))
-
-
-def _running_best(payload: Column, payload_type: DataType) -> Column:
-    """Window aggregate: the best payload so far (latest event, then latest created)."""
     if _orderable(payload_type):
         return F.max(payload)
     return F.max_by(payload, F.struct(payload[_EVENT_TS], payload[_CREATED_TS]))
