@@ -1,8 +1,7 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='merge',
-        unique_key=['customer_id', 'feature_date'],
+        incremental_strategy='insert_overwrite',
         partition_by=['feature_date'],
         on_schema_change='fail',
     )
@@ -17,10 +16,11 @@
     customer whose signup date was restated) or the first new day, whichever is earlier.
     They read 364 days of history before it for the 365-day window (the subscriptions and
     prices of 90 days, for the charge's change over 90 days) and carry each customer's
-    open balance and last invoice from before that history; they MERGE on (customer_id,
-    feature_date).  Not seen: a subscription sent again with an earlier start, or one
-    backdated before another, moves a plan change to a day before its batch; rerun with
-    --full-refresh after such a correction. -#}
+    open balance and last invoice from before that history; they overwrite the recomputed
+    days' feature_date partitions (macros/recompute_from.sql gives the first of them).
+    Not seen: a subscription sent again with an earlier start, or one backdated before
+    another, moves a plan change to a day before its batch; rerun with --full-refresh
+    after such a correction. -#}
 with spine as (
     select * from {{ ref('int_customer_days_spanned') }}
 ),
@@ -42,27 +42,20 @@ billing_daily as (
 ),
 
 {% if is_incremental() %}
-    loaded as (
-        select
-            max(created_timestamp) as loaded_through,
-            max(feature_date) as last_feature_date
-        from {{ this }}
-    ),
-
-    -- The first day each kind of newly landed record can change.
-    new_records as (
+    {#- The first day each kind of newly landed record can change. -#}
+    {%- set first_touched -%}
         select min(billing_daily.activity_date) as first_touched_date
-        from billing_daily
+        from {{ ref('int_billing_events_summed_daily') }} as billing_daily
         cross join loaded
         where {{ end_of_day('billing_daily.last_batch_date') }} > loaded.loaded_through
         union all
         select min(greatest(versions._batch_date, versions.start_date))
-        from subscription_versions as versions
+        from {{ ref('stg_bronze__subscription_versions') }} as versions
         cross join loaded
         where {{ end_of_day('versions._batch_date') }} > loaded.loaded_through
         union all
         select min(plans.effective_from)
-        from plans
+        from {{ ref('stg_bronze__plans') }} as plans
         cross join loaded
         where {{ end_of_day('plans._batch_date') }} > loaded.loaded_through
         union all
@@ -85,7 +78,7 @@ billing_daily as (
         -- a customer's record landed again with another signup date (the tenure of every
         -- day); a changed segment or region, the usual update, changes nothing here
         select min(spine.feature_date)
-        from spine
+        from {{ ref('int_customer_days_spanned') }} as spine
         inner join {{ source('bronze', 'customers') }} as landed
             on spine.customer_id = cast(landed.customer_id as bigint)
         inner join {{ source('bronze', 'customers') }} as copies
@@ -93,20 +86,8 @@ billing_daily as (
         cross join loaded
         where {{ end_of_day('landed._batch_date') }} > loaded.loaded_through
             and cast(landed.signup_date as date) != cast(copies.signup_date as date)
-    ),
-
-    recompute_window as (
-        select
-            least(
-                coalesce(
-                    min(new_records.first_touched_date), date_add(max(loaded.last_feature_date), 1)
-                ),
-                date_add(max(loaded.last_feature_date), 1)
-            ) as recompute_from
-        from loaded
-        cross join new_records
-    ),
-
+    {%- endset -%}
+    {%- set recompute_day = recompute_from(first_touched) -%}
 {% endif %}
 
 -- What the unbounded windows saw before the history read (nothing in a full refresh,
@@ -125,8 +106,7 @@ earlier_billing as (
         on billing_daily.customer_id = spine.customer_id
             and billing_daily.activity_date = spine.feature_date
     {% if is_incremental() %}
-        cross join recompute_window
-        where billing_daily.activity_date < date_sub(recompute_window.recompute_from, 364)
+        where billing_daily.activity_date < date_sub({{ recompute_day }}, 364)
     {% else %}
         where false
     {% endif %}
@@ -137,8 +117,7 @@ spine_in_scope as (
     select spine.*
     from spine
     {% if is_incremental() %}
-        cross join recompute_window
-        where spine.feature_date >= date_sub(recompute_window.recompute_from, 364)
+        where spine.feature_date >= date_sub({{ recompute_day }}, 364)
     {% endif %}
 ),
 
@@ -147,8 +126,7 @@ spine_priced as (
     select spine.*
     from spine
     {% if is_incremental() %}
-        cross join recompute_window
-        where spine.feature_date >= date_sub(recompute_window.recompute_from, 90)
+        where spine.feature_date >= date_sub({{ recompute_day }}, 90)
     {% endif %}
 ),
 
@@ -308,7 +286,7 @@ final as (
         cast(last_invoice_amount_to_date as double) as last_invoice_amount
     from windowed
     {% if is_incremental() %}
-        where feature_date >= (select recompute_window.recompute_from from recompute_window)
+        where feature_date >= {{ recompute_day }}
     {% endif %}
 )
 

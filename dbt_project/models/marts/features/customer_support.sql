@@ -1,8 +1,7 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='merge',
-        unique_key=['customer_id', 'feature_date'],
+        incremental_strategy='insert_overwrite',
         partition_by=['feature_date'],
         on_schema_change='fail',
     )
@@ -16,8 +15,8 @@
     Incremental as the usage mart: runs recompute from the earliest chat day touched by
     batches landed since the last run, or the first new day, whichever is earlier, reading
     89 days of history before it for the windows and, for the days since the last chat,
-    each customer's latest chat day before that history; they MERGE on (customer_id,
-    feature_date). -#}
+    each customer's latest chat day before that history; they overwrite the recomputed
+    days' feature_date partitions. -#}
 with spine as (
     select * from {{ ref('int_customer_days_spanned') }}
 ),
@@ -27,30 +26,13 @@ chats_daily as (
 ),
 
 {% if is_incremental() %}
-    loaded as (
-        select
-            max(created_timestamp) as loaded_through,
-            max(feature_date) as last_feature_date
-        from {{ this }}
-    ),
-
-    new_chats as (
+    {%- set first_touched -%}
         select min(chats_daily.chat_date) as first_touched_date
-        from chats_daily
+        from {{ ref('int_support_chats_summed_daily') }} as chats_daily
         cross join loaded
         where {{ end_of_day('chats_daily.last_batch_date') }} > loaded.loaded_through
-    ),
-
-    recompute_window as (
-        select
-            least(
-                coalesce(new_chats.first_touched_date, date_add(loaded.last_feature_date, 1)),
-                date_add(loaded.last_feature_date, 1)
-            ) as recompute_from
-        from loaded
-        cross join new_chats
-    ),
-
+    {%- endset -%}
+    {%- set recompute_day = recompute_from(first_touched) -%}
 {% endif %}
 
 -- Each customer's latest chat on an active day before the history the windows read (none
@@ -64,8 +46,7 @@ earlier_chats as (
         on chats_daily.customer_id = spine.customer_id
             and chats_daily.chat_date = spine.feature_date
     {% if is_incremental() %}
-        cross join recompute_window
-        where chats_daily.chat_date < date_sub(recompute_window.recompute_from, 89)
+        where chats_daily.chat_date < date_sub({{ recompute_day }}, 89)
             and chats_daily.chats > 0
     {% else %}
         where false
@@ -77,8 +58,7 @@ spine_in_scope as (
     select spine.*
     from spine
     {% if is_incremental() %}
-        cross join recompute_window
-        where spine.feature_date >= date_sub(recompute_window.recompute_from, 89)
+        where spine.feature_date >= date_sub({{ recompute_day }}, 89)
     {% endif %}
 ),
 
@@ -165,7 +145,7 @@ final as (
         ) as recent_chat_text
     from windowed
     {% if is_incremental() %}
-        where feature_date >= (select recompute_window.recompute_from from recompute_window)
+        where feature_date >= {{ recompute_day }}
     {% endif %}
 )
 

@@ -1,8 +1,7 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='merge',
-        unique_key=['customer_id', 'feature_date'],
+        incremental_strategy='insert_overwrite',
         partition_by=['feature_date'],
         on_schema_change='fail',
     )
@@ -13,7 +12,8 @@
     Incremental runs recompute every day that new events can change: from the earliest
     day touched by events landed since the last run (late arrivals included) or the first
     new day, whichever is earlier, reading 89 days of history before it for the windows,
-    and MERGE the result on (customer_id, feature_date).
+    and overwrite the result's feature_date partitions (every customer of each day
+    recomputed: the full refresh's rows for those days, with no join to the table).
 
     event_timestamp is the end of the feature day; created_timestamp is the end of the
     latest landing batch whose events the row's windows contain: the moment the lake
@@ -28,37 +28,20 @@ daily_usage as (
 ),
 
 {% if is_incremental() %}
-    loaded as (
-        select
-            max(created_timestamp) as loaded_through,
-            max(feature_date) as last_feature_date
-        from {{ this }}
-    ),
-
-    new_usage as (
+    {%- set first_touched -%}
         select min(daily_usage.usage_date) as first_touched_date
-        from daily_usage
+        from {{ ref('int_usage_events_summed_daily') }} as daily_usage
         cross join loaded
         where {{ end_of_day('daily_usage.last_batch_date') }} > loaded.loaded_through
-    ),
-
-    recompute_window as (
-        select
-            least(
-                coalesce(new_usage.first_touched_date, date_add(loaded.last_feature_date, 1)),
-                date_add(loaded.last_feature_date, 1)
-            ) as recompute_from
-        from loaded
-        cross join new_usage
-    ),
+    {%- endset -%}
+    {%- set recompute_day = recompute_from(first_touched) -%}
 {% endif %}
 
 spine_in_scope as (
     select spine.*
     from spine
     {% if is_incremental() %}
-        cross join recompute_window
-        where spine.feature_date >= date_sub(recompute_window.recompute_from, 89)
+        where spine.feature_date >= date_sub({{ recompute_day }}, 89)
     {% endif %}
 ),
 
@@ -132,7 +115,7 @@ final as (
         ) as minutes_trend_7d_30d
     from windowed
     {% if is_incremental() %}
-        where feature_date >= (select recompute_window.recompute_from from recompute_window)
+        where feature_date >= {{ recompute_day }}
     {% endif %}
 )
 
