@@ -56,7 +56,7 @@ def feature_marts(spark):
             str(getattr(r.node, "resource_type", "")) == "unit_test" and str(r.status) == "pass"
             for r in result.result
         )
-        >= 5
+        >= 6
     )
     return spark
 
