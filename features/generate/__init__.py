@@ -13,6 +13,7 @@ import dataclasses
 import datetime as dt
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, SparkSession
@@ -32,6 +33,12 @@ __all__ = [
     "generate",
     "source_frames",
 ]
+
+# A small lake's sources are written (and counted) side by side: each is a few small Spark
+# jobs and file renames, mostly fixed latency that overlaps across sources; a large one's are
+# CPU-bound and would only contend (as ingestion, features/ingest SMALL_BATCH_THREADS).
+SMALL_CUSTOMER_DAYS = 200_000
+SMALL_WRITERS = 4
 
 GENERATOR_RUNS_DDL = (
     "seed bigint, customers bigint, days int, start_date date, rows map<string,bigint>, "
@@ -119,20 +126,24 @@ def generate(
     state = customers.customer_state(spark, cfg).cache()
     frames = source_frames(spark, cfg, state)
     dates = cfg.dates
-    for name, frame in frames.items():
-        if sources and name not in sources:
-            continue
+    names = [n for n in frames if not sources or n in sources]
+    writers = SMALL_WRITERS if cfg.customers * cfg.days <= SMALL_CUSTOMER_DAYS else 1
+
+    def write(name: str) -> float:
         source = SOURCES[name]
         started = time.perf_counter()
         if source.file_format == "parquet":
-            landing.write_parquet_by_day(spark, frame, root=root, source=source, dates=dates)
+            landing.write_parquet_by_day(spark, frames[name], root=root, source=source, dates=dates)
         else:
-            landing.write_text_by_day(spark, frame, root=root, source=source, dates=dates)
-        seconds[name] = time.perf_counter() - started
-        log(f"generate: {name} written in {seconds[name]:.1f}s")
+            landing.write_text_by_day(spark, frames[name], root=root, source=source, dates=dates)
+        return time.perf_counter() - started
+
+    with ThreadPoolExecutor(max_workers=writers) as pool:
+        for name, took in zip(names, pool.map(write, names), strict=True):
+            seconds[name] = took
+            log(f"generate: {name} written in {took:.1f}s")
     started = time.perf_counter()
-    names = [n for n in frames if not sources or n in sources]
-    rows = landing_counts(spark, root=root, dates=dates, names=names)
+    rows = landing_counts(spark, root=root, dates=dates, names=names, threads=writers)
     seconds["count"] = time.perf_counter() - started
     extra = sum(
         landing.add_file_dirt(
@@ -180,14 +191,19 @@ def generate(
 
 
 def landing_counts(
-    spark: SparkSession, *, root: str, dates: list[dt.date], names: list[str]
+    spark: SparkSession,
+    *,
+    root: str,
+    dates: list[dt.date],
+    names: list[str],
+    threads: int = 1,
 ) -> dict[str, int]:
     """Records per source in the landing folders of ``dates``, counted by Spark's own
     readers (CSV records as RFC 4180 reads them, headers excluded): the independent count
-    ingestion's balance is checked against."""
-    counts: dict[str, int] = {}
+    ingestion's balance is checked against.  ``threads`` sources are counted at once."""
     jvm = spark.sparkContext._jvm
-    for name in names:
+
+    def count(name: str) -> int:
         source = SOURCES[name]
         folder = jvm.org.apache.hadoop.fs.Path(f"{root}/{name}")
         fs = folder.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
@@ -197,14 +213,15 @@ def landing_counts(
             if fs.exists(jvm.org.apache.hadoop.fs.Path(f"{root}/{name}/{d.isoformat()}"))
         ]
         if not paths:
-            counts[name] = 0
-        elif source.file_format == "parquet":
-            counts[name] = spark.read.parquet(*paths).count()
-        elif source.file_format == "csv":  # records, not lines: a quoted field may span two
-            counts[name] = spark.read.options(header=True, multiLine=True).csv(paths).count()
-        else:
-            counts[name] = spark.read.text(paths).count()
-    return counts
+            return 0
+        if source.file_format == "parquet":
+            return spark.read.parquet(*paths).count()
+        if source.file_format == "csv":  # records, not lines: a quoted field may span two
+            return spark.read.options(header=True, multiLine=True).csv(paths).count()
+        return spark.read.text(paths).count()
+
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        return dict(zip(names, pool.map(count, names), strict=True))
 
 
 def dirt_counts(spark: SparkSession, cfg: GeneratorConfig) -> dict[tuple[str, str], int]:
