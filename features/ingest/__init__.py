@@ -235,6 +235,8 @@ def _replace(
     from delta.tables import DeltaTable
 
     spark = frame.sparkSession
+    if rows == 0 and not merge and not _holds_batches(spark, location, dates):
+        return 0  # nothing to write and nothing to replace: skip the write's jobs
     if rows < ROWS_PER_FILE * len(dates):
         frame = frame.repartition("_batch_date")
     before = DeltaTable.forPath(spark, location).history(1).first()["version"]
@@ -250,6 +252,17 @@ def _replace(
     found = metrics["operationMetrics"] or {}
     # Rows of other batches that shared a rewritten file are copied, not written by us.
     return int(found.get("numOutputRows", 0)) - int(found.get("numCopiedRows", 0))
+
+
+def _holds_batches(spark: SparkSession, location: str, dates: list[dt.date]) -> bool:
+    """Whether the Delta table at ``location`` has rows of the batches ``dates``.
+
+    Most of a day's quarantine tables hold none: their files' statistics on ``_batch_date``
+    (or its partitions) rule every file out without reading one, which costs less than the
+    jobs of an empty replacing write (Delta commits nothing for it either way).
+    """
+    found = spark.read.format("delta").load(location).where(_dates_sql(dates)).limit(1)
+    return bool(found.collect())
 
 
 def ingest_source(

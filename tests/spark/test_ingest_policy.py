@@ -28,7 +28,7 @@ from tests.spark.telco_data import TINY, tiny_lake
 pytestmark = pytest.mark.spark
 
 FIRST = TINY.start + dt.timedelta(days=TINY.days + 30)
-DATES = [FIRST + dt.timedelta(days=i) for i in range(8)]
+DATES = [FIRST + dt.timedelta(days=i) for i in range(10)]
 USAGE_SCHEMA = pa.schema(
     [
         ("event_id", pa.string()),
@@ -297,6 +297,29 @@ def test_row_level_dirt_goes_to_quarantine_with_its_reason(spark, customers) -> 
     assert raw["wrong_type: invoice_id"] == payments[6]  # the record as sent
     bronze = spark.table("bronze.payments").where(F.col("_batch_date") == day).collect()
     assert [(r["payment_id"], r["invoice_id"], r["amount"]) for r in bronze] == [(1, 11, 25.0)]
+
+
+def test_a_batch_sent_again_clean_empties_its_quarantine(spark, customers) -> None:
+    """A batch landed again replaces what its earlier ingestion quarantined, also when the
+    new files quarantine nothing (ingestion skips the quarantine write only where the table
+    holds no row of the batch); a batch with nothing to quarantine, now or before, makes no
+    commit to the quarantine table."""
+    day, other = DATES[8], DATES[9]
+    rows = _usage_rows(customers[0], day, 3, "again")
+    rows[1]["duration_s"] = 2**31 - 1
+    _write_usage(day, "part-00000.parquet", rows)
+    ingest_batches(spark, [day], sources=["usage"])
+    assert _reasons(spark, "usage_events", day) == {"out_of_range: duration_s": 1}
+    _write_usage(day, "part-00000.parquet", _usage_rows(customers[0], day, 3, "again"))
+    results = ingest_batches(spark, [day], sources=["usage"])
+    assert results["usage"][day] == BatchCounts(read=3, ingested=3, quarantined=0)
+    assert _reasons(spark, "usage_events", day) == {}
+    history = "describe history quarantine.usage_events limit 1"
+    before = spark.sql(history).first()["version"]
+    _write_usage(other, "part-00000.parquet", _usage_rows(customers[1], other, 2, "clean"))
+    results = ingest_batches(spark, [other], sources=["usage"])
+    assert results["usage"][other] == BatchCounts(read=2, ingested=2, quarantined=0)
+    assert spark.sql(history).first()["version"] == before
 
 
 def test_a_quoted_newline_is_one_record(spark, customers) -> None:
