@@ -194,6 +194,8 @@ def spark_conf(cfg: LakehouseSettings | None = None) -> dict[str, str]:
         "spark.sql.adaptive.skewJoin.enabled": "true",
         "spark.sql.shuffle.partitions": str(cfg.shuffle_partitions),
         "spark.sql.ansi.enabled": str(cfg.ansi).lower(),
+        # An overwrite of a partitioned table replaces only the partitions written (dbt-spark
+        # also sets it before the feature marts' incremental partition overwrites).
         "spark.sql.sources.partitionOverwriteMode": "dynamic",
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
         # Delta rebuilds a table's state (its log replayed into the list of live files) in
