@@ -25,7 +25,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
 from features import console, runlog
-from features.ingest.classify import classify, prior_keys
+from features.ingest.classify import classify, later_copies, prior_keys, with_hashes
 from features.ingest.files import LandingFile, is_data_file, list_files
 from features.ingest.files import _fs as landing_fs
 from features.ingest.readers import raw_record, read_source
@@ -350,7 +350,17 @@ def _ingest_source(
         since = earliest.isoformat() if earliest else first
     prior = prior_keys(spark.table(f"bronze.{source.table}"), source, before=first, since=since)
     known = known_customers(spark) if check_customers and source.name != "customers" else None
-    classified = classify(parsed, source, known_customers=known, prior=prior).persist(
+    hashed = with_hashes(parsed, source)
+    try:
+        later = later_copies(hashed)
+    except Exception as error:  # noqa: BLE001 - a file may be unreadable: see caller
+        raise _ReadFailed(error) from error
+    classified = classify(hashed, source, later=later, known_customers=known, prior=prior)
+    # Cached for the counts and the two writes: the record and its lineage, not the hashes
+    # and flags that decided its reason.
+    kept = [c for c in parsed.columns if not c.startswith("_")]
+    kept += [c for c in ("_raw", "_source_file", "_line", "_batch_date") if c in parsed.columns]
+    classified = classified.select(*[F.col(f"`{c}`") for c in kept], "_reason").persist(
         StorageLevel.MEMORY_AND_DISK
     )
     try:
@@ -402,6 +412,7 @@ def _ingest_source(
             log(f"ingest: bronze.{source.table} evolved with added column(s) {', '.join(extras)}")
     finally:
         classified.unpersist()
+        later.unpersist()
     if (wrote, held) != expected:
         raise CountsMismatch(
             f"bronze.{source.table}: Delta committed {wrote} rows to bronze and {held} to "
@@ -431,9 +442,9 @@ def ingest_batches(
         spark: The lakehouse session.
         dates: Batch dates; all of a source's dates are read in one job, one commit per table.
         sources: Source names (all of :data:`features.schemas.SOURCES` by default).
-        threads: Sources ingested at once after ``customers``; by default
-            :data:`SMALL_BATCH_THREADS` when the landing files total at most
-            :data:`SMALL_BATCH_BYTES`, else one.
+        threads: Sources ingested at once after ``customers``; by default the sources
+            whose landing files total at most :data:`SMALL_BATCH_BYTES` each go
+            :data:`SMALL_BATCH_THREADS` at once, then each larger one alone.
         log: Where progress lines go.
 
     Returns:
@@ -547,16 +558,18 @@ def ingest_batches(
         )
         return counts, source_runs
 
-    landed = sum(file.size for _, files, _, _ in plan for file in files)
-    workers = (
-        threads
-        if threads is not None
-        else (SMALL_BATCH_THREADS if landed <= SMALL_BATCH_BYTES else 1)
-    )
-    # customers first (the others check their ids against it), then the rest, side by side
-    # when the batch is small (see SMALL_BATCH_BYTES).
+    def landed(item: tuple[Source, list[LandingFile], list[LandingFile], object]) -> int:
+        return sum(file.size for file in item[1])
+
+    # customers first (the others check their ids against it), then the small sources side
+    # by side (see SMALL_BATCH_BYTES), then each large one alone.
     first = [item for item in plan if item[0].name == "customers"]
     rest = [item for item in plan if item[0].name != "customers"]
+    if threads is None:
+        small = [item for item in rest if landed(item) <= SMALL_BATCH_BYTES]
+        stages = [(small, SMALL_BATCH_THREADS), ([i for i in rest if i not in small], 1)]
+    else:
+        stages = [(rest, threads)]
     runs: list[runlog.StepRun] = []
     errors: list[BaseException] = []
 
@@ -581,9 +594,11 @@ def ingest_batches(
 
     for item in first:
         collect(item, lambda item=item: ingest_one(item))
-    if not errors:
+    for items, workers in stages:
+        if errors or not items:
+            continue
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            futures = [(item, pool.submit(ingest_one, item)) for item in rest]
+            futures = [(item, pool.submit(ingest_one, item)) for item in items]
             for item, future in futures:
                 collect(item, future.result)
     failed = [run for run in runs if run.status == "failed"]

@@ -54,10 +54,45 @@ def row_hash(source: Source) -> Column:
     return F.xxhash64(*[F.col(name) for name in source.columns])
 
 
+def with_hashes(parsed: DataFrame, source: Source) -> DataFrame:
+    """Add ``_row_hash`` (every landing column) and ``_key_hash`` (the key and the row hash):
+    two records are copies of each other when both are equal."""
+    frame = parsed.withColumn("_row_hash", row_hash(source))
+    key_hash = F.xxhash64(*[F.col(name) for name in source.key], F.col("_row_hash"))
+    return frame.withColumn("_key_hash", key_hash)
+
+
+def later_copies(hashed: DataFrame) -> DataFrame:
+    """``_source_file, _line, _later_copy`` of every record of ``hashed`` (output of
+    :func:`with_hashes`) that repeats an earlier one (earlier by batch date, file, line).
+
+    Cached here, in two small Spark jobs: a hash aggregate of the two hashes finds the
+    repeated ones, and only their records are ranked, so no record is shuffled or sorted
+    whole.  Exact copies are rare and the cached result's size is known, so the join that
+    marks them broadcasts it (or, when it is large, joins by sorting: the same answer).
+    The caller unpersists it.
+    """
+    hashes = ["_key_hash", "_row_hash"]
+    repeated = hashed.groupBy(*hashes).count().where(F.col("count") > 1).select(*hashes).cache()
+    repeated.count()
+    first_copy = Window.partitionBy(*hashes).orderBy("_batch_date", "_source_file", "_line")
+    later = (
+        hashed.join(repeated, hashes, "left_semi")
+        .select("_source_file", "_line", F.row_number().over(first_copy).alias("_copy"))
+        .where(F.col("_copy") > 1)
+        .select("_source_file", "_line", F.lit(True).alias("_later_copy"))
+        .cache()
+    )
+    later.count()
+    repeated.unpersist()
+    return later
+
+
 def classify(
-    parsed: DataFrame,
+    hashed: DataFrame,
     source: Source,
     *,
+    later: DataFrame,
     known_customers: DataFrame | None = None,
     prior: DataFrame | None = None,
 ) -> DataFrame:
@@ -69,13 +104,14 @@ def classify(
     unknown_customer, duplicate.
 
     Args:
-        parsed: Output of :mod:`features.ingest.readers`.
+        hashed: Output of :mod:`features.ingest.readers` with :func:`with_hashes`.
         source: The source.
+        later: The records of ``hashed`` that repeat an earlier one (:func:`later_copies`).
         known_customers: ``customer_id, _first_batch``: a customer is known to a record of
             batch ``d`` when it first appeared in a batch at or before ``d``.
         prior: ``_key_hash`` of records already in bronze from earlier batches.
     """
-    frame = parsed.withColumn("_row_hash", row_hash(source))
+    frame = hashed
     key_null = F.lit(False)
     for name in source.key:
         key_null = key_null | F.col(name).isNull()
@@ -89,12 +125,8 @@ def classify(
             F.col("_first_batch").isNull() | (F.col("_first_batch") > F.col("_batch_date"))
         )
         reasons.append(F.when(unknown, F.lit(UNKNOWN_CUSTOMER)))
-    key_hash = F.xxhash64(*[F.col(name) for name in source.key], F.col("_row_hash"))
-    frame = frame.withColumn("_key_hash", key_hash)
-    copy = F.row_number().over(
-        Window.partitionBy("_key_hash", "_row_hash").orderBy("_batch_date", "_source_file", "_line")
-    )
-    duplicate = copy > 1
+    frame = frame.join(later, ["_source_file", "_line"], "left")
+    duplicate = F.coalesce(F.col("_later_copy"), F.lit(False))
     if prior is not None:
         seen = prior.select("_key_hash").distinct().withColumn("_seen", F.lit(True))
         frame = frame.join(seen, "_key_hash", "left")

@@ -121,6 +121,67 @@ def test_reingest_changes_nothing(spark, ingested) -> None:
         before[table].unpersist()
 
 
+def test_copies_found_by_sorting_when_they_are_too_many_to_broadcast(spark, ingested) -> None:
+    """The records that repeat an earlier one are joined back by broadcasting them (few, in
+    a real feed); with broadcasts off, as when a whole batch is sent twice, the sort-merge
+    join finds the same ones."""
+    tables = ["bronze.usage_events", "quarantine.usage_events"]
+    dates = TINY.dates[:4]
+    scope = F.col("_batch_date").isin(*dates)
+    before = {table: _snapshot(spark, table).where(scope).cache() for table in tables}
+    copies = before["quarantine.usage_events"].where("reason = 'duplicate'").count()
+    assert copies > 0
+    setting = spark.conf.get("spark.sql.autoBroadcastJoinThreshold")
+    spark.conf.set("spark.sql.autoBroadcastJoinThreshold", "-1")
+    try:
+        ingest_batches(spark, dates, sources=["usage"])
+    finally:
+        spark.conf.set("spark.sql.autoBroadcastJoinThreshold", setting)
+    for table in tables:
+        after = _snapshot(spark, table).where(scope)
+        assert after.count() == before[table].count(), table
+        assert before[table].exceptAll(after).count() == 0, table
+        after.unpersist()
+        before[table].unpersist()
+
+
+def test_small_sources_go_side_by_side_and_a_large_one_alone(spark, ingested, monkeypatch) -> None:
+    """Sources whose files total at most SMALL_BATCH_BYTES are ingested a few at once (their
+    cost is latency); a larger one runs alone after them (its cost is CPU)."""
+    import threading
+    import time
+
+    import features.ingest as ingest
+
+    real = ingest.ingest_source
+    lock = threading.Lock()
+    running: set[str] = set()
+    beside: dict[str, set[str]] = {}
+
+    def watched(spark_, source, *args, **kwargs):
+        with lock:
+            beside.setdefault(source.name, set()).update(running)
+            for other in running:
+                beside.setdefault(other, set()).add(source.name)
+            running.add(source.name)
+        try:
+            time.sleep(0.5)  # long enough to overlap whatever runs beside it
+            return real(spark_, source, *args, **kwargs)
+        finally:
+            with lock:
+                running.discard(source.name)
+
+    day = max(TINY.dates, key=lambda d: sum(_landing(name, d).is_dir() for name in SOURCES))
+    usage = sum(f.stat().st_size for f in _landing("usage", day).glob("*.parquet"))
+    monkeypatch.setattr(ingest, "ingest_source", watched)
+    monkeypatch.setattr(ingest, "SMALL_BATCH_BYTES", usage - 1)
+    ingest_batches(spark, [day])
+    small = set(beside) - {"customers", "usage"}
+    assert len(small) >= 2 and "usage" in beside
+    assert beside["usage"] == set() and beside["customers"] == set()
+    assert any(beside[name] & small for name in small)
+
+
 def test_a_failing_source_rolls_back_the_batch_and_every_attempt_is_recorded(
     spark, ingested, monkeypatch
 ) -> None:
