@@ -92,7 +92,7 @@ def classify(
     hashed: DataFrame,
     source: Source,
     *,
-    later: DataFrame,
+    later: DataFrame | None = None,
     known_customers: DataFrame | None = None,
     prior: DataFrame | None = None,
 ) -> DataFrame:
@@ -106,7 +106,10 @@ def classify(
     Args:
         hashed: Output of :mod:`features.ingest.readers` with :func:`with_hashes`.
         source: The source.
-        later: The records of ``hashed`` that repeat an earlier one (:func:`later_copies`).
+        later: The records of ``hashed`` that repeat an earlier one (:func:`later_copies`),
+            for a large batch; without it every record is ranked among its copies by a
+            window (a shuffle and sort of whole records, which costs a small batch less
+            than the two jobs of :func:`later_copies`).
         known_customers: ``customer_id, _first_batch``: a customer is known to a record of
             batch ``d`` when it first appeared in a batch at or before ``d``.
         prior: ``_key_hash`` of records already in bronze from earlier batches.
@@ -125,8 +128,13 @@ def classify(
             F.col("_first_batch").isNull() | (F.col("_first_batch") > F.col("_batch_date"))
         )
         reasons.append(F.when(unknown, F.lit(UNKNOWN_CUSTOMER)))
-    frame = frame.join(later, ["_source_file", "_line"], "left")
-    duplicate = F.coalesce(F.col("_later_copy"), F.lit(False))
+    if later is not None:
+        frame = frame.join(later, ["_source_file", "_line"], "left")
+        duplicate = F.coalesce(F.col("_later_copy"), F.lit(False))
+    else:
+        hashes = ["_key_hash", "_row_hash"]
+        first_copy = Window.partitionBy(*hashes).orderBy("_batch_date", "_source_file", "_line")
+        duplicate = F.row_number().over(first_copy) > 1
     if prior is not None:
         seen = prior.select("_key_hash").distinct().withColumn("_seen", F.lit(True))
         frame = frame.join(seen, "_key_hash", "left")
