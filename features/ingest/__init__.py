@@ -66,10 +66,14 @@ ROWS_PER_FILE = 1_000_000
 # CPU-bound, and side by side on a few cores they only contend.
 SMALL_BATCH_BYTES = 256 * 2**20
 SMALL_BATCH_THREADS = 4
-# Exact copies are found apart (classify.later_copies: two small jobs, no record sorted whole)
-# when a source's files total more than this; below it ranking every record costs less (the
-# demo's 16 MB of usage: one day's backfill ingest 5 s slower apart; 49 MB: 10 s faster).
+# A Parquet source's exact copies are found apart (classify.later_copies: two more jobs, no
+# record sorted whole) when its files total more than this; below it ranking every record
+# costs less (bench/RESULTS.md: 3M usage rows, 49 MB, classified in 10-12 s against 21 s;
+# the demo's 16 MB, a backfill ingest about 5 s slower apart).  A text source's reader sorts
+# its lines anyway, and reading it again twice would cost more than the ranking saves.
 COPIES_APART_BYTES = 32 * 2**20
+# Up to this many copies are broadcast to the records (exact: they are counted first).
+COPIES_BROADCAST_ROWS = 1_000_000
 
 
 class CountsMismatch(Exception):
@@ -342,7 +346,6 @@ def _ingest_source(
 ) -> dict[dt.date, BatchCounts]:
     bronze_loc, quarantine_loc = ensure_tables(spark, source)
     parsed = read_source(spark, source, files, layout)
-    raw = raw_record(parsed)
     extras = [c for c in parsed.columns if c not in source.columns and not c.startswith("_")]
     first = min(dates).isoformat()
     since = None
@@ -355,13 +358,45 @@ def _ingest_source(
     prior = prior_keys(spark.table(f"bronze.{source.table}"), source, before=first, since=since)
     known = known_customers(spark) if check_customers and source.name != "customers" else None
     hashed = with_hashes(parsed, source)
-    later = None
-    if sum(file.size for file in files) > COPIES_APART_BYTES:
+    later = marks = None
+    if source.file_format == "parquet" and sum(file.size for file in files) > COPIES_APART_BYTES:
         try:
-            later = later_copies(hashed)
+            later, copies = later_copies(hashed)
         except Exception as error:  # noqa: BLE001 - a file may be unreadable: see caller
             raise _ReadFailed(error) from error
-    classified = classify(hashed, source, later=later, known_customers=known, prior=prior)
+        marks = F.broadcast(later) if copies <= COPIES_BROADCAST_ROWS else later
+    try:
+        classified = classify(hashed, source, later=marks, known_customers=known, prior=prior)
+        return _write_classified(
+            source,
+            dates,
+            parsed,
+            classified,
+            (bronze_loc, quarantine_loc),
+            extras=extras,
+            log=log,
+            commits=commits,
+        )
+    finally:
+        if later is not None:
+            later.unpersist()
+
+
+def _write_classified(
+    source: Source,
+    dates: list[dt.date],
+    parsed: DataFrame,
+    classified: DataFrame,
+    locations: tuple[str, str],
+    *,
+    extras: list[str],
+    log: Callable[[str], None],
+    commits: _Commits | None,
+) -> dict[dt.date, BatchCounts]:
+    """Count the classified records per batch, write quarantine then bronze (one commit
+    each), and check Delta's counts against them."""
+    bronze_loc, quarantine_loc = locations
+    raw = raw_record(parsed)
     # Cached for the counts and the two writes: the record and its lineage, not the hashes
     # and flags that decided its reason.
     kept = [c for c in parsed.columns if not c.startswith("_")]
@@ -418,8 +453,6 @@ def _ingest_source(
             log(f"ingest: bronze.{source.table} evolved with added column(s) {', '.join(extras)}")
     finally:
         classified.unpersist()
-        if later is not None:
-            later.unpersist()
     if (wrote, held) != expected:
         raise CountsMismatch(
             f"bronze.{source.table}: Delta committed {wrote} rows to bronze and {held} to "
@@ -451,7 +484,8 @@ def ingest_batches(
         sources: Source names (all of :data:`features.schemas.SOURCES` by default).
         threads: Sources ingested at once after ``customers``; by default the sources
             whose landing files total at most :data:`SMALL_BATCH_BYTES` each go
-            :data:`SMALL_BATCH_THREADS` at once, then each larger one alone.
+            :data:`SMALL_BATCH_THREADS` at once, then each larger one alone (not started
+            when a source before it failed: the batch is rolled back anyway).
         log: Where progress lines go.
 
     Returns:
@@ -574,7 +608,8 @@ def ingest_batches(
     rest = [item for item in plan if item[0].name != "customers"]
     if threads is None:
         small = [item for item in rest if landed(item) <= SMALL_BATCH_BYTES]
-        stages = [(small, SMALL_BATCH_THREADS), ([i for i in rest if i not in small], 1)]
+        large = [item for item in rest if landed(item) > SMALL_BATCH_BYTES]
+        stages = [(small, SMALL_BATCH_THREADS), (large, 1)]
     else:
         stages = [(rest, threads)]
     runs: list[runlog.StepRun] = []

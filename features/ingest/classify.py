@@ -62,30 +62,38 @@ def with_hashes(parsed: DataFrame, source: Source) -> DataFrame:
     return frame.withColumn("_key_hash", key_hash)
 
 
-def later_copies(hashed: DataFrame) -> DataFrame:
+def later_copies(hashed: DataFrame) -> tuple[DataFrame, int]:
     """``_source_file, _line, _later_copy`` of every record of ``hashed`` (output of
-    :func:`with_hashes`) that repeats an earlier one (earlier by batch date, file, line).
+    :func:`with_hashes`) that repeats an earlier one (earlier by batch date, file, line),
+    and how many there are.
 
-    Cached here, in two small Spark jobs: a hash aggregate of the two hashes finds the
-    repeated ones, and only their records are ranked, so no record is shuffled or sorted
-    whole.  Exact copies are rare and the cached result's size is known, so the join that
-    marks them broadcasts it (or, when it is large, joins by sorting: the same answer).
-    The caller unpersists it.
+    Cached here, in two Spark jobs that read the source again: a hash aggregate of the two
+    hashes finds the repeated ones, and only their records are ranked, so no record is
+    shuffled or sorted whole (for Parquet: a text source's reader numbers its lines by a
+    sort of its own).  The caller joins them to the records (broadcast, when they are few
+    enough: the count says) and unpersists them.
     """
     hashes = ["_key_hash", "_row_hash"]
     repeated = hashed.groupBy(*hashes).count().where(F.col("count") > 1).select(*hashes).cache()
-    repeated.count()
-    first_copy = Window.partitionBy(*hashes).orderBy("_batch_date", "_source_file", "_line")
-    later = (
-        hashed.join(repeated, hashes, "left_semi")
-        .select("_source_file", "_line", F.row_number().over(first_copy).alias("_copy"))
-        .where(F.col("_copy") > 1)
-        .select("_source_file", "_line", F.lit(True).alias("_later_copy"))
-        .cache()
-    )
-    later.count()
-    repeated.unpersist()
-    return later
+    later = None
+    try:
+        repeated.count()
+        first_copy = Window.partitionBy(*hashes).orderBy("_batch_date", "_source_file", "_line")
+        later = (
+            hashed.join(repeated, hashes, "left_semi")
+            .select("_source_file", "_line", F.row_number().over(first_copy).alias("_copy"))
+            .where(F.col("_copy") > 1)
+            .select("_source_file", "_line", F.lit(True).alias("_later_copy"))
+            .cache()
+        )
+        copies = later.count()
+    except BaseException:
+        if later is not None:
+            later.unpersist()
+        raise
+    finally:
+        repeated.unpersist()
+    return later, copies
 
 
 def classify(

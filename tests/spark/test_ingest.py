@@ -139,6 +139,7 @@ def test_copies_found_apart_are_the_ones_ranking_finds(
     assert any("duplicate" in row for row in before["quarantine.usage_events"])
     setting = spark.conf.get("spark.sql.autoBroadcastJoinThreshold")
     if not broadcast:
+        monkeypatch.setattr(ingest, "COPIES_BROADCAST_ROWS", 0)
         spark.conf.set("spark.sql.autoBroadcastJoinThreshold", "-1")
     try:
         ingest_batches(spark, dates, sources=["usage"])
@@ -160,9 +161,11 @@ def test_small_sources_go_side_by_side_and_a_large_one_alone(spark, ingested, mo
     lock = threading.Lock()
     running: set[str] = set()
     beside: dict[str, set[str]] = {}
+    started: list[str] = []
 
     def watched(spark_, source, *args, **kwargs):
         with lock:
+            started.append(source.name)
             beside.setdefault(source.name, set()).update(running)
             for other in running:
                 beside.setdefault(other, set()).add(source.name)
@@ -182,6 +185,7 @@ def test_small_sources_go_side_by_side_and_a_large_one_alone(spark, ingested, mo
     small = set(beside) - {"customers", "usage"}
     assert len(small) >= 2 and "usage" in beside
     assert beside["usage"] == set() and beside["customers"] == set()
+    assert started[0] == "customers" and started[-1] == "usage"
     assert any(beside[name] & small for name in small)
 
 
