@@ -62,6 +62,13 @@ def with_hashes(parsed: DataFrame, source: Source) -> DataFrame:
     return frame.withColumn("_key_hash", key_hash)
 
 
+def copy_number() -> Column:
+    """1 for a record's first copy (by batch date, file, line), 2 for its second, ...: a
+    rank among the records with the same ``_key_hash`` and ``_row_hash``."""
+    copies = Window.partitionBy("_key_hash", "_row_hash")
+    return F.row_number().over(copies.orderBy("_batch_date", "_source_file", "_line"))
+
+
 def later_copies(hashed: DataFrame) -> tuple[DataFrame, int]:
     """``_source_file, _line, _later_copy`` of every record of ``hashed`` (output of
     :func:`with_hashes`) that repeats an earlier one (earlier by batch date, file, line),
@@ -78,10 +85,9 @@ def later_copies(hashed: DataFrame) -> tuple[DataFrame, int]:
     later = None
     try:
         repeated.count()
-        first_copy = Window.partitionBy(*hashes).orderBy("_batch_date", "_source_file", "_line")
         later = (
             hashed.join(repeated, hashes, "left_semi")
-            .select("_source_file", "_line", F.row_number().over(first_copy).alias("_copy"))
+            .select("_source_file", "_line", copy_number().alias("_copy"))
             .where(F.col("_copy") > 1)
             .select("_source_file", "_line", F.lit(True).alias("_later_copy"))
             .cache()
@@ -140,9 +146,7 @@ def classify(
         frame = frame.join(later, ["_source_file", "_line"], "left")
         duplicate = F.coalesce(F.col("_later_copy"), F.lit(False))
     else:
-        hashes = ["_key_hash", "_row_hash"]
-        first_copy = Window.partitionBy(*hashes).orderBy("_batch_date", "_source_file", "_line")
-        duplicate = F.row_number().over(first_copy) > 1
+        duplicate = copy_number() > 1
     if prior is not None:
         seen = prior.select("_key_hash").distinct().withColumn("_seen", F.lit(True))
         frame = frame.join(seen, "_key_hash", "left")

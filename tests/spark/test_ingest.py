@@ -207,16 +207,11 @@ def test_a_failing_source_rolls_back_the_batch_and_every_attempt_is_recorded(
     day = TINY.dates[3]
     tables = ["bronze.subscriptions", "quarantine.subscriptions"]
 
-    def rows(table: str) -> list[tuple]:
-        frame = spark.table(table)
-        frame = frame.drop(*[c for c in LINEAGE_TIMES if c in frame.columns])
-        return sorted(tuple(map(str, row)) for row in frame.collect())
-
-    before = {table: rows(table) for table in tables}
+    before = {table: _rows(spark, table) for table in tables}
     version = _version(spark, "bronze.subscriptions")
     runs_before = spark.table("ops.pipeline_runs").count()
     spark.sql(f"delete from bronze.subscriptions where _batch_date = '{day.isoformat()}'")
-    deleted = rows("bronze.subscriptions")
+    deleted = _rows(spark, "bronze.subscriptions")
     assert len(deleted) < len(before["bronze.subscriptions"])
     with pytest.raises(RuntimeError, match="disk full"):
         ingest_batches(spark, [day], sources=["subscriptions", "usage"], threads=2)
@@ -234,11 +229,11 @@ def test_a_failing_source_rolls_back_the_batch_and_every_attempt_is_recorded(
     )
     # subscriptions wrote its batch (a commit after the delete), then was restored
     assert _version(spark, "bronze.subscriptions") >= version + 3
-    assert rows("bronze.subscriptions") == deleted
+    assert _rows(spark, "bronze.subscriptions") == deleted
     monkeypatch.setattr(ingest, "ingest_source", real)
     ingest_batches(spark, [day], sources=["subscriptions"])  # the rerun restores the day
     for table in tables:
-        assert rows(table) == before[table], table
+        assert _rows(spark, table) == before[table], table
 
 
 def _landing(name: str, day: dt.date):
