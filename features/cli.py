@@ -120,7 +120,7 @@ def _cmd_env(args: argparse.Namespace) -> int:
 def _cmd_apply(args: argparse.Namespace) -> int:
     from features import feast_repo
 
-    lakehouse.spark_session()
+    lakehouse.spark_session(preload=("feast",))
     with console.libraries_to_log():
         views, changed = feast_repo.apply_changes()
     for line in changed:
@@ -136,7 +136,7 @@ def _cmd_materialize(args: argparse.Namespace) -> int:
     from features import days, feast_repo
 
     end = days.end_of_day(args.date_to)
-    lakehouse.spark_session()
+    lakehouse.spark_session(preload=("feast",))
     with console.libraries_to_log():
         starts = feast_repo.materialize_incremental(end)
     for view, start in sorted(starts.items()):
@@ -442,11 +442,11 @@ def _check_torch(family: str | None, *, command: str) -> None:
 
 
 def _cmd_daily(args: argparse.Namespace) -> int:
-    from features.daily import DailyOptions, run_daily
+    from features.daily import LIBRARIES, DailyOptions, run_daily
 
     dates = _batch_dates(args, command="daily")
     _check_torch(args.family, command="daily")
-    spark = lakehouse.spark_session()
+    spark = lakehouse.spark_session(preload=LIBRARIES)
     outcome = run_daily(
         spark,
         dates,
@@ -490,7 +490,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             f"churn task takes {', '.join(CLASSIFIERS)}"
         )
     _check_torch(args.family, command="train")
-    spark = lakehouse.spark_session()
+    spark = lakehouse.spark_session(preload=("feast",))
     run: Any
     if args.task == "next_invoice":
         run = next_invoice.train_next_invoice_model(
@@ -530,7 +530,7 @@ def _cmd_monitor(args: argparse.Namespace) -> int:
 
     dates = _batch_dates(args, command="monitor")
     _check_saved_version(args.version, command="monitor")
-    spark = lakehouse.spark_session()
+    spark = lakehouse.spark_session(preload=("feast",))
     with console.libraries_to_log():
         checks = monitoring.monitor_days(spark, dates, version=args.version, log=console.detail)
     for day, check in checks.items():
@@ -557,7 +557,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
     from models_ml import churn
 
     _check_saved_version(args.version, command="score")
-    spark = lakehouse.spark_session()
+    spark = lakehouse.spark_session(preload=("feast",))
     with console.libraries_to_log():
         rows = churn.score_day(
             spark, args.date, version=args.version, promoted=args.promoted, log=console.detail

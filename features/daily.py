@@ -30,6 +30,14 @@ STEPS: tuple[str, ...] = ("ingest", "dbt_build", "feast", "train", "score", "mon
 DBT_PROJECT = dbt_contracts.DBT_PROJECT
 # Churners a matured score date needs before its realized AUC can make retraining due.
 MIN_POSITIVES = 10
+# What the steps import, imported while the JVM starts (lakehouse.spark_session's preload).
+LIBRARIES: tuple[str, ...] = (
+    "feast",
+    "dbt.cli.main",
+    "dbt.adapters.spark",
+    "models_ml.churn",
+    "models_ml.monitoring",
+)
 
 
 class StepFailed(RuntimeError):

@@ -65,7 +65,7 @@ def run(*, customers: int, days: int, seed: int, reset: bool = True) -> int:
     Returns:
         The process exit code.
     """
-    from features.daily import DailyOptions, run_daily
+    from features.daily import LIBRARIES, DailyOptions, run_daily
     from features.generate import GeneratorConfig, generate
     from models_ml import churn, lake, model_store
 
@@ -79,7 +79,7 @@ def run(*, customers: int, days: int, seed: int, reset: bool = True) -> int:
     if reset:
         for path in (cfg.warehouse_dir, cfg.metastore_dir, cfg.landing_dir, cfg.artifacts_dir):
             shutil.rmtree(path, ignore_errors=True)
-    spark = lakehouse.spark_session(cfg)
+    spark = lakehouse.spark_session(cfg, preload=LIBRARIES)
     lakehouse.ensure_databases(spark)
     _log(f"[demo] lakehouse at {cfg.root}")
 

@@ -252,7 +252,8 @@ def psi_by(
         Group value to one :class:`FeatureDrift` per feature; groups without rows are absent.
     """
     specs = _specs(baseline, features)
-    missing = [name for name in specs if name not in frame.columns]
+    columns = set(frame.columns)  # one schema round trip, not one per feature
+    missing = [name for name in specs if name not in columns]
     if missing:
         raise ValueError(
             f"psi: the frame lacks feature(s) {missing} of the baseline "
@@ -582,13 +583,24 @@ def _top_categories(
 
 
 def _bucket(name: str, spec: dict[str, Any]) -> Column:
-    """The bucket id of the column under ``spec``: bin or category index, other, or null."""
+    """The bucket id of the column under ``spec``: bin or category index, other, or null.
+
+    ``name`` must be a plain identifier (``_bucket_counts`` aliases the features so): a
+    numeric column's bucket is SQL, one expression for the JVM to parse, where built of
+    Columns each edge took four calls into the JVM (about a second for a monitored day's
+    features).  The value is :func:`_numeric`'s (NaN as null), each edge the double it is
+    (``repr`` reads back exactly).
+    """
     if spec["kind"] == NUMERIC:
-        value = _numeric(name)
-        index = F.lit(0)
-        for edge in spec["edges"]:
-            index = index + (value >= F.lit(float(edge))).cast("int")
-        return F.when(value.isNull(), F.lit(_NULL)).otherwise(index)
+        number = f"(case when not isnan(cast({name} as double)) then cast({name} as double) end)"
+        index = " + ".join(
+            ["0"]
+            + [
+                f"cast({number} >= cast('{float(edge)!r}' as double) as int)"
+                for edge in spec["edges"]
+            ]
+        )
+        return F.expr(f"case when {number} is null then {_NULL} else {index} end")
     value = F.col(name).cast("string")
     categories = spec["categories"]
     if not categories:
@@ -609,14 +621,18 @@ def _bucket_counts(
     """Rows per value of ``group``, feature and bucket id, in one pass and one aggregation;
     only the counts reach the driver.  Groups without rows are absent (a constant ``group``
     counts the whole frame)."""
+    aliases = {name: f"_feature_{index}" for index, name in enumerate(specs)}
     pairs = F.array(
         *[
-            F.struct(F.lit(name).alias("feature"), _bucket(name, spec).alias("bucket"))
+            F.struct(F.lit(name).alias("feature"), _bucket(aliases[name], spec).alias("bucket"))
             for name, spec in specs.items()
         ]
     )
     counted = (
-        frame.select(group.alias("_group"), F.inline(pairs))
+        frame.select(
+            group.alias("_group"), *[F.col(name).alias(alias) for name, alias in aliases.items()]
+        )
+        .select("_group", F.inline(pairs))
         .groupBy("_group", "feature", "bucket")
         .count()
         .collect()

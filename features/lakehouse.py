@@ -12,11 +12,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import importlib
 import os
 import shutil
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -364,7 +366,12 @@ def _lake_conf_dir_for_launch(cfg: LakehouseSettings) -> Iterator[None]:
             os.environ["SPARK_CONF_DIR"] = previous
 
 
-def spark_session(cfg: LakehouseSettings | None = None, *, metastore: bool = True) -> SparkSession:
+def spark_session(
+    cfg: LakehouseSettings | None = None,
+    *,
+    metastore: bool = True,
+    preload: Sequence[str] = (),
+) -> SparkSession:
     """Return the one configured SparkSession, creating it on first call.
 
     Delta's SQL extension and catalog, Hive support with the metastore and the
@@ -377,6 +384,9 @@ def spark_session(cfg: LakehouseSettings | None = None, *, metastore: bool = Tru
             in-memory catalog, for processes that must not take the embedded metastore
             (which admits one process) from the daily job, such as the online scorer.
             A session already running is returned as it is.
+        preload: Python modules the caller will import next (Feast, dbt, MLlib's models):
+            when this call starts the JVM, they are imported meanwhile, while this process
+            would otherwise only wait for it (see :func:`importing_meanwhile`).
     """
     from pyspark.sql import SparkSession
 
@@ -416,7 +426,8 @@ def spark_session(cfg: LakehouseSettings | None = None, *, metastore: bool = Tru
         else contextlib.nullcontext(console.jvm_log(cfg.root))
     )
     launch = _lake_conf_dir_for_launch(cfg) if starting else contextlib.nullcontext()
-    with redirect as log_file, launch:
+    meanwhile = importing_meanwhile(preload) if starting else contextlib.nullcontext()
+    with redirect as log_file, launch, meanwhile:
         try:
             spark = builder.getOrCreate()
         except Exception as error:
@@ -424,6 +435,36 @@ def spark_session(cfg: LakehouseSettings | None = None, *, metastore: bool = Tru
                 f"Spark did not start ({console.first_line(error)}); see {log_file}"
             ) from error
     return spark
+
+
+@contextlib.contextmanager
+def importing_meanwhile(modules: Sequence[str]) -> Iterator[None]:
+    """Import ``modules`` in a thread of their own while the block runs; wait for them at
+    its end.
+
+    A fresh process spends seconds importing Feast (its type checks instrument each
+    function at import), dbt and MLlib's models, and as long again launching Spark's JVM,
+    a wait in a child process: done side by side, the command starts about 2 s sooner
+    (``bench/RESULTS.md``).  A module that fails to import here is left for the caller's
+    own import, which raises where the module is used.
+    """
+    if not modules:
+        yield
+        return
+
+    def load() -> None:
+        for name in modules:
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: BLE001, S112 - the caller's import raises it again
+                continue
+
+    thread = threading.Thread(target=load, name="lakehouse-preload", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()
 
 
 class SparkStartFailed(RuntimeError):

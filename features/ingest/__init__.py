@@ -26,8 +26,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from features import console, runlog
 from features.ingest.classify import classify, later_copies, prior_keys, with_hashes
-from features.ingest.files import LandingFile, is_data_file, list_files
-from features.ingest.files import _fs as landing_fs
+from features.ingest.files import LandingFile, is_data_file, list_dir, list_files
 from features.ingest.readers import raw_record, read_source
 from features.ingest.schema_check import (
     SchemaMismatch,
@@ -783,14 +782,11 @@ def landing_changes(spark: SparkSession, *, until: dt.date) -> list[dt.date]:
 
 def _delivered_dates(spark: SparkSession, landing: str, source: Source) -> list[dt.date]:
     """The batch dates of ``source``'s landing folders."""
-    folder, fs = landing_fs(spark, f"{landing}/{source.name}")
-    if not fs.exists(folder):
-        return []
     dates = []
-    for status in fs.listStatus(folder):
-        if status.isDirectory():
+    for entry in list_dir(spark, f"{landing}/{source.name}"):
+        if entry.is_dir:
             try:
-                dates.append(dt.date.fromisoformat(status.getPath().getName()))
+                dates.append(dt.date.fromisoformat(entry.name))
             except ValueError:
                 continue
     return sorted(dates)

@@ -416,3 +416,40 @@ def test_a_source_that_has_not_delivered_yet_gets_empty_tables(spark, ingested) 
             spark.sql(f"drop table if exists {database}.{source.table}")
         ingest_batches(spark, TINY.dates, sources=["churn"])
         assert spark.table(f"bronze.{source.table}").count() > 0
+
+
+def test_local_landing_listing_is_hadoops(spark, tmp_path, monkeypatch) -> None:
+    """A local landing folder is listed by the operating system (not entry by entry through
+    the JVM): the same files, paths, sizes and modification times as Hadoop's listing, for
+    a plain path and a ``file:`` URI, hidden, marker, empty files and folders skipped alike."""
+    from features.ingest import _delivered_dates, files
+
+    source = SOURCES["usage"]
+    landing = tmp_path / "landing"
+    for day, names in (("2026-01-01", ["a.parquet", "b.txt"]), ("2026-01-02", ["c.parquet"])):
+        folder = landing / source.name / day
+        folder.mkdir(parents=True)
+        for name in names:
+            (folder / name).write_bytes(b"x" * (len(name) + 3))
+        (folder / "_SUCCESS").write_bytes(b"")
+        (folder / ".hidden.parquet").write_bytes(b"hidden")
+        (folder / "empty.parquet").write_bytes(b"")
+        (folder / "nested").mkdir()
+    (landing / source.name / "not-a-date").mkdir()
+    hadoop = {}
+    for uri in (str(landing), f"file:{landing}", f"file://{landing}"):
+        dates = _delivered_dates(spark, uri, source)
+        assert dates == [dt.date(2026, 1, 1), dt.date(2026, 1, 2)]
+        local = files.list_files(spark, landing_dir=uri, source=source, dates=dates)
+        with monkeypatch.context() as patched:
+            patched.setattr(files, "_local", lambda folder: None)
+            assert _delivered_dates(spark, uri, source) == dates
+            hadoop[uri] = files.list_files(spark, landing_dir=uri, source=source, dates=dates)
+        assert local == hadoop[uri]
+    assert [(f.name, f.size) for f in local] == [
+        ("landing/usage/2026-01-01/a.parquet", 12),
+        ("landing/usage/2026-01-01/b.txt", 8),
+        ("landing/usage/2026-01-02/c.parquet", 12),
+    ]
+    assert all(f.path.startswith("file:/") and f.modified > 0 for f in local)
+    assert files.list_dir(spark, str(landing / "missing")) == []

@@ -238,3 +238,25 @@ def test_mlflow_runs_are_named_for_what_they_are() -> None:
         == "churn v3 logistic to 2026-03-30"
     )
     assert registry.run_name({"name": "next_invoice", "family": "linear"}) == "next_invoice linear"
+
+
+def test_modules_preloaded_beside_the_block_and_a_broken_one_left_to_its_caller(
+    tmp_path, monkeypatch
+) -> None:
+    """``spark_session(preload=...)`` imports the commands' libraries while the JVM launches:
+    in a thread beside the block, done when the block ends; a module that fails to import
+    raises nothing there (the caller's own import reports it)."""
+    import threading
+
+    (tmp_path / "preload_slow.py").write_text("import time\ntime.sleep(0.5)\nLOADED = True\n")
+    (tmp_path / "preload_broken.py").write_text("raise ImportError('broken on purpose')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("preload_slow", "preload_broken"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    with lakehouse.importing_meanwhile(["preload_broken", "preload_slow"]):
+        beside = [thread.name for thread in threading.enumerate()]
+    assert "lakehouse-preload" in beside
+    assert sys.modules["preload_slow"].LOADED is True
+    assert "preload_broken" not in sys.modules
+    with pytest.raises(ImportError, match="broken on purpose"):
+        __import__("preload_broken")
