@@ -280,6 +280,7 @@ def ingest_source(
     dates: list[dt.date],
     *,
     check_customers: bool = True,
+    known: DataFrame | None = None,
     log: Callable[[str], None] = print,
     unreadable: dict[str, str] | None = None,
     commits: _Commits | None = None,
@@ -288,6 +289,8 @@ def ingest_source(
 
     A file whose read fails is found (each read alone), added to ``unreadable`` and left
     out; the source is read again without it.  ``commits`` collects the tables written.
+    ``known``: the customers as :func:`known_customers` gives them, when the caller holds
+    them (cached once for the sources of a run); read here when None.
     """
     unreadable = {} if unreadable is None else unreadable
     while True:
@@ -299,6 +302,7 @@ def ingest_source(
                 layout,
                 dates,
                 check_customers=check_customers,
+                known=known,
                 log=log,
                 commits=commits,
             )
@@ -340,6 +344,7 @@ def _ingest_source(
     dates: list[dt.date],
     *,
     check_customers: bool,
+    known: DataFrame | None,
     log: Callable[[str], None],
     commits: _Commits | None,
 ) -> dict[dt.date, BatchCounts]:
@@ -355,7 +360,10 @@ def _ingest_source(
             raise _ReadFailed(error) from error
         since = earliest.isoformat() if earliest else first
     prior = prior_keys(spark.table(f"bronze.{source.table}"), source, before=first, since=since)
-    known = known_customers(spark) if check_customers and source.name != "customers" else None
+    if not check_customers or source.name == "customers":
+        known = None
+    elif known is None:
+        known = known_customers(spark)
     hashed = with_hashes(parsed, source)
     later = marks = None
     if source.file_format == "parquet" and sum(file.size for file in files) > COPIES_APART_BYTES:
@@ -537,6 +545,9 @@ def ingest_batches(
         item[0].name == "customers" for item in plan
     ) or spark.catalog.tableExists("bronze.customers")
     commits = _Commits()
+    # The known customers, once the customers are in: cached for every other source (each
+    # read them again: a scan of bronze.customers and an aggregate per source).
+    known: DataFrame | None = None
 
     def ingest_one(
         item: tuple[Source, list[LandingFile], list[LandingFile], object],
@@ -553,6 +564,7 @@ def ingest_batches(
                 layout,
                 dates_here,
                 check_customers=customers_known,
+                known=known,
                 log=log,
                 unreadable=unreadable,
                 commits=commits,
@@ -635,13 +647,19 @@ def ingest_batches(
 
     for item in first:
         collect(item, lambda item=item: ingest_one(item))
-    for items, workers in stages:
-        if errors or not items:
-            continue
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            futures = [(item, pool.submit(ingest_one, item)) for item in items]
-            for item, future in futures:
-                collect(item, future.result)
+    if customers_known and rest and not errors:
+        known = known_customers(spark).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        for items, workers in stages:
+            if errors or not items:
+                continue
+            with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+                futures = [(item, pool.submit(ingest_one, item)) for item in items]
+                for item, future in futures:
+                    collect(item, future.result)
+    finally:
+        if known is not None:
+            known.unpersist()
     failed = [run for run in runs if run.status == "failed"]
     if errors or failed:  # all sources or none: undo what the others committed
         cause = console.first_line(errors[0]) if errors else f"{failed[0].step} failed"

@@ -453,3 +453,52 @@ def test_local_landing_listing_is_hadoops(spark, tmp_path, monkeypatch) -> None:
     ]
     assert all(f.path.startswith("file:/") and f.modified > 0 for f in local)
     assert files.list_dir(spark, str(landing / "missing")) == []
+
+
+def test_a_customer_delivered_with_its_records_is_known_to_them(spark, ingested) -> None:
+    """On a lake that already has customers, a batch that brings a new customer and its
+    usage: the usage is ingested, not quarantined as from an unknown customer (the other
+    sources check their ids against the customers as they are after this batch's customers
+    went in, read once for them all)."""
+    import pyarrow.parquet as pq
+
+    day = TINY.start + dt.timedelta(days=TINY.days + 3)
+    newcomer = 10_000_000 + TINY.customers
+    template_day = next(d for d in TINY.dates if any(_landing("usage", d).glob("*.parquet")))
+    folders = [_landing("customers", day), _landing("usage", day)]
+    try:
+        for folder in folders:
+            folder.mkdir(parents=True)
+        (folders[0] / "part-00000.csv").write_text(
+            "customer_id,signup_date,region,segment,birth_year,updated_at\n"
+            f"{newcomer},{day},north,consumer,1990,{day} 00:05:00\n"
+        )
+        usage = pq.read_table(next(_landing("usage", template_day).glob("*.parquet"))).slice(0, 1)
+        row = usage.to_pylist()[0]
+        row.update(  # a clean call (the template row may be dirt)
+            event_id=f"e-newcomer-{day}",
+            customer_id=newcomer,
+            event_at=dt.datetime.combine(day, dt.time(8, 0)),
+            event_type="call",
+            duration_s=60,
+            bytes=0,
+            is_dropped=False,
+            is_roaming=False,
+            cell_id="cell-0001",
+        )
+        pq.write_table(  # timestamps as Spark writes them (INT96)
+            usage.from_pylist([row], schema=usage.schema),
+            folders[1] / "part-00000.parquet",
+            use_deprecated_int96_timestamps=True,
+        )
+        results = ingest_batches(spark, [day], sources=["customers", "usage"])
+        held = spark.table("quarantine.usage_events").where(F.col("_batch_date") == day)
+        assert [row["reason"] for row in held.select("reason").collect()] == []
+        assert results["customers"][day].ingested == 1
+        assert (results["usage"][day].read, results["usage"][day].ingested) == (1, 1)
+    finally:
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
+        for table in ("customers", "usage_events"):
+            for database in ("bronze", "quarantine"):
+                spark.sql(f"delete from {database}.{table} where _batch_date = '{day}'")
