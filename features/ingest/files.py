@@ -80,7 +80,10 @@ def list_dir(spark: SparkSession, folder: str) -> list[Entry]:
             return []
         entries = []
         for entry in found:
-            stat = entry.stat()
+            try:
+                stat = entry.stat()
+            except FileNotFoundError:  # gone since the folder was read: Hadoop skips it too
+                continue
             entries.append(
                 Entry(
                     path=f"file:{os.path.join(local, entry.name)}",
