@@ -456,8 +456,10 @@ def importing_meanwhile(modules: Sequence[str]) -> Iterator[None]:
         for name in modules:
             try:
                 importlib.import_module(name)
-            except Exception:  # noqa: BLE001, S112 - the caller's import raises it again
-                continue
+            except Exception:  # noqa: BLE001 - the caller's own import meets it again
+                console.LOGGER.info(
+                    "importing %s beside the JVM's launch failed", name, exc_info=True
+                )
 
     thread = threading.Thread(target=load, name="lakehouse-preload", daemon=True)
     thread.start()

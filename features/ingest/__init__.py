@@ -648,7 +648,10 @@ def ingest_batches(
     for item in first:
         collect(item, lambda item=item: ingest_one(item))
     if customers_known and rest and not errors:
-        known = known_customers(spark).persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            known = known_customers(spark).persist(StorageLevel.MEMORY_AND_DISK)
+        except Exception:  # noqa: BLE001 - each source reads them itself, and fails there
+            known = None  # (recorded and rolled back with the batch)
     try:
         for items, workers in stages:
             if errors or not items:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
-from urllib.parse import urlparse
+import re
+import stat as file_mode
 
 import pyspark.sql.functions as F
 from pyspark.sql import Column, SparkSession
@@ -56,12 +57,22 @@ class Entry:
     modified: int
 
 
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+
+
 def _local(folder: str) -> str | None:
-    """The local path of ``folder`` when it is on the local file system (a plain path or a
-    ``file:`` URI), else None."""
+    """The local path of ``folder`` when it is on the local file system (a plain path, or a
+    ``file:`` URI without a host), normalized as Hadoop's ``Path`` is; else None (Hadoop
+    lists it, or says why it cannot)."""
     if folder.startswith("file:"):
-        return urlparse(folder).path
-    return None if "://" in folder else os.path.abspath(folder)
+        rest = folder[len("file:") :]
+        if rest.startswith("//"):
+            host, _, path = rest[2:].partition("/")
+            if host:
+                return None
+            rest = "/" + path
+        return os.path.normpath(rest) if rest.startswith("/") else None
+    return None if _SCHEME.match(folder) else os.path.normpath(os.path.abspath(folder))
 
 
 def list_dir(spark: SparkSession, folder: str) -> list[Entry]:
@@ -82,13 +93,13 @@ def list_dir(spark: SparkSession, folder: str) -> list[Entry]:
         for entry in found:
             try:
                 stat = entry.stat()
-            except FileNotFoundError:  # gone since the folder was read: Hadoop skips it too
+            except OSError:  # gone since, a dangling or looping link: Hadoop skips it too
                 continue
             entries.append(
                 Entry(
                     path=f"file:{os.path.join(local, entry.name)}",
                     name=entry.name,
-                    is_dir=entry.is_dir(),
+                    is_dir=file_mode.S_ISDIR(stat.st_mode),
                     size=stat.st_size,
                     modified=stat.st_mtime_ns // 1_000_000,
                 )

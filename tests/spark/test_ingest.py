@@ -435,9 +435,10 @@ def test_local_landing_listing_is_hadoops(spark, tmp_path, monkeypatch) -> None:
         (folder / ".hidden.parquet").write_bytes(b"hidden")
         (folder / "empty.parquet").write_bytes(b"")
         (folder / "nested").mkdir()
+        (folder / "dangling.parquet").symlink_to(folder / "nowhere")
     (landing / source.name / "not-a-date").mkdir()
     hadoop = {}
-    for uri in (str(landing), f"file:{landing}", f"file://{landing}"):
+    for uri in (str(landing), f"{landing}/", f"file:{landing}", f"file://{landing}"):
         dates = _delivered_dates(spark, uri, source)
         assert dates == [dt.date(2026, 1, 1), dt.date(2026, 1, 2)]
         local = files.list_files(spark, landing_dir=uri, source=source, dates=dates)
@@ -453,6 +454,8 @@ def test_local_landing_listing_is_hadoops(spark, tmp_path, monkeypatch) -> None:
     ]
     assert all(f.path.startswith("file:/") and f.modified > 0 for f in local)
     assert files.list_dir(spark, str(landing / "missing")) == []
+    # Other file systems, and a file: URI naming a host, are Hadoop's to list.
+    assert [files._local(uri) for uri in ("hdfs:/x", "s3a://b/x", "file://host/x")] == [None] * 3
 
 
 def test_a_customer_delivered_with_its_records_is_known_to_them(spark, ingested) -> None:
