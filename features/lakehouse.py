@@ -445,8 +445,8 @@ def importing_meanwhile(modules: Sequence[str]) -> Iterator[None]:
     A fresh process spends seconds importing Feast (its type checks instrument each
     function at import), dbt and MLlib's models, and as long again launching Spark's JVM,
     a wait in a child process: done side by side, the command starts 0.5-2 s sooner on two
-    busy cores (``bench/RESULTS.md``).  A module that fails to import here is left for the caller's
-    own import, which raises where the module is used.
+    busy cores (``bench/RESULTS.md``).  A module that fails to import here is logged and
+    left for the caller's own import, which raises where the module is used.
     """
     if not modules:
         yield
