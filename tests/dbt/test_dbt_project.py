@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from pyspark.testing import assertDataFrameEqual
 
@@ -171,7 +173,7 @@ def test_tests_since_checks_only_rows_of_later_batches(built) -> None:
         assert result.success, _failures(result)
         result = dbt("test", "--select", "stg_bronze__usage_events")
         assert not result.success
-        assert any("accepted_values" in failure for failure in _failures(result))
+        assert any("column_rules" in failure for failure in _failures(result))
 
         scoped = VARS[:-1] + ", tests_since: '2026-01-03'}"
         result = dbt("test", "--select", "stg_bronze__usage_events", vars=scoped)
@@ -187,6 +189,58 @@ def test_tests_since_checks_only_rows_of_later_batches(built) -> None:
     finally:
         for table in (f"{BRONZE_SCHEMA}.usage_events", "staging.stg_bronze__usage_events"):
             spark.sql(f"delete from {table} where event_id = 'bad-1'")
+
+
+def test_column_rules_keep_each_single_tests_meaning_and_name_what_a_row_breaks(built) -> None:
+    """A mart's rules run as one query (tests/generic/column_rules.sql): a null passes a range
+    and an accepted-values rule (as accepted_range and accepted_values let it), fails a
+    not-null rule and an expression (as expression_is_true fails it); each failing row names
+    every rule it breaks."""
+    spark = built
+    mart = "features.customer_billing"
+    template = spark.table(mart).where("customer_id = 1").orderBy("feature_date").first()
+    far = "feature_date >= date'2099-01-01'"
+
+    def row(day: int, **values) -> dict:
+        return {
+            **template.asDict(),
+            "feature_date": dt.date(2099, 1, day),
+            "event_timestamp": dt.datetime(2099, 1, day, 23, 59, 59),
+            "created_timestamp": dt.datetime(2099, 1, day, 23, 59, 59),
+            **values,
+        }
+
+    rows = [
+        row(1, customer_id=None, tenure_days=-1, contract_type="weekly"),
+        row(2, created_timestamp=dt.datetime(2099, 1, 1)),
+        row(3, created_timestamp=None, late_payments_90d=-2),
+        # nulls in a range and an accepted-values column pass, as in the single tests
+        row(4, monthly_charge=None, contract_type=None),
+    ]
+    spark.createDataFrame(rows, spark.table(mart).schema).write.format("delta").mode(
+        "append"
+    ).saveAsTable(mart)
+    try:
+        result = dbt("test", "--select", "customer_billing")
+        assert not result.success
+        failed = [r for r in result.result if "column_rules" in r.node.name]
+        assert len(failed) == 1 and str(failed[0].status) == "fail"
+        assert failed[0].failures == 3
+        found = {
+            r.feature_date.day: r.failed_rules
+            for r in spark.sql(failed[0].node.compiled_code).where(far).collect()
+        }
+        assert found == {
+            1: "customer_id is null; tenure_days < 0; "
+            "contract_type not in ('month-to-month', 'one-year', 'two-year')",
+            2: "not coalesce((created_timestamp >= event_timestamp), false)",
+            3: "created_timestamp is null; late_payments_90d < 0; "
+            "not coalesce((created_timestamp >= event_timestamp), false)",
+        }
+        # the other tests of the mart do not see these rows as failures
+        assert all(str(r.status) == "pass" for r in result.result if r is not failed[0])
+    finally:
+        spark.sql(f"delete from {mart} where {far}")
 
 
 def test_docs_generate_works(built) -> None:
