@@ -194,8 +194,8 @@ def test_tests_since_checks_only_rows_of_later_batches(built) -> None:
 def test_column_rules_keep_each_single_tests_meaning_and_name_what_a_row_breaks(built) -> None:
     """A mart's rules run as one query (tests/generic/column_rules.sql): a null passes a range
     and an accepted-values rule (as accepted_range and accepted_values let it), fails a
-    not-null rule and an expression (as expression_is_true fails it); each failing row names
-    every rule it breaks."""
+    not-null rule and an expression (as expression_is_true fails it); both rows of a key
+    seen twice fail its uniqueness; each failing row names every rule it breaks."""
     spark = built
     mart = "features.customer_billing"
     template = spark.table(mart).where("customer_id = 1").orderBy("feature_date").first()
@@ -216,6 +216,8 @@ def test_column_rules_keep_each_single_tests_meaning_and_name_what_a_row_breaks(
         row(3, created_timestamp=None, late_payments_90d=-2),
         # nulls in a range and an accepted-values column pass, as in the single tests
         row(4, monthly_charge=None, contract_type=None),
+        row(5),
+        row(5, tenure_days=-5),
     ]
     spark.createDataFrame(rows, spark.table(mart).schema).write.format("delta").mode(
         "append"
@@ -225,18 +227,27 @@ def test_column_rules_keep_each_single_tests_meaning_and_name_what_a_row_breaks(
         assert not result.success
         failed = [r for r in result.result if "column_rules" in r.node.name]
         assert len(failed) == 1 and str(failed[0].status) == "fail"
-        assert failed[0].failures == 3
-        found = {
-            r.feature_date.day: r.failed_rules
+        assert failed[0].failures == 5
+        found = sorted(
+            (r.feature_date.day, r.failed_rules)
             for r in spark.sql(failed[0].node.compiled_code).where(far).collect()
-        }
-        assert found == {
-            1: "customer_id is null; tenure_days < 0; "
-            "contract_type not in ('month-to-month', 'one-year', 'two-year')",
-            2: "not coalesce((created_timestamp >= event_timestamp), false)",
-            3: "created_timestamp is null; late_payments_90d < 0; "
-            "not coalesce((created_timestamp >= event_timestamp), false)",
-        }
+        )
+        twice = "(customer_id, feature_date) is not unique"
+        assert found == [
+            (
+                1,
+                "customer_id is null; tenure_days < 0; "
+                "contract_type not in ('month-to-month', 'one-year', 'two-year')",
+            ),
+            (2, "not coalesce((created_timestamp >= event_timestamp), false)"),
+            (
+                3,
+                "created_timestamp is null; late_payments_90d < 0; "
+                "not coalesce((created_timestamp >= event_timestamp), false)",
+            ),
+            (5, twice),
+            (5, f"{twice}; tenure_days < 0"),
+        ]
         # the other tests of the mart do not see these rows as failures
         assert all(str(r.status) == "pass" for r in result.result if r is not failed[0])
     finally:

@@ -1,11 +1,16 @@
 {#- Several columns' rules of one model checked in one query.
 
-    One data test per rule and column (not_null, accepted_range, accepted_values,
-    expression_is_true) means one query, and one scan of the model, each: a feature mart
-    with twenty rules cost twenty Spark queries in every build.  This test checks them all
-    in one scan, with the same meaning as each single test:
+    One data test per rule and column (not_null, unique, unique_combination_of_columns,
+    accepted_range, accepted_values, expression_is_true) means one query, and one scan of
+    the model, each: a feature mart with twenty rules cost twenty Spark queries in every
+    build.  This test checks them all in one scan (a uniqueness rule adds a window over the
+    key), with the same meaning as each single test:
 
       not_null:        [column, ...]                      the column is not null
+      unique:          [column or [column, ...], ...]     no two rows share the column
+                                                           (nulls aside, as in unique) or
+                                                           the combination (nulls too, as
+                                                           in unique_combination_of_columns)
       ranges:          {column: {min_value, max_value}}    inclusive bounds; null passes
       accepted_values: {column: [value, ...]}              one of the values; null passes
       expressions:     [sql, ...]                          true for every row (null fails,
@@ -14,10 +19,22 @@
     It returns each failing row with `failed_rules`, the rules it breaks ("sms_7d < 0;
     customer_id is null"), so `dbt test --store-failures` shows what failed where. -#}
 
-{% test column_rules(model, not_null=[], ranges={}, accepted_values={}, expressions=[]) %}
+{% test column_rules(
+    model, not_null=[], unique=[], ranges={}, accepted_values={}, expressions=[]
+) %}
 {%- set failed = [] -%}
+{%- set labels = {} -%}
 {%- for column in not_null -%}
     {%- do failed.append(column ~ " is null") -%}
+{%- endfor -%}
+{%- for key in unique -%}
+    {%- if key is string -%}
+        {%- do failed.append(key ~ " is not null and count(*) over (partition by " ~ key ~ ") > 1") -%}
+        {%- do labels.update({failed | length - 1: key ~ " is not unique"}) -%}
+    {%- else -%}
+        {%- do failed.append("count(*) over (partition by " ~ key | join(", ") ~ ") > 1") -%}
+        {%- do labels.update({failed | length - 1: "(" ~ key | join(", ") ~ ") is not unique"}) -%}
+    {%- endif -%}
 {%- endfor -%}
 {%- for column, bounds in ranges.items() -%}
     {%- if bounds.min_value is defined and bounds.min_value is not none -%}
@@ -46,7 +63,8 @@ with checked as (
         concat_ws(
             '; ',
             {%- for condition in failed %}
-            case when {{ condition }} then '{{ condition | replace("\\", "\\\\") | replace("'", "\\'") }}' end
+            {%- set label = labels.get(loop.index0, condition) %}
+            case when {{ condition }} then '{{ label | replace("\\", "\\\\") | replace("'", "\\'") }}' end
             {%- if not loop.last %},{% endif %}
             {%- endfor %}
         ) as failed_rules
