@@ -173,7 +173,10 @@ def test_tests_since_checks_only_rows_of_later_batches(built) -> None:
         assert result.success, _failures(result)
         result = dbt("test", "--select", "stg_bronze__usage_events")
         assert not result.success
-        assert any("column_rules" in failure for failure in _failures(result))
+        checked = next(r for r in result.result if "column_rules" in r.node.name)
+        assert str(checked.status) == "fail"
+        rules = spark.sql(checked.node.compiled_code).where("event_id = 'bad-1'").collect()
+        assert [r.failed_rules for r in rules] == ["event_type not in ('call', 'sms', 'data')"]
 
         scoped = VARS[:-1] + ", tests_since: '2026-01-03'}"
         result = dbt("test", "--select", "stg_bronze__usage_events", vars=scoped)
@@ -194,8 +197,10 @@ def test_tests_since_checks_only_rows_of_later_batches(built) -> None:
 def test_column_rules_keep_each_single_tests_meaning_and_name_what_a_row_breaks(built) -> None:
     """A mart's rules run as one query (tests/generic/column_rules.sql): a null passes a range
     and an accepted-values rule (as accepted_range and accepted_values let it), fails a
-    not-null rule and an expression (as expression_is_true fails it); both rows of a key
-    seen twice fail its uniqueness; each failing row names every rule it breaks."""
+    not-null rule and an expression (as expression_is_true fails it); bounds are inclusive;
+    both rows of a key seen twice fail its uniqueness, a key of two columns is the pair (its
+    nulls alike, as unique_combination_of_columns groups them); each failing row names every
+    rule it breaks."""
     spark = built
     mart = "features.customer_billing"
     template = spark.table(mart).where("customer_id = 1").orderBy("feature_date").first()
@@ -218,6 +223,9 @@ def test_column_rules_keep_each_single_tests_meaning_and_name_what_a_row_breaks(
         row(4, monthly_charge=None, contract_type=None),
         row(5),
         row(5, tenure_days=-5),
+        row(5, customer_id=2, tenure_days=0),  # another customer's day 5: not a repeat
+        row(6, customer_id=None),
+        row(6, customer_id=None),
     ]
     spark.createDataFrame(rows, spark.table(mart).schema).write.format("delta").mode(
         "append"
@@ -227,7 +235,7 @@ def test_column_rules_keep_each_single_tests_meaning_and_name_what_a_row_breaks(
         assert not result.success
         failed = [r for r in result.result if "column_rules" in r.node.name]
         assert len(failed) == 1 and str(failed[0].status) == "fail"
-        assert failed[0].failures == 5
+        assert failed[0].failures == 7
         found = sorted(
             (r.feature_date.day, r.failed_rules)
             for r in spark.sql(failed[0].node.compiled_code).where(far).collect()
@@ -239,17 +247,38 @@ def test_column_rules_keep_each_single_tests_meaning_and_name_what_a_row_breaks(
                 "customer_id is null; tenure_days < 0; "
                 "contract_type not in ('month-to-month', 'one-year', 'two-year')",
             ),
-            (2, "not coalesce((created_timestamp >= event_timestamp), false)"),
+            (2, "not (created_timestamp >= event_timestamp)"),
             (
                 3,
                 "created_timestamp is null; late_payments_90d < 0; "
-                "not coalesce((created_timestamp >= event_timestamp), false)",
+                "not (created_timestamp >= event_timestamp)",
             ),
             (5, twice),
             (5, f"{twice}; tenure_days < 0"),
+            (6, f"customer_id is null; {twice}"),
+            (6, f"customer_id is null; {twice}"),
         ]
         # the other tests of the mart do not see these rows as failures
         assert all(str(r.status) == "pass" for r in result.result if r is not failed[0])
+    finally:
+        spark.sql(f"delete from {mart} where {far}")
+
+    # An upper bound: 1 passes, above it fails.
+    mart = "features.customer_support"
+    template = spark.table(mart).where("customer_id = 1").orderBy("feature_date").first()
+    shares = {1: 1.0, 2: 1.5, 3: 0.0}
+    spark.createDataFrame(
+        [row(day, negative_chat_share_90d=share) for day, share in shares.items()],
+        spark.table(mart).schema,
+    ).write.format("delta").mode("append").saveAsTable(mart)
+    try:
+        result = dbt("test", "--select", "customer_support")
+        failed = [r for r in result.result if "column_rules" in r.node.name]
+        found = [
+            (r.feature_date.day, r.failed_rules)
+            for r in spark.sql(failed[0].node.compiled_code).where(far).collect()
+        ]
+        assert found == [(2, "negative_chat_share_90d > 1")]
     finally:
         spark.sql(f"delete from {mart} where {far}")
 
