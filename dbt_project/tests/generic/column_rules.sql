@@ -46,12 +46,12 @@
             "column_rules of " ~ model ~ ": the range of " ~ column ~ " takes min_value "
             ~ "and/or max_value, got " ~ bounds) }}
     {%- endif -%}
-    {%- if bounds.get("min_value") is not none -%}
-        {%- do rules.append((column ~ " < " ~ bounds.get("min_value"), column ~ " < " ~ bounds.get("min_value"))) -%}
-    {%- endif -%}
-    {%- if bounds.get("max_value") is not none -%}
-        {%- do rules.append((column ~ " > " ~ bounds.get("max_value"), column ~ " > " ~ bounds.get("max_value"))) -%}
-    {%- endif -%}
+    {%- for bound, broken in (("min_value", " < "), ("max_value", " > ")) -%}
+        {%- if bounds.get(bound) is not none -%}
+            {%- set condition = column ~ broken ~ bounds.get(bound) -%}
+            {%- do rules.append((condition, condition)) -%}
+        {%- endif -%}
+    {%- endfor -%}
 {%- endfor -%}
 {%- for column, allowed in accepted_values.items() -%}
     {%- set quote = allowed.get("quote", true) if allowed is mapping else true -%}
@@ -59,7 +59,7 @@
     {%- set listed = [] -%}
     {%- for value in values -%}
         {%- if quote -%}
-            {%- do listed.append("'" ~ (value | string | replace("\\", "\\\\") | replace("'", "\\'")) ~ "'") -%}
+            {%- do listed.append(spark_string_literal(value)) -%}
         {%- else -%}
             {%- do listed.append(value | string) -%}
         {%- endif -%}
@@ -100,7 +100,7 @@ checked as (
         concat_ws(
             '; ',
             {%- for condition, label in rules %}
-            case when {{ condition }} then '{{ label | replace("\\", "\\\\") | replace("'", "\\'") }}' end
+            case when {{ condition }} then {{ spark_string_literal(label) }} end
             {%- if not loop.last %},{% endif %}
             {%- endfor %}
         ) as failed_rules
