@@ -60,7 +60,7 @@ def build_estimator(config: ModelConfig) -> Estimator:
         "maxIter": config.max_iter,
     }
     if config.family == "logistic":
-        return LogisticRegression(family="binomial", **common)
+        return LogisticRegression(family="binomial", tol=config.tol, **common)
     if config.family == "torch_mlp":
         return TorchMLPClassifier(
             **common,
@@ -74,7 +74,7 @@ def build_estimator(config: ModelConfig) -> Estimator:
     if config.family == "gbt":
         return GBTClassifier(seed=config.seed, **common)
     if config.family == "linear":
-        return LinearRegression(**common)
+        return LinearRegression(tol=config.tol, **common)
     if config.family == "gbt_regressor":
         return GBTRegressor(seed=config.seed, **common)
     raise ConfigError(f"build_estimator: unknown family {config.family!r}")

@@ -89,6 +89,15 @@ def test_build_pipeline_is_unfitted_with_the_stages_of_each_family(config):
     assert isinstance(build_pipeline(config.replace(family="gbt")).getStages()[-1], GBTClassifier)
     linear = config.replace(family="linear", label_col="spend", numeric_cols=("tenure_days",))
     assert isinstance(build_pipeline(linear).getStages()[-1], LinearRegression)
+    # The linear families stop at the config's tolerance (1e-4), not MLlib's 1e-6.
+    assert pipeline.getStages()[-1].getTol() == config.tol == 1e-4
+    assert build_pipeline(linear.replace(tol=1e-3)).getStages()[-1].getTol() == 1e-3
+
+
+def test_config_rejects_a_tolerance_outside_zero_one(config):
+    for tol in (0.0, -1e-4, 1.0):
+        with pytest.raises(ConfigError, match="tol must lie strictly between 0 and 1"):
+            config.replace(tol=tol)
 
 
 def test_time_split_holds_out_only_later_rows(frame, config):
