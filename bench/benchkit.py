@@ -27,7 +27,9 @@ def spawning(sample: ProcessSample, tree: dict[int, ProcessSample]) -> bool:
     RSS is the JVM's own, and it still has the JVM's command line (its name is the
     spawning thread's).  Counted, it doubled the JVM in a sampled total (one demo run:
     13.6 GiB against 6.7 GiB the run before).  An executor JVM that a worker JVM started
-    has its own command line.
+    has its own command line.  A child of a Python process caught the same way still counts
+    (Python's own RSS, for a moment): forked Python workers share their parent's command
+    line and must count.
     """
     parent = tree.get(sample.ppid)
     return (

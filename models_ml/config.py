@@ -80,11 +80,12 @@ class ModelConfig:
             :data:`DEFAULT_GRIDS` when empty.
         max_iter: Iterations of the estimator when the grid does not set them (a gradient
             boosted family with ``early_stopping``: ``max_trees``; ``torch_mlp``: epochs).
-        tol: The logistic and linear families: a fit stops once an iteration changes the
-            loss by less than this share (MLlib's ``tol``).  1e-4, scikit-learn's default,
-            rather than MLlib's 1e-6: on the demo lake's churn training the tuning's fits
-            then stop after 11 iterations instead of 17, with the same held-out metrics to
-            five digits and the same best parameters (bench/RESULTS.md, "Small runs").
+        tol: The logistic family, and the linear one where MLlib iterates (an elastic net;
+            its normal equations otherwise): a fit stops once an iteration changes the loss
+            by less than this share (MLlib's ``tol``).  1e-4, scikit-learn's default, rather
+            than MLlib's 1e-6: on the demo lake's churn training the final fit then stops
+            after 11 iterations instead of 17, with the same best parameters and held-out
+            metrics to five digits (bench/RESULTS.md, "Small runs").
         max_trees: Gradient boosted families with ``early_stopping``: the most trees (the
             fit stops adding them sooner).
         early_stopping: Gradient boosted families whose grid does not set ``maxIter``: the
