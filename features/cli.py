@@ -10,7 +10,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from features import console, lakehouse
+from features import console, jdk, lakehouse
 
 
 def _prepare_lake() -> lakehouse.LakehouseSettings:
@@ -92,7 +92,9 @@ def environment(cfg: lakehouse.LakehouseSettings) -> dict[str, str]:
     from models_ml import registry
 
     tracking, artifacts = registry.mlflow_uris(cfg.root)
+    java = jdk.choose()
     return {
+        **({"JAVA_HOME": str(java.home)} if java else {}),
         "LAKEHOUSE_ROOT": str(cfg.root),
         "SPARK_CONF_DIR": str(lakehouse.lake_conf_dir(cfg)),
         "DBT_PROJECT_DIR": str(project),
@@ -985,6 +987,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pyspark import SparkContext
 
     args = build_parser().parse_args(argv)
+    # One JDK for every JVM this command starts (the session's, servers', daemons').
+    jdk.use()
     already = SparkContext._active_spark_context  # a caller's own session stays up
     had_jvm = SparkContext._gateway is not None
     root = lakehouse.settings().root

@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from features import jars
+from features import jars, jdk
 
 #: The environment variable that turns the archive off ("0").
 SWITCH = "LAKEHOUSE_CLASS_ARCHIVE"
@@ -39,11 +39,9 @@ _RECORD_TO = "LAKEHOUSE_CLASS_ARCHIVE_RECORD"
 
 
 def _java_home() -> Path | None:
-    """The JDK that pyspark starts (``JAVA_HOME``, else ``java`` on the path)."""
-    if os.environ.get("JAVA_HOME"):
-        return Path(os.environ["JAVA_HOME"]).resolve()
-    java = shutil.which("java")
-    return Path(java).resolve().parent.parent if java else None
+    """The JDK that the lake's sessions start (:func:`features.jdk.choose`)."""
+    found = jdk.choose()
+    return found.home if found else None
 
 
 def class_path() -> list[Path]:
@@ -80,18 +78,49 @@ def enabled() -> bool:
     return os.environ.get(SWITCH, "1").lower() not in ("0", "false", "no", "off")
 
 
-def apply(conf: dict[str, str], *, executors: bool = False) -> bool:
+def launch_conf_dir() -> Path:
+    """The ``SPARK_CONF_DIR`` of the JVMs that record or map the archive: an empty folder
+    beside it, the same path in every one of them.
+
+    Spark's launcher puts the configuration folder on the class path, after the jars of
+    :func:`class_path`.  From JDK 24 on, the JVM checks the whole class path it maps an
+    archive with against the recording's, and a folder on it must be empty: the lake's
+    sessions and the cluster's daemons (whose executors inherit their folder) start with
+    this one, and take their settings from their launch's arguments instead.
+    """
+    folder = cache_dir() / "empty-conf"
+    folder.mkdir(parents=True, exist_ok=True)
+    for stray in folder.iterdir():  # it must stay empty
+        if stray.is_dir() and not stray.is_symlink():
+            shutil.rmtree(stray, ignore_errors=True)
+        else:
+            stray.unlink(missing_ok=True)
+    return folder
+
+
+def whole_class_path_checked() -> bool:
+    """Whether the JDK maps an archive only with the recording's whole class path (JDK 24
+    and later), not just its leading jars."""
+    found = jdk.choose()
+    return found is not None and (found.feature or 0) >= 24
+
+
+def apply(conf: dict[str, str], *, executors: bool = False, tool: bool = False) -> bool:
     """Make a session's launch settings ``conf`` map the archive, or record it.
 
     Adds the JVM option and puts :func:`class_path` first on the driver's class path (before
     what ``conf`` already lists there); on ``executors`` too when asked (workers on this
-    machine).  Nothing changes when the archive is off or not recorded yet.
+    machine).  Nothing changes when the archive is off or not recorded yet, nor for a
+    ``tool`` (``spark-sql``, the Thrift Server: their ``SPARK_CONF_DIR`` is the lake's, not
+    :func:`launch_conf_dir`) on a JDK that checks the whole class path.
 
     Returns:
         True when ``conf`` was changed.
     """
     record_to = os.environ.get(_RECORD_TO)
     path = archive_path()
+    if tool and whole_class_path_checked():
+        return False
     if record_to:
         option = f"-XX:ArchiveClassesAtExit={record_to}"
     elif enabled() and path is not None and path.is_file():

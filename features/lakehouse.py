@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from features import console, jars, jvm_archive
+from features import console, jars, jdk, jvm_archive
 
 if TYPE_CHECKING:  # pyspark is imported when the session starts, not with this module
     from pyspark.sql import SparkSession
@@ -294,7 +294,7 @@ def _defaults_text(cfg: LakehouseSettings) -> str:
     """:func:`spark_conf` as the text of a ``spark-defaults.conf``, with the class archive
     mapped when it is recorded (shell tools and the Thrift Server start faster too)."""
     conf = spark_conf(cfg)
-    jvm_archive.apply(conf, executors=_workers_here(cfg))
+    jvm_archive.apply(conf, executors=_workers_here(cfg), tool=True)
     return _GENERATED_HEADER + "".join(f"{key} {value}\n" for key, value in conf.items())
 
 
@@ -353,10 +353,14 @@ def write_spark_defaults(cfg: LakehouseSettings | None = None) -> Path:
 
 
 @contextlib.contextmanager
-def _lake_conf_dir_for_launch(cfg: LakehouseSettings) -> Iterator[None]:
-    """While a JVM starts here: its SPARK_CONF_DIR is the lake's (no shell detour)."""
+def _conf_dir_for_launch(cfg: LakehouseSettings) -> Iterator[None]:
+    """While a JVM starts here: the lake's configuration is written (its log4j2
+    configuration, which the JVM's options name), and SPARK_CONF_DIR is the class archive's
+    empty folder (:func:`features.jvm_archive.launch_conf_dir`): the session's settings come
+    with its launch, and no shell detour through the install's ``spark-env.sh``."""
     previous = os.environ.get("SPARK_CONF_DIR")
-    os.environ["SPARK_CONF_DIR"] = str(write_lake_conf(cfg))
+    write_lake_conf(cfg)
+    os.environ["SPARK_CONF_DIR"] = str(jvm_archive.launch_conf_dir())
     try:
         yield
     finally:
@@ -409,6 +413,8 @@ def spark_session(
         # Python workers (pandas UDFs) run this environment's Python: pyspark takes it from
         # PYSPARK_PYTHON (else `python3` on the PATH), not from spark.pyspark.python.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        # The newest JDK Spark supports here, unless JAVA_HOME names one (features.jdk).
+        jdk.use()
         # Spark's classes mapped from the environment's archive (`features setup` records
         # it), on the executors too when the workers are on this machine.
         jvm_archive.apply(conf, executors=_workers_here(cfg))
@@ -425,7 +431,7 @@ def spark_session(
         if starting
         else contextlib.nullcontext(console.jvm_log(cfg.root))
     )
-    launch = _lake_conf_dir_for_launch(cfg) if starting else contextlib.nullcontext()
+    launch = _conf_dir_for_launch(cfg) if starting else contextlib.nullcontext()
     meanwhile = importing_meanwhile(preload) if starting else contextlib.nullcontext()
     with redirect as log_file, launch, meanwhile:
         try:

@@ -20,7 +20,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-from features import console, lakehouse
+from features import console, jdk, lakehouse
 from features.cluster import daemons
 
 THRIFT_CLASS = "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2"
@@ -158,6 +158,7 @@ def start(
         features.lakehouse.LakeInUse: another process holds the lake's embedded metastore.
     """
     cfg = cfg or lakehouse.settings()
+    jdk.use()  # the JDK whose class archive the lake's settings name
     command = thrift_command(cfg, host=host, port=port, auth=auth)
     cfg.root.mkdir(parents=True, exist_ok=True)
     lakehouse.check_lake_free(cfg)

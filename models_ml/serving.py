@@ -21,6 +21,8 @@ from typing import Any
 
 from pyspark.ml import PipelineModel
 
+from features import jdk
+
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 PROBABILITY = "probability"
 PREDICTION = "prediction"
@@ -102,6 +104,7 @@ def start(
     logs.mkdir(parents=True, exist_ok=True)
     # MLflow runs uvicorn by name: this environment's scripts first on the PATH.
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    jdk.use()  # the lake's JDK for the server's Spark too
     env = dict(os.environ, MLFLOW_TRACKING_URI=tracking_uri, SPARK_CONF_DIR=str(conf), PATH=path)
     log = (logs / "model-server.log").open("ab")
     process = subprocess.Popen(

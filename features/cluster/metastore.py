@@ -11,14 +11,12 @@ with the naming settings the Hive client uses.
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import tempfile
 import zipfile
 from pathlib import Path
 
-from features import jars, lakehouse
+from features import jars, jdk, lakehouse
 from features.cluster import postgres
 
 SCHEMA_TOOL = "org.datanucleus.store.schema.SchemaTool"
@@ -45,11 +43,10 @@ def has_schema(server: postgres.PostgresServer, database: str) -> bool:
 
 
 def _java() -> str:
-    home = os.environ.get("JAVA_HOME")
-    found = str(Path(home) / "bin" / "java") if home else shutil.which("java")
-    if not found:
-        raise MetastoreError("java is not on PATH (Java 17 is required)")
-    return found
+    found = jdk.choose()
+    if found is None:
+        raise MetastoreError("no JDK found: java is not on PATH (Java 17 or later is required)")
+    return str(found.home / "bin" / "java")
 
 
 def init_schema(server: postgres.PostgresServer, database: str) -> bool:

@@ -15,7 +15,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from features import lakehouse
+from features import jdk, jvm_archive, lakehouse
 from features.cluster import daemons
 
 MASTER_CLASS = "org.apache.spark.deploy.master.Master"
@@ -64,6 +64,7 @@ class StandaloneCluster:
 
 
 def _environment(cluster: StandaloneCluster) -> dict[str, str]:
+    jdk.use()  # the executors run the drivers' JDK (and can map its class archive)
     env = dict(os.environ)
     env.update(
         {
@@ -71,8 +72,9 @@ def _environment(cluster: StandaloneCluster) -> dict[str, str]:
             "SPARK_LOCAL_IP": cluster.host,
             "SPARK_LOG_DIR": str(cluster.home),
             # The daemons serve every lake: no lake's spark-defaults.conf (nor the install's
-            # spark-env.sh, which follows LAKEHOUSE_ROOT) is theirs.
-            "SPARK_CONF_DIR": str(cluster.home / "conf"),
+            # spark-env.sh, which follows LAKEHOUSE_ROOT) is theirs.  An empty folder, the one
+            # on the class path of the recorded class archive (their executors map it).
+            "SPARK_CONF_DIR": str(jvm_archive.launch_conf_dir()),
             "SPARK_DAEMON_JAVA_OPTS": "-Duser.timezone=UTC",
             # Executors' Python workers run this environment's Python, as the driver does.
             "PYSPARK_PYTHON": sys.executable,
@@ -93,7 +95,6 @@ def status(cluster: StandaloneCluster) -> dict:
 
 def start(cluster: StandaloneCluster, *, timeout_s: float = 120) -> StandaloneCluster:
     """Start the master and the workers that are not running; wait until all are alive."""
-    (cluster.home / "conf").mkdir(parents=True, exist_ok=True)
     env = _environment(cluster)
     spark_class = str(lakehouse.spark_home() / "bin" / "spark-class")
     if not daemons.alive(cluster.pid_file("master")):

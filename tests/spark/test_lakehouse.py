@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from pyspark.testing import assertDataFrameEqual
 
-from features import jars, lakehouse
+from features import jars, jdk, lakehouse
 
 pytestmark = pytest.mark.spark
 
@@ -28,6 +28,17 @@ def test_session_has_delta_hive_aqe_and_utc(spark, lakehouse_root: Path) -> None
     assert lakehouse.spark_session() is spark
     dbs = {row[0] for row in spark.sql("show databases").collect()}
     assert set(lakehouse.DATABASES) <= dbs
+
+
+def test_the_session_runs_on_the_chosen_jdk(spark) -> None:
+    """The JVM is the JDK :mod:`features.jdk` chose (the newest Spark supports here, unless
+    JAVA_HOME or LAKEHOUSE_JAVA_HOME names one), and that JDK is this process's JAVA_HOME."""
+    chosen = jdk.choose()
+    assert chosen is not None and chosen.feature in jdk.SUPPORTED
+    system = spark.sparkContext._jvm.java.lang.System
+    assert Path(system.getProperty("java.home")).resolve() == chosen.home
+    assert int(system.getProperty("java.specification.version")) == chosen.feature
+    assert os.environ["JAVA_HOME"] == str(chosen.home)
 
 
 def test_delta_write_merge_and_time_travel(spark) -> None:
