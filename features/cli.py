@@ -987,8 +987,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pyspark import SparkContext
 
     args = build_parser().parse_args(argv)
-    # One JDK for every JVM this command starts (the session's, servers', daemons').
-    jdk.use()
     already = SparkContext._active_spark_context  # a caller's own session stays up
     had_jvm = SparkContext._gateway is not None
     root = lakehouse.settings().root
@@ -998,6 +996,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as error:  # an unwritable root: the command says so itself
         print(f"features: cannot write logs under {root}: {error}", file=sys.stderr)
     try:
+        # One JDK for every JVM this command starts (the session's, servers', daemons').
+        jdk.use()
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print(f"features {args.command}: interrupted", file=sys.stderr)

@@ -2,7 +2,7 @@
 
 Spark 4.2 runs on Java 17, 21 and 25.  A fresh process of the lake spends much of its time
 in the JVM's start and just-in-time compilation, and a newer JDK does that work faster: a
-forced daily run of the demo lake took 113-124 s on Temurin 25 against 131-153 s on the
+forced daily run of the demo lake took 111-124 s on Temurin 25 against 131-153 s on the
 Debian OpenJDK 17 of the same machine, alternating (bench/RESULTS.md, "Small runs").
 
 Which JDK, in this order:
@@ -10,11 +10,14 @@ Which JDK, in this order:
 1. ``LAKEHOUSE_JAVA_HOME``, when set: that one (an error when it holds no ``bin/java``);
 2. ``JAVA_HOME``, when set: that one, as Spark itself would take it;
 3. the newest supported JDK among the one whose ``java`` is on the ``PATH`` and those
-   installed under ``/usr/lib/jvm`` (Debian's and Temurin's packages install there).
+   installed under ``/usr/lib/jvm`` (Debian's and Temurin's packages install there);
+4. when none of those is a supported release, the ``PATH``'s (Spark then says what it
+   lacks).
 
 :func:`use` puts the choice into ``JAVA_HOME`` of this process, so that Spark's launch
 scripts and every JVM the process starts (the session's, the cluster's daemons, the
-Thrift Server, the class archive's recording) run the same JDK.
+Thrift Server, the class archive's recording) run the same JDK; the ``spark-env.sh`` that
+``features setup`` writes does the same for programs started from a shell.
 """
 
 from __future__ import annotations
@@ -32,13 +35,18 @@ SUPPORTED = (17, 21, 25)
 JVM_DIR = Path("/usr/lib/jvm")
 #: Names a JDK explicitly (wins over ``JAVA_HOME``).
 SWITCH = "LAKEHOUSE_JAVA_HOME"
+#: Where a JDK is looked for, for messages.
+WHERE = (
+    f"looked in {SWITCH}, JAVA_HOME, the PATH and {JVM_DIR}: install Java "
+    f"{', '.join(map(str, SUPPORTED))} (Debian: openjdk-17-jre-headless)"
+)
 
 
 class NoJdk(RuntimeError):
     """``LAKEHOUSE_JAVA_HOME`` names a folder without ``bin/java``."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Jdk:
     """One JDK: its home folder and its feature release (17, 21, 25), None when unknown."""
 
@@ -61,16 +69,19 @@ def feature_release(home: Path) -> int | None:
 
 
 def _home_of(java: str | None) -> Path | None:
-    """The JDK home of a ``java`` executable (``<home>/bin/java``), links followed."""
+    """The JDK home of a ``java`` executable (``<home>/bin/java``), links followed; None for
+    a ``java`` that is no JDK's (a version manager's shim, a wrapper script)."""
     if not java:
         return None
-    return Path(java).resolve().parent.parent
+    home = Path(java).resolve().parent.parent
+    return home if (home / "bin" / "java").is_file() else None
 
 
-def candidates(jvm_dir: Path = JVM_DIR) -> list[Jdk]:
-    """The JDKs found: the ``java`` on the ``PATH`` first, then ``jvm_dir``'s, each once."""
+def candidates(jvm_dir: Path = JVM_DIR, *, path: str | None = None) -> list[Jdk]:
+    """The JDKs found: the ``java`` on ``path`` (the ``PATH``) first, then ``jvm_dir``'s,
+    each once."""
     homes: list[Path] = []
-    path_home = _home_of(shutil.which("java"))
+    path_home = _home_of(shutil.which("java", path=path))
     if path_home is not None:
         homes.append(path_home)
     if jvm_dir.is_dir():
@@ -82,7 +93,7 @@ def candidates(jvm_dir: Path = JVM_DIR) -> list[Jdk]:
     for home in homes:
         if home not in seen:
             seen.add(home)
-            found.append(Jdk(home, feature_release(home)))
+            found.append(Jdk(home=home, feature=feature_release(home)))
     return found
 
 
@@ -101,11 +112,11 @@ def choose(environ: Mapping[str, str] | None = None, jvm_dir: Path = JVM_DIR) ->
                 f"{SWITCH}={explicit} has no bin/java; point it at a JDK "
                 f"(Spark runs on Java {', '.join(map(str, SUPPORTED))}) or unset it"
             )
-        return Jdk(home.resolve(), feature_release(home))
+        return Jdk(home=home.resolve(), feature=feature_release(home))
     if env.get("JAVA_HOME"):
         home = Path(env["JAVA_HOME"]).expanduser()
-        return Jdk(home.resolve(), feature_release(home))
-    found = candidates(jvm_dir)
+        return Jdk(home=home.resolve(), feature=feature_release(home))
+    found = candidates(jvm_dir, path=env.get("PATH"))
     supported = [jdk for jdk in found if jdk.feature in SUPPORTED]
     if supported:
         # The newest release; among equals, the one on the PATH (listed first).
@@ -114,13 +125,15 @@ def choose(environ: Mapping[str, str] | None = None, jvm_dir: Path = JVM_DIR) ->
 
 
 def use(environ: MutableMapping[str, str] | None = None, jvm_dir: Path = JVM_DIR) -> Jdk | None:
-    """Choose the JDK (:func:`choose`) and make it this process's ``JAVA_HOME``.
+    """Choose the JDK (:func:`choose`) and make it ``environ``'s ``JAVA_HOME`` (this
+    process's by default: every JVM it starts, and every child process, runs that JDK).
 
     Returns:
-        The JDK, None when none was found (Spark's own launch then says so).
+        The JDK, None when none was found (``JAVA_HOME`` is then left alone, and Spark's own
+        launch says what is missing).
     """
     env = os.environ if environ is None else environ
     jdk = choose(env, jvm_dir)
-    if jdk is not None:
+    if jdk is not None and (jdk.home / "bin" / "java").is_file():
         env["JAVA_HOME"] = str(jdk.home)
     return jdk

@@ -9,14 +9,19 @@ JVM that writes the classes it loaded when it exits, ``-XX:ArchiveClassesAtExit`
 every later session of this environment maps it (``-XX:SharedArchiveFile``, see
 :func:`apply`).
 
-The JDK archives classes only from the leading entries of the class path, and refuses to
-record behind a folder that holds files (Spark's configuration folder comes first in the
-class path Spark builds): a session that records or maps the archive therefore lists Spark's
-and Delta's jars first (``spark.driver.extraClassPath``), the same ones in the same order.
-An archive belongs to one JDK and one set of jars: its name is a digest of both, so a new
-JDK or an upgraded pyspark or Delta makes the next ``features setup`` record a new one;
-meanwhile sessions start as before (and the JVM itself ignores an archive that does not
-match it).  ``LAKEHOUSE_CLASS_ARCHIVE=0`` turns it off.
+The JDK archives classes only from jars, and a folder on the class path must be empty:
+Spark's launcher builds the class path as the extra class path, then the configuration
+folder (``SPARK_CONF_DIR``), then Spark's jars.  A session that records or maps the archive
+therefore lists Spark's and Delta's jars first (``spark.driver.extraClassPath``), the same
+ones in the same order, and starts with an empty configuration folder of the archive's own
+(:func:`launch_conf_dir`; its settings come with its launch).  JDK 17 and 21 check only the
+leading entries an archive used; from JDK 24 on the JVM checks the whole class path against
+the recording's, so a JVM whose class path differs further on (a shell tool over the lake's
+configuration folder, a driver with a JDBC jar of its own) goes without the archive there.
+An archive belongs to one JDK, one set of jars and one layout of the class path: its name
+is a digest of them, so a new JDK or an upgraded pyspark or Delta makes the next
+``features setup`` record a new one; meanwhile sessions start as before (and the JVM itself
+ignores an archive that does not match it).  ``LAKEHOUSE_CLASS_ARCHIVE=0`` turns it off.
 """
 
 from __future__ import annotations
@@ -36,6 +41,9 @@ from features import jars, jdk
 SWITCH = "LAKEHOUSE_CLASS_ARCHIVE"
 #: Set for the recording process only: where its JVM writes the archive when it exits.
 _RECORD_TO = "LAKEHOUSE_CLASS_ARCHIVE_RECORD"
+#: How the class path of a recording is laid out (part of the archive's name): 2 is the
+#: jars of :func:`class_path`, then :func:`launch_conf_dir`, then Spark's jars.
+_LAYOUT = 2
 
 
 def _java_home() -> Path | None:
@@ -64,6 +72,7 @@ def archive_path() -> Path | None:
     if home is None:
         return None
     digest = hashlib.sha256()
+    digest.update(f"layout {_LAYOUT}\0{_launch_conf_path()}\n".encode())
     for path in [*sorted(home.glob("lib/server/libjvm.so")), *class_path()]:
         try:
             stat = path.stat()
@@ -78,6 +87,10 @@ def enabled() -> bool:
     return os.environ.get(SWITCH, "1").lower() not in ("0", "false", "no", "off")
 
 
+def _launch_conf_path() -> Path:
+    return cache_dir() / "empty-conf"
+
+
 def launch_conf_dir() -> Path:
     """The ``SPARK_CONF_DIR`` of the JVMs that record or map the archive: an empty folder
     beside it, the same path in every one of them.
@@ -88,7 +101,9 @@ def launch_conf_dir() -> Path:
     sessions and the cluster's daemons (whose executors inherit their folder) start with
     this one, and take their settings from their launch's arguments instead.
     """
-    folder = cache_dir() / "empty-conf"
+    folder = _launch_conf_path()
+    if folder.is_symlink():  # not a folder of ours to empty: a plain one in its place
+        folder.unlink()
     folder.mkdir(parents=True, exist_ok=True)
     for stray in folder.iterdir():  # it must stay empty
         if stray.is_dir() and not stray.is_symlink():
@@ -98,9 +113,9 @@ def launch_conf_dir() -> Path:
     return folder
 
 
-def whole_class_path_checked() -> bool:
-    """Whether the JDK maps an archive only with the recording's whole class path (JDK 24
-    and later), not just its leading jars."""
+def checks_whole_class_path() -> bool:
+    """Whether the lake's JDK maps an archive only with the recording's whole class path
+    (JDK 24 and later), not just the leading entries it used."""
     found = jdk.choose()
     return found is not None and (found.feature or 0) >= 24
 
@@ -110,17 +125,20 @@ def apply(conf: dict[str, str], *, executors: bool = False, tool: bool = False) 
 
     Adds the JVM option and puts :func:`class_path` first on the driver's class path (before
     what ``conf`` already lists there); on ``executors`` too when asked (workers on this
-    machine).  Nothing changes when the archive is off or not recorded yet, nor for a
-    ``tool`` (``spark-sql``, the Thrift Server: their ``SPARK_CONF_DIR`` is the lake's, not
-    :func:`launch_conf_dir`) on a JDK that checks the whole class path.
+    machine).  Nothing changes when the archive is off or not recorded yet.  On a JDK that
+    checks the whole class path, a JVM whose class path cannot be the recording's goes
+    without it: a ``tool`` (the settings of ``spark-sql`` and other programs started from a
+    shell, whose ``SPARK_CONF_DIR`` is the lake's folder) and a driver with class path
+    entries of its own (the shared metastore's JDBC driver); executors still map it.
 
     Returns:
         True when ``conf`` was changed.
     """
     record_to = os.environ.get(_RECORD_TO)
-    path = archive_path()
-    if tool and whole_class_path_checked():
+    whole = not record_to and checks_whole_class_path()
+    if tool and whole:
         return False
+    path = archive_path()
     if record_to:
         option = f"-XX:ArchiveClassesAtExit={record_to}"
     elif enabled() and path is not None and path.is_file():
@@ -128,7 +146,11 @@ def apply(conf: dict[str, str], *, executors: bool = False, tool: bool = False) 
     else:
         return False
     jar_list = [str(jar) for jar in class_path()]
-    roles = ("driver", "executor") if executors and not record_to else ("driver",)
+    roles = ["driver", "executor"] if executors and not record_to else ["driver"]
+    if whole and conf.get("spark.driver.extraClassPath"):
+        roles.remove("driver")
+    if not roles:
+        return False
     for role in roles:
         options = f"spark.{role}.extraJavaOptions"
         conf[options] = f"{conf.get(options, '')} {option}".strip()
@@ -153,7 +175,7 @@ def record(*, timeout_s: float = 600.0) -> tuple[Path, float] | None:
     """
     path = archive_path()
     if path is None:
-        raise RuntimeError("no JDK found (JAVA_HOME or java on the PATH)")
+        raise RuntimeError(f"no JDK found; {jdk.WHERE}")
     if path.is_file():
         return None
     path.parent.mkdir(parents=True, exist_ok=True)

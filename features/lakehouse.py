@@ -319,7 +319,7 @@ _SPARK_ENV = """\
 # pyspark, the Thrift Server) follow LAKEHOUSE_ROOT when it is set: the lake's settings are
 # rendered into $LAKEHOUSE_ROOT/conf, which becomes their SPARK_CONF_DIR.  Without
 # LAKEHOUSE_ROOT they read spark-defaults.conf beside this file (the lake of `make setup`).
-if [ -n "${{LAKEHOUSE_ROOT:-}}" ]; then
+{java_home}if [ -n "${{LAKEHOUSE_ROOT:-}}" ]; then
   SPARK_CONF_DIR="$({python} -m features.lakehouse conf)" || exit 1
   export SPARK_CONF_DIR
 fi
@@ -346,8 +346,18 @@ def write_spark_defaults(cfg: LakehouseSettings | None = None) -> Path:
     conf_dir.mkdir(parents=True, exist_ok=True)
     target = conf_dir / "spark-defaults.conf"
     _write_if_changed(target, _defaults_text(cfg))
+    chosen = jdk.choose()
+    java_home = (
+        "# They run the lake's JDK (features/jdk.py) unless LAKEHOUSE_JAVA_HOME or JAVA_HOME\n"
+        "# names another, as the lake's own sessions do.\n"
+        f'JAVA_HOME="${{LAKEHOUSE_JAVA_HOME:-${{JAVA_HOME:-{chosen.home}}}}}"\n'
+        "export JAVA_HOME\n"
+        if chosen is not None
+        else ""
+    )
     _write_if_changed(
-        conf_dir / "spark-env.sh", _SPARK_ENV.format(python=shlex.quote(sys.executable))
+        conf_dir / "spark-env.sh",
+        _SPARK_ENV.format(python=shlex.quote(sys.executable), java_home=java_home),
     )
     return target
 

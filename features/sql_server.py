@@ -158,7 +158,7 @@ def start(
         features.lakehouse.LakeInUse: another process holds the lake's embedded metastore.
     """
     cfg = cfg or lakehouse.settings()
-    jdk.use()  # the JDK whose class archive the lake's settings name
+    jdk.use()  # the lake's JDK (features/jdk.py), as its sessions run
     command = thrift_command(cfg, host=host, port=port, auth=auth)
     cfg.root.mkdir(parents=True, exist_ok=True)
     lakehouse.check_lake_free(cfg)

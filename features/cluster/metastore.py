@@ -45,7 +45,7 @@ def has_schema(server: postgres.PostgresServer, database: str) -> bool:
 def _java() -> str:
     found = jdk.choose()
     if found is None:
-        raise MetastoreError("no JDK found: java is not on PATH (Java 17 or later is required)")
+        raise MetastoreError(f"no JDK found; {jdk.WHERE}")
     return str(found.home / "bin" / "java")
 
 

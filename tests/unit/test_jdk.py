@@ -1,12 +1,11 @@
 """Which JDK the lake's JVMs run on (no JVM here: stand-in JDK folders under tmp_path).
 
-(That the sessions of the test run start on the chosen JDK is checked against the JVM
-itself in tests/spark/test_lakehouse.py.)
+(That the test run's session starts on the JDK chosen is checked against the JVM itself in
+tests/spark/test_lakehouse.py.)
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -25,17 +24,21 @@ def _jdk(folder: Path, version: str | None) -> Path:
     return folder
 
 
+def _at(folder: Path) -> jdk.Jdk:
+    return jdk.Jdk(home=folder.resolve(), feature=jdk.feature_release(folder))
+
+
 @pytest.fixture
-def machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A JVM folder with Java 8, 17, 22 (unsupported) and 25, and Java 17's on the PATH."""
+def machine(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A JVM folder with Java 8, 17, 22 (unsupported) and 25 and a folder that is no JDK,
+    and an environment whose PATH holds Java 17's ``bin`` only."""
     jvm = tmp_path / "jvm"
     _jdk(jvm / "java-8", "1.8.0_402")
     on_path = _jdk(jvm / "java-17", "17.0.15")
     _jdk(jvm / "jdk-22", "22.0.1")
     _jdk(jvm / "temurin-25", "25.0.3")
     (jvm / "not-a-jdk").mkdir()
-    monkeypatch.setenv("PATH", f"{on_path / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}")
-    return jvm
+    return jvm, {"PATH": str(on_path / "bin")}
 
 
 def test_the_release_file_gives_the_feature_release(tmp_path: Path) -> None:
@@ -45,39 +48,53 @@ def test_the_release_file_gives_the_feature_release(tmp_path: Path) -> None:
     assert jdk.feature_release(_jdk(tmp_path / "d", None)) is None
 
 
-def test_the_newest_supported_jdk_is_chosen(machine: Path) -> None:
-    found = jdk.candidates(machine)
-    assert found[0] == jdk.Jdk((machine / "java-17").resolve(), 17)  # the PATH's first
-    assert {j.feature for j in found} == {8, 17, 22, 25}  # each once, no plain folder
-    chosen = jdk.choose({}, machine)
-    assert chosen == jdk.Jdk((machine / "temurin-25").resolve(), 25)
+def test_the_newest_supported_jdk_is_chosen(machine) -> None:
+    jvm, env = machine
+    found = jdk.candidates(jvm, path=env["PATH"])
+    assert found[0] == _at(jvm / "java-17")  # the PATH's first
+    assert sorted(j.feature or 0 for j in found) == [8, 17, 22, 25]  # each once, no plain folder
+    assert jdk.choose(env, jvm) == _at(jvm / "temurin-25")
 
 
-def test_an_unsupported_newer_release_is_passed_over(machine: Path) -> None:
-    (machine / "temurin-25" / "release").unlink()  # unknown release: not taken
-    chosen = jdk.choose({}, machine)
-    assert chosen is not None and chosen.feature == 17  # not 22, not 8
+def test_an_unknown_or_unsupported_release_is_passed_over(machine) -> None:
+    jvm, env = machine
+    (jvm / "temurin-25" / "release").unlink()
+    assert jdk.choose(env, jvm) == _at(jvm / "java-17")  # not 22, not 8, not the unknown
 
 
-def test_java_home_and_the_switch_win(machine: Path) -> None:
-    home = str(machine / "java-8")
-    assert jdk.choose({"JAVA_HOME": home}, machine) == jdk.Jdk(Path(home).resolve(), 8)
-    chosen = jdk.choose({"JAVA_HOME": home, jdk.SWITCH: str(machine / "jdk-22")}, machine)
-    assert chosen is not None and chosen.feature == 22
+def test_of_two_equal_releases_the_paths_is_chosen(machine, tmp_path: Path) -> None:
+    jvm, _ = machine
+    other = _jdk(tmp_path / "elsewhere" / "jdk-25", "25.0.1")
+    assert jdk.choose({"PATH": str(other / "bin")}, jvm) == _at(other)
+
+
+def test_java_home_and_the_switch_win(machine) -> None:
+    jvm, env = machine
+    home = jvm / "java-8"
+    assert jdk.choose({**env, "JAVA_HOME": str(home)}, jvm) == _at(home)
+    named = {**env, "JAVA_HOME": str(home), jdk.SWITCH: str(jvm / "jdk-22")}
+    assert jdk.choose(named, jvm) == _at(jvm / "jdk-22")
     with pytest.raises(jdk.NoJdk, match="has no bin/java"):
-        jdk.choose({jdk.SWITCH: str(machine / "not-a-jdk")}, machine)
+        jdk.choose({**env, jdk.SWITCH: str(jvm / "not-a-jdk")}, jvm)
 
 
-def test_use_sets_java_home(machine: Path) -> None:
-    env: dict[str, str] = {"PATH": os.environ["PATH"]}
-    chosen = jdk.use(env, machine)
-    assert chosen is not None and env["JAVA_HOME"] == str((machine / "temurin-25").resolve())
-    # Once set, the choice stands (every later call and child process keeps it).
-    assert jdk.use(env, machine) == chosen
+def test_use_sets_java_home_and_keeps_a_users(machine) -> None:
+    jvm, env = machine
+    chosen = jdk.use(env, jvm)
+    assert chosen == _at(jvm / "temurin-25") and env["JAVA_HOME"] == str(chosen.home)
+    mine = {**machine[1], "JAVA_HOME": str(jvm / "java-17")}
+    assert jdk.use(mine, jvm) == _at(jvm / "java-17")
+    assert mine["JAVA_HOME"] == str((jvm / "java-17").resolve())
 
 
-def test_no_jdk_at_all(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    env: dict[str, str] = {}
+def test_a_shim_on_the_path_is_no_jdk(tmp_path: Path) -> None:
+    """A version manager's ``java`` (a script whose folder's parent holds no ``bin/java``):
+    no JDK from it, and ``JAVA_HOME`` is left alone, so Spark runs the PATH's ``java``."""
+    shims = tmp_path / "manager" / "shims"
+    shims.mkdir(parents=True)
+    (shims / "java").write_text('#!/bin/sh\nexec real-java "$@"\n')
+    (shims / "java").chmod(0o755)
+    env = {"PATH": str(shims)}
+    assert jdk.candidates(tmp_path / "no-jvm-folder", path=env["PATH"]) == []
     assert jdk.use(env, tmp_path / "no-jvm-folder") is None
     assert "JAVA_HOME" not in env

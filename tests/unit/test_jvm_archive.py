@@ -26,6 +26,8 @@ def jar_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     monkeypatch.setattr(jvm_archive, "class_path", lambda: list(made))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv(jvm_archive.SWITCH, raising=False)
+    # A JDK that checks the leading entries only (17, 21); the whole class path: below.
+    monkeypatch.setattr(jvm_archive, "checks_whole_class_path", lambda: False)
     return made
 
 
@@ -74,3 +76,51 @@ def test_other_jars_make_another_archive(jar_files) -> None:
     before = jvm_archive.archive_path()
     jar_files[1].write_bytes(b"PK, upgraded")
     assert jvm_archive.archive_path() != before
+
+
+def test_a_jdk_that_checks_the_whole_class_path_maps_it_where_the_path_can_match(
+    jar_files, monkeypatch
+) -> None:
+    """JDK 24 and later: a tool's settings (its configuration folder is the lake's) and a
+    driver with class path entries of its own go without the archive; executors keep it."""
+    path = _recorded()
+    monkeypatch.setattr(jvm_archive, "checks_whole_class_path", lambda: True)
+    tool: dict[str, str] = {}
+    assert not jvm_archive.apply(tool, tool=True) and tool == {}
+    plain: dict[str, str] = {}
+    assert jvm_archive.apply(plain)
+    assert plain["spark.driver.extraJavaOptions"] == f"-XX:SharedArchiveFile={path}"
+    own = {"spark.driver.extraClassPath": "/drivers/postgresql.jar"}
+    assert not jvm_archive.apply(own)
+    assert own == {"spark.driver.extraClassPath": "/drivers/postgresql.jar"}
+    assert jvm_archive.apply(own, executors=True)
+    assert own["spark.driver.extraClassPath"] == "/drivers/postgresql.jar"
+    assert own["spark.executor.extraJavaOptions"] == f"-XX:SharedArchiveFile={path}"
+    assert own["spark.executor.extraClassPath"].split(os.pathsep) == list(map(str, jar_files))
+
+
+def test_the_launch_folder_is_kept_empty_and_is_part_of_the_name(
+    jar_files, tmp_path, monkeypatch
+) -> None:
+    """What lands in the empty configuration folder goes (files, folders, links, without
+    following a link); the folder's place is part of the archive's name."""
+    folder = jvm_archive.launch_conf_dir()
+    assert folder.is_dir() and not any(folder.iterdir())
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep.txt").write_text("not ours")
+    (folder / "spark-defaults.conf").write_text("spark.x 1\n")
+    (folder / "sub").mkdir()
+    (folder / "sub" / "f").write_text("x")
+    (folder / "link").symlink_to(elsewhere)
+    assert jvm_archive.launch_conf_dir() == folder and not any(folder.iterdir())
+    assert (elsewhere / "keep.txt").is_file()
+    # A link in the folder's place is replaced by a folder, and what it pointed at is kept.
+    folder.rmdir()
+    folder.symlink_to(elsewhere)
+    assert jvm_archive.launch_conf_dir().is_dir() and not folder.is_symlink()
+    assert (elsewhere / "keep.txt").is_file()
+    before = jvm_archive.archive_path()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "other-cache"))
+    after = jvm_archive.archive_path()
+    assert before is not None and after is not None and before.name != after.name
