@@ -11,8 +11,8 @@ Which JDK, in this order:
 2. ``JAVA_HOME``, when set: that one, as Spark itself would take it;
 3. the newest supported JDK among the one whose ``java`` is on the ``PATH`` and those
    installed under ``/usr/lib/jvm`` (Debian's and Temurin's packages install there);
-4. when none of those is a supported release, the ``PATH``'s (Spark then says what it
-   lacks).
+4. when none of those is a supported release, the first one found (the ``PATH``'s, else
+   the first under ``/usr/lib/jvm``; Spark then says what it lacks).
 
 :func:`use` puts the choice into ``JAVA_HOME`` of this process, so that Spark's launch
 scripts and every JVM the process starts (the session's, the cluster's daemons, the
@@ -37,8 +37,8 @@ JVM_DIR = Path("/usr/lib/jvm")
 SWITCH = "LAKEHOUSE_JAVA_HOME"
 #: Where a JDK is looked for, for messages.
 WHERE = (
-    f"looked in {SWITCH}, JAVA_HOME, the PATH and {JVM_DIR}: install Java "
-    f"{', '.join(map(str, SUPPORTED))} (Debian: openjdk-17-jre-headless)"
+    f"looked in {SWITCH}, JAVA_HOME, the PATH and {JVM_DIR}: install Java 17, 21 or 25 "
+    "(Debian: openjdk-17-jre-headless)"
 )
 
 
@@ -68,13 +68,22 @@ def feature_release(home: Path) -> int | None:
     return int(match.group(2) or 0) if major == 1 else major
 
 
+def _is_jdk(home: Path) -> bool:
+    """Whether ``home`` is a JDK's (or JRE's) folder: ``bin/java`` and the ``release`` file or
+    the class library (``lib/modules``) beside it."""
+    return (home / "bin" / "java").is_file() and (
+        (home / "release").is_file() or (home / "lib" / "modules").is_file()
+    )
+
+
 def _home_of(java: str | None) -> Path | None:
     """The JDK home of a ``java`` executable (``<home>/bin/java``), links followed; None for
-    a ``java`` that is no JDK's (a version manager's shim, a wrapper script)."""
+    a ``java`` that is no JDK's (a version manager's shim, a wrapper script in
+    ``/usr/local/bin``)."""
     if not java:
         return None
     home = Path(java).resolve().parent.parent
-    return home if (home / "bin" / "java").is_file() else None
+    return home if _is_jdk(home) else None
 
 
 def candidates(jvm_dir: Path = JVM_DIR, *, path: str | None = None) -> list[Jdk]:
@@ -86,7 +95,7 @@ def candidates(jvm_dir: Path = JVM_DIR, *, path: str | None = None) -> list[Jdk]
         homes.append(path_home)
     if jvm_dir.is_dir():
         for entry in sorted(jvm_dir.iterdir()):
-            if (entry / "bin" / "java").is_file():
+            if _is_jdk(entry):
                 homes.append(entry.resolve())
     seen: set[Path] = set()
     found = []
@@ -97,7 +106,7 @@ def candidates(jvm_dir: Path = JVM_DIR, *, path: str | None = None) -> list[Jdk]
     return found
 
 
-def choose(environ: Mapping[str, str] | None = None, jvm_dir: Path = JVM_DIR) -> Jdk | None:
+def choose(environ: Mapping[str, str] | None = None, *, jvm_dir: Path = JVM_DIR) -> Jdk | None:
     """The JDK the lake runs on (see the module's docstring); None when none is found.
 
     Raises:
@@ -110,7 +119,7 @@ def choose(environ: Mapping[str, str] | None = None, jvm_dir: Path = JVM_DIR) ->
         if not (home / "bin" / "java").is_file():
             raise NoJdk(
                 f"{SWITCH}={explicit} has no bin/java; point it at a JDK "
-                f"(Spark runs on Java {', '.join(map(str, SUPPORTED))}) or unset it"
+                "(Spark runs on Java 17, 21 or 25) or unset it"
             )
         return Jdk(home=home.resolve(), feature=feature_release(home))
     if env.get("JAVA_HOME"):
@@ -124,7 +133,7 @@ def choose(environ: Mapping[str, str] | None = None, jvm_dir: Path = JVM_DIR) ->
     return found[0] if found else None
 
 
-def use(environ: MutableMapping[str, str] | None = None, jvm_dir: Path = JVM_DIR) -> Jdk | None:
+def use(environ: MutableMapping[str, str] | None = None, *, jvm_dir: Path = JVM_DIR) -> Jdk | None:
     """Choose the JDK (:func:`choose`) and make it ``environ``'s ``JAVA_HOME`` (this
     process's by default: every JVM it starts, and every child process, runs that JDK).
 
@@ -133,7 +142,7 @@ def use(environ: MutableMapping[str, str] | None = None, jvm_dir: Path = JVM_DIR
         launch says what is missing).
     """
     env = os.environ if environ is None else environ
-    jdk = choose(env, jvm_dir)
+    jdk = choose(env, jvm_dir=jvm_dir)
     if jdk is not None and (jdk.home / "bin" / "java").is_file():
         env["JAVA_HOME"] = str(jdk.home)
     return jdk

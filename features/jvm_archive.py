@@ -41,8 +41,9 @@ from features import jars, jdk
 SWITCH = "LAKEHOUSE_CLASS_ARCHIVE"
 #: Set for the recording process only: where its JVM writes the archive when it exits.
 _RECORD_TO = "LAKEHOUSE_CLASS_ARCHIVE_RECORD"
-#: How the class path of a recording is laid out (part of the archive's name): 2 is the
-#: jars of :func:`class_path`, then :func:`launch_conf_dir`, then Spark's jars.
+#: How the class path of a recording is laid out (part of the archive's name, so that an
+#: archive recorded another way is recorded again): 2 is the jars of :func:`class_path`,
+#: then :func:`launch_conf_dir`, then Spark's jars.
 _LAYOUT = 2
 
 
@@ -72,7 +73,7 @@ def archive_path() -> Path | None:
     if home is None:
         return None
     digest = hashlib.sha256()
-    digest.update(f"layout {_LAYOUT}\0{_launch_conf_path()}\n".encode())
+    digest.update(f"layout {_LAYOUT}\n".encode())
     for path in [*sorted(home.glob("lib/server/libjvm.so")), *class_path()]:
         try:
             stat = path.stat()
@@ -102,14 +103,19 @@ def launch_conf_dir() -> Path:
     this one, and take their settings from their launch's arguments instead.
     """
     folder = _launch_conf_path()
-    if folder.is_symlink():  # not a folder of ours to empty: a plain one in its place
-        folder.unlink()
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        folder.unlink()  # a link or a file in its place: a plain folder instead
     folder.mkdir(parents=True, exist_ok=True)
     for stray in folder.iterdir():  # it must stay empty
         if stray.is_dir() and not stray.is_symlink():
             shutil.rmtree(stray, ignore_errors=True)
         else:
             stray.unlink(missing_ok=True)
+    if any(folder.iterdir()):
+        raise RuntimeError(
+            f"{folder} must stay empty (Spark's JVMs start with it as their SPARK_CONF_DIR) "
+            "and could not be emptied; remove what is in it"
+        )
     return folder
 
 
@@ -136,7 +142,7 @@ def apply(conf: dict[str, str], *, executors: bool = False, tool: bool = False) 
     """
     record_to = os.environ.get(_RECORD_TO)
     whole = not record_to and checks_whole_class_path()
-    if tool and whole:
+    if tool and (record_to or whole):
         return False
     path = archive_path()
     if record_to:

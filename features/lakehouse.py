@@ -326,6 +326,27 @@ fi
 """
 
 
+def spark_env_java_home(home: Path | None) -> str:
+    """The ``spark-env.sh`` lines that pick the JDK of a Spark program started from a shell:
+    ``LAKEHOUSE_JAVA_HOME``, else ``JAVA_HOME``, else ``home`` (the JDK chosen when the file
+    was written, as :mod:`features.jdk` chooses for the lake's sessions); nothing without
+    ``home``."""
+    import shlex
+
+    if home is None:
+        return ""
+    return (
+        "# The lake's JDK (features/jdk.py, chosen when this file was written): unless\n"
+        "# LAKEHOUSE_JAVA_HOME or JAVA_HOME names another, as for the lake's own sessions.\n"
+        'if [ -n "${LAKEHOUSE_JAVA_HOME:-}" ]; then\n'
+        '  JAVA_HOME="$LAKEHOUSE_JAVA_HOME"\n'
+        'elif [ -z "${JAVA_HOME:-}" ]; then\n'
+        f"  JAVA_HOME={shlex.quote(str(home))}\n"
+        "fi\n"
+        "export JAVA_HOME\n"
+    )
+
+
 def write_spark_defaults(cfg: LakehouseSettings | None = None) -> Path:
     """Make Spark programs started from a shell with this install run over the lake.
 
@@ -347,14 +368,7 @@ def write_spark_defaults(cfg: LakehouseSettings | None = None) -> Path:
     target = conf_dir / "spark-defaults.conf"
     _write_if_changed(target, _defaults_text(cfg))
     chosen = jdk.choose()
-    java_home = (
-        "# They run the lake's JDK (features/jdk.py) unless LAKEHOUSE_JAVA_HOME or JAVA_HOME\n"
-        "# names another, as the lake's own sessions do.\n"
-        f'JAVA_HOME="${{LAKEHOUSE_JAVA_HOME:-${{JAVA_HOME:-{chosen.home}}}}}"\n'
-        "export JAVA_HOME\n"
-        if chosen is not None
-        else ""
-    )
+    java_home = spark_env_java_home(chosen.home if chosen else None)
     _write_if_changed(
         conf_dir / "spark-env.sh",
         _SPARK_ENV.format(python=shlex.quote(sys.executable), java_home=java_home),
@@ -668,6 +682,9 @@ def _main(argv: list[str]) -> int:
         return 2
     try:
         print(write_lake_conf())
+    except jdk.NoJdk as error:
+        print(f"lakehouse: {error}", file=sys.stderr)
+        return 1
     except OSError as error:
         print(
             f"lakehouse: cannot write the Spark settings of the lake at {settings().root}: {error}",

@@ -158,11 +158,14 @@ def start(
         features.lakehouse.LakeInUse: another process holds the lake's embedded metastore.
     """
     cfg = cfg or lakehouse.settings()
-    jdk.use()  # the lake's JDK (features/jdk.py), as its sessions run
     command = thrift_command(cfg, host=host, port=port, auth=auth)
     cfg.root.mkdir(parents=True, exist_ok=True)
     lakehouse.check_lake_free(cfg)
     lakehouse.ensure_jvm_jars(cfg)
+    # The lake's own settings (not the install's, nor a detour through spark-env.sh), on
+    # the lake's JDK (features/jdk.py), as its sessions run.
+    env = dict(os.environ, SPARK_CONF_DIR=str(lakehouse.write_lake_conf(cfg)))
+    jdk.use(env)
     log_path = log_path or cfg.root / "thrift-server.log"
     log = open(log_path, "ab")  # noqa: SIM115 - handed to the child process
     process = subprocess.Popen(
@@ -171,8 +174,7 @@ def start(
         stderr=subprocess.STDOUT,
         cwd=cfg.root,
         start_new_session=True,
-        # the lake's own settings (not the install's, nor a detour through spark-env.sh)
-        env=dict(os.environ, SPARK_CONF_DIR=str(lakehouse.write_lake_conf(cfg))),
+        env=env,
     )
     try:
         daemons.wait_for_port(

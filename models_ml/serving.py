@@ -104,8 +104,8 @@ def start(
     logs.mkdir(parents=True, exist_ok=True)
     # MLflow runs uvicorn by name: this environment's scripts first on the PATH.
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-    jdk.use()  # the lake's JDK for the server's Spark too
     env = dict(os.environ, MLFLOW_TRACKING_URI=tracking_uri, SPARK_CONF_DIR=str(conf), PATH=path)
+    jdk.use(env)  # the lake's JDK for the server's Spark too
     log = (logs / "model-server.log").open("ab")
     process = subprocess.Popen(
         server_command(host=host, port=port, model_uri=model_uri),

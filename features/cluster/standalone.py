@@ -64,8 +64,8 @@ class StandaloneCluster:
 
 
 def _environment(cluster: StandaloneCluster) -> dict[str, str]:
-    jdk.use()  # the executors run the drivers' JDK (and can map its class archive)
     env = dict(os.environ)
+    jdk.use(env)  # the executors run the drivers' JDK (and can map its class archive)
     env.update(
         {
             "SPARK_HOME": str(lakehouse.spark_home()),
@@ -73,7 +73,8 @@ def _environment(cluster: StandaloneCluster) -> dict[str, str]:
             "SPARK_LOG_DIR": str(cluster.home),
             # The daemons serve every lake: no lake's spark-defaults.conf (nor the install's
             # spark-env.sh, which follows LAKEHOUSE_ROOT) is theirs.  An empty folder, the one
-            # on the class path of the recorded class archive (their executors map it).
+            # on the class path of the recorded class archive (their executors map it; the
+            # daemons keep the folder of the cache of whoever started them).
             "SPARK_CONF_DIR": str(jvm_archive.launch_conf_dir()),
             "SPARK_DAEMON_JAVA_OPTS": "-Duser.timezone=UTC",
             # Executors' Python workers run this environment's Python, as the driver does.

@@ -31,9 +31,9 @@ def test_session_has_delta_hive_aqe_and_utc(spark, lakehouse_root: Path) -> None
 
 
 def test_the_session_runs_on_the_chosen_jdk(spark) -> None:
-    """The session's JVM is the JDK :mod:`features.jdk` chose, a release Spark supports,
-    and it is this process's JAVA_HOME (for the JVMs it starts next).  (Which JDK is chosen:
-    tests/unit/test_jdk.py.)"""
+    """The session's start made the JDK :mod:`features.jdk` chose this process's JAVA_HOME
+    (for the JVMs it starts next), and Spark started that JVM, a release Spark supports.
+    (Which JDK is chosen: tests/unit/test_jdk.py.)"""
     chosen = jdk.choose()
     assert chosen is not None and chosen.feature in jdk.SUPPORTED
     system = spark.sparkContext._jvm.java.lang.System

@@ -7,6 +7,7 @@ tests/spark/test_lakehouse.py's ``test_metastore_and_warehouse_persist_across_pr
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,12 @@ def jar_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     monkeypatch.setattr(jvm_archive, "class_path", lambda: list(made))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv(jvm_archive.SWITCH, raising=False)
-    # A JDK that checks the leading entries only (17, 21); the whole class path: below.
+    # A stand-in JDK that checks the leading entries only (17, 21); the whole class path:
+    # below.
+    stand_in = tmp_path / "jdk"
+    (stand_in / "lib" / "server").mkdir(parents=True)
+    (stand_in / "lib" / "server" / "libjvm.so").write_bytes(b"\x7fELF")
+    monkeypatch.setattr(jvm_archive, "_java_home", lambda: stand_in)
     monkeypatch.setattr(jvm_archive, "checks_whole_class_path", lambda: False)
     return made
 
@@ -99,11 +105,12 @@ def test_a_jdk_that_checks_the_whole_class_path_maps_it_where_the_path_can_match
     assert own["spark.executor.extraClassPath"].split(os.pathsep) == list(map(str, jar_files))
 
 
-def test_the_launch_folder_is_kept_empty_and_is_part_of_the_name(
+def test_the_launch_folder_is_kept_empty_and_the_layout_is_part_of_the_name(
     jar_files, tmp_path, monkeypatch
 ) -> None:
     """What lands in the empty configuration folder goes (files, folders, links, without
-    following a link); the folder's place is part of the archive's name."""
+    following a link); the class path's layout is part of the archive's name (an archive
+    recorded with another layout is recorded again)."""
     folder = jvm_archive.launch_conf_dir()
     assert folder.is_dir() and not any(folder.iterdir())
     elsewhere = tmp_path / "elsewhere"
@@ -121,6 +128,10 @@ def test_the_launch_folder_is_kept_empty_and_is_part_of_the_name(
     assert jvm_archive.launch_conf_dir().is_dir() and not folder.is_symlink()
     assert (elsewhere / "keep.txt").is_file()
     before = jvm_archive.archive_path()
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "other-cache"))
+    monkeypatch.setattr(jvm_archive, "_LAYOUT", jvm_archive._LAYOUT + 1)
     after = jvm_archive.archive_path()
     assert before is not None and after is not None and before.name != after.name
+    # A file in the folder's place is replaced too.
+    shutil.rmtree(folder)
+    folder.write_text("not a folder")
+    assert jvm_archive.launch_conf_dir().is_dir()
