@@ -53,6 +53,11 @@ class Jdk:
     home: Path
     feature: int | None
 
+    @classmethod
+    def at(cls, home: Path) -> Jdk:
+        """The JDK at ``home`` (links followed), its release read from its ``release`` file."""
+        return cls(home=home.resolve(), feature=feature_release(home))
+
 
 def feature_release(home: Path) -> int | None:
     """The feature release of the JDK at ``home`` from its ``release`` file, else None."""
@@ -102,7 +107,7 @@ def candidates(jvm_dir: Path = JVM_DIR, *, path: str | None = None) -> list[Jdk]
     for home in homes:
         if home not in seen:
             seen.add(home)
-            found.append(Jdk(home=home, feature=feature_release(home)))
+            found.append(Jdk.at(home))
     return found
 
 
@@ -121,10 +126,9 @@ def choose(environ: Mapping[str, str] | None = None, *, jvm_dir: Path = JVM_DIR)
                 f"{SWITCH}={explicit} has no bin/java; point it at a JDK "
                 "(Spark runs on Java 17, 21 or 25) or unset it"
             )
-        return Jdk(home=home.resolve(), feature=feature_release(home))
+        return Jdk.at(home)
     if env.get("JAVA_HOME"):
-        home = Path(env["JAVA_HOME"]).expanduser()
-        return Jdk(home=home.resolve(), feature=feature_release(home))
+        return Jdk.at(Path(env["JAVA_HOME"]).expanduser())
     found = candidates(jvm_dir, path=env.get("PATH"))
     supported = [jdk for jdk in found if jdk.feature in SUPPORTED]
     if supported:

@@ -292,7 +292,8 @@ def _write_if_changed(target: Path, text: str) -> None:
 
 def _defaults_text(cfg: LakehouseSettings) -> str:
     """:func:`spark_conf` as the text of a ``spark-defaults.conf``, with the class archive
-    mapped when it is recorded (shell tools and the Thrift Server start faster too)."""
+    mapped when it is recorded and the JDK allows it for a program started from a shell
+    (Java 17 and 21, not 25: :func:`features.jvm_archive.apply`)."""
     conf = spark_conf(cfg)
     jvm_archive.apply(conf, executors=_workers_here(cfg), tool=True)
     return _GENERATED_HEADER + "".join(f"{key} {value}\n" for key, value in conf.items())
