@@ -72,7 +72,7 @@ def free_port() -> int:
 def cluster_stack():
     """The cluster setup on loopback, started and stopped by the tests themselves.
 
-    A Spark standalone master with two one-core workers, PostgreSQL (Hive metastore and
+    A Spark standalone master with two workers of two cores, PostgreSQL (Hive metastore and
     Feast's SQL registry) and Redis (Feast's online store), on free ports, their files in a
     folder the ``postgres`` user can reach when the tests run as root.
     """
@@ -82,7 +82,12 @@ def cluster_stack():
     home.chmod(0o755)
     ports = {name: free_port() for name in ("spark", "spark_webui", "postgres", "redis")}
     servers = stack.stack_for(
-        home, postgres_dir=home / "postgres", workers=2, worker_memory="2g", ports=ports
+        home,
+        postgres_dir=home / "postgres",
+        workers=2,
+        worker_cores=2,
+        worker_memory="2g",
+        ports=ports,
     )
     try:
         stack.up(servers)
@@ -95,14 +100,21 @@ def cluster_stack():
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Run the tests on the daily job's lake last: its fixture rebuilds the shared lake.
 
-    Among them, those on the second lake first: they compare it with what the daily job
-    left (model versions included), before other tests retrain or rescore.  The drift
-    monitor's lake comes after them all: its fixture drops the shared lake for its own.
+    Just before them, the young lake's (tests/spark/test_empty_lake.py), whose fixture
+    empties the shared lake once every other test is done with it.  Among the daily lake's,
+    those on the second lake first: they compare it with what the daily job left (model
+    versions included), before other tests retrain or rescore.  The drift monitor's lake
+    comes after them all: its fixture drops the shared lake for its own.
     """
 
-    def order(item: pytest.Item) -> tuple[bool, bool, bool]:
+    def order(item: pytest.Item) -> tuple[bool, bool, bool, bool]:
         names = getattr(item, "fixturenames", ())
-        return "drift_lake" in names, "daily_lake" in names, "killed_lake" not in names
+        return (
+            "drift_lake" in names,
+            "daily_lake" in names,
+            "young_lake" in names,
+            "killed_lake" not in names,
+        )
 
     items.sort(key=order)
 

@@ -44,6 +44,7 @@ def stack_for(
     *,
     postgres_dir: Path | None = None,
     workers: int = 2,
+    worker_cores: int = 1,
     worker_memory: str = "3g",
     ports: dict[str, int] | None = None,
 ) -> ClusterStack:
@@ -56,6 +57,7 @@ def stack_for(
             ``<home>/postgres`` by default (run as root, the ``postgres`` user must be able
             to reach it).
         workers: Number of Spark workers.
+        worker_cores: Cores each worker offers its executors.
         worker_memory: Memory each worker offers.
         ports: Ports other than the servers' defaults, by name: ``spark`` (the master),
             ``spark_webui`` (the master's web UI), ``postgres``, ``redis``.
@@ -79,6 +81,7 @@ def stack_for(
         spark=standalone.StandaloneCluster(
             home=home / "spark",
             workers=workers,
+            worker_cores=worker_cores,
             worker_memory=worker_memory,
             **given(port="spark", webui_port="spark_webui"),
         ),

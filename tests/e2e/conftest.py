@@ -61,8 +61,8 @@ def second_lake_stack(cluster_stack):
 
 
 @pytest.fixture(scope="session")
-def killed_lake(daily_lake, second_lake_stack, tmp_path_factory):
-    """The second lake: the daily lake's seed on the cluster setup, its runs killed at random.
+def killed_lake(daily_lake, lakehouse_root, second_lake_stack, tmp_path_factory):
+    """The second lake: the daily lake's files on the cluster setup, its runs killed at random.
 
     Returns ``(root, attempts, log)`` (see :func:`tests.e2e.second_lake.build`).
     """
@@ -70,4 +70,4 @@ def killed_lake(daily_lake, second_lake_stack, tmp_path_factory):
     from tests.e2e import second_lake
 
     root = tmp_path_factory.mktemp("killed_lake")
-    return second_lake.build(daily_lake, root, stack.environment(second_lake_stack))
+    return second_lake.build(daily_lake, lakehouse_root, root, stack.environment(second_lake_stack))

@@ -59,6 +59,9 @@ WALL_CLOCK_COLUMNS = frozenset(
 )
 # Tables whose rows are a log of attempts, which a crash legitimately lengthens.
 LOG_TABLES = frozenset({"ops.pipeline_runs"})
+# Tables of the data generator (the tests' input, not the daily job's output): a lake that
+# copies another's landing files instead of generating them has none.
+GENERATOR_TABLES = frozenset({"ops.generator_runs", "ops.generator_truth"})
 DECIMALS = 9
 # A feed both lakes deliver late: its folder of the backfill's last day is held back from
 # the backfill and lands before the last day's run, which must ingest it beside its own

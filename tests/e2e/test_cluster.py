@@ -1,7 +1,7 @@
 """The same pipeline on the cluster setup gives the embedded default's predictions.
 
-The ``killed_lake`` is the daily lake's seed run by ``features daily`` for its two dates (the
-backfill, then the last day) on a Spark standalone cluster with the Hive metastore and
+The ``killed_lake`` is the daily lake's landing files run by ``features daily`` for its two
+dates (the backfill, then the last day) on a Spark standalone cluster with the Hive metastore and
 Feast's registry in PostgreSQL and Feast's online store in Redis (see
 :mod:`tests.e2e.second_lake`).  Its predictions must equal those of the embedded default's
 clean run.  (Several programs on the one catalog at once: ``tests/cluster/test_stack.py``.)

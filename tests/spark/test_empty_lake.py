@@ -1,10 +1,13 @@
 """Young lakes: commands on a lake with nothing in it yet answer in one line naming the
 command to run, and a lake one of whose sources has not delivered yet runs the daily job.
 
-These need lakes of their own (an empty one, and one without a source, which the shared test
-lake is not) and run as a user runs them, in their own processes with their own JVMs (about
-20 s for the empty lake, about three minutes for the young one: a daily run with `dbt build`).
-A missing table's message is checked in-process on the shared session, with a table no test
+The empty lake is a lake of its own, and its commands run as a user runs them, in their own
+processes with their own JVMs (about 40 s): their console must be one line and the log's
+path.  The young lake is the shared test lake, emptied once every other test of it is done
+(its fixture), with the commands run in this process on the shared session: a fresh
+process's JVM and `dbt build` cost about a minute more, and what they add (the console) is
+checked by the empty lake's test and the second lake's (tests/e2e/test_reliability.py).  A
+missing table's message is checked in-process on the shared session, with a table no test
 makes.
 """
 
@@ -70,42 +73,52 @@ def test_an_empty_lake_says_what_to_run(tmp_path) -> None:
     assert "`features generate`" in daily
 
 
-def test_a_source_that_never_delivered_does_not_stop_the_daily_job(tmp_path) -> None:
+@pytest.fixture
+def young_lake(spark, lakehouse_root) -> Path:
+    """The shared test lake, emptied: it holds nothing of the earlier tests' lake.
+
+    The tests using it run after every other test of the shared lake and before the daily
+    lake's, whose fixture empties it again (tests/conftest.py).  In this process, on the
+    shared session: what a fresh process adds is checked by the empty lake's test above and
+    by the second lake's console (tests/e2e/test_reliability.py).
+    """
+    from features import lakehouse
+
+    spark.catalog.clearCache()
+    for database in lakehouse.DATABASES:
+        spark.sql(f"drop database if exists {database} cascade")
+    spark._jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()
+    shutil.rmtree(lakehouse_root / "landing", ignore_errors=True)
+    lakehouse.ensure_databases(spark)
+    return lakehouse_root
+
+
+def test_a_source_that_never_delivered_does_not_stop_the_daily_job(young_lake, capsys) -> None:
     """No customer has churned yet, so the churn feed never delivered: the daily job runs to
     its end (dbt builds on the empty bronze table; training, scoring and monitoring say why
     they cannot run yet).  (A feed's file landing late for a date already run is taken by
     the next run: the daily lake's, tests/e2e/test_daily.py.)"""
-    root = tmp_path / "young"
+    from features import cli
+
     start = dt.date(2026, 1, 1)
     days = [start + dt.timedelta(days=i) for i in range(2)]
-    made = _run(
-        root,
-        "generate",
-        "--customers",
-        "20",
-        "--days",
-        "2",
-        "--seed",
-        "3",
-        "--dirt-rate",
-        "0",
-        "--start",
-        start.isoformat(),
-    )
-    assert made.returncode == 0, made.stdout + made.stderr
-    shutil.rmtree(root / "landing" / "churn", ignore_errors=True)  # not delivered yet
-    first = _run(root, "daily", "--from", days[0].isoformat(), "--to", days[-1].isoformat())
-    assert first.returncode == 0, first.stdout + first.stderr
+    generate = ["generate", "--customers", "20", "--days", "2", "--seed", "3"]
+    assert cli.main([*generate, "--dirt-rate", "0", "--start", start.isoformat()]) == 0
+    shutil.rmtree(young_lake / "landing" / "churn", ignore_errors=True)  # not delivered yet
+    capsys.readouterr()
+    code = cli.main(["daily", "--from", days[0].isoformat(), "--to", days[-1].isoformat()])
+    out = capsys.readouterr().out
+    assert code == 0, out
     lines = {
         line.split(": ", 1)[0]: line.split(": ", 1)[1]
-        for line in first.stdout.splitlines()
+        for line in out.splitlines()
         if line.startswith(f"[daily {days[-1]}] ") and ": " in line
     }
     step = f"[daily {days[-1]}] "
-    assert "models, seeds and tests ok" in lines[step + "dbt_build"], first.stdout
-    assert lines[step + "train"].startswith("not possible yet: "), first.stdout
-    assert lines[step + "score"].startswith("not possible yet: no model"), first.stdout
-    assert lines[step + "monitor"].startswith("not possible yet: no model"), first.stdout
+    assert "models, seeds and tests ok" in lines[step + "dbt_build"], out
+    assert lines[step + "train"].startswith("not possible yet: "), out
+    assert lines[step + "score"].startswith("not possible yet: no model"), out
+    assert lines[step + "monitor"].startswith("not possible yet: no model"), out
 
 
 def test_a_missing_table_names_the_command_that_makes_it(spark, capsys) -> None:
