@@ -57,8 +57,9 @@ test: setup system-packages $(TORCH_STAMP)
 
 # The tiers for development (`make test` runs them all, and is what CI runs):
 # test-unit: no JVM (the console, the settings, configs, plots), seconds;
-# test-fast: every module on tiny hand-written data with one SparkSession, no generated lake
-# and no cluster setup (the e2e and cluster tests are left out).
+# test-fast: every module on tiny hand-written data with one SparkSession, no cluster setup
+# and no lake the daily job builds for days (the e2e and cluster tests are left out; the
+# young lake's two generated days are in).
 test-unit: $(STAMP)
 	$(PY) -m pytest tests/unit
 

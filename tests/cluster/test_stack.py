@@ -26,16 +26,34 @@ from tests.conftest import free_port
 pytestmark = pytest.mark.cluster
 
 _WRITE = """
+import os
+import socket
+import time
+
 from features import lakehouse
+
 spark = lakehouse.spark_session()
 lakehouse.ensure_databases(spark)
 frame = spark.range(0, 1000, numPartitions=4).selectExpr("id", "id % 7 as k")
 frame.write.format("delta").mode("overwrite").saveAsTable("ops.cluster_probe")
-hosts = spark.range(0, 8, numPartitions=8).rdd.map(
-    lambda _: __import__("socket").gethostname() + ":" + str(__import__("os").getpid())
-).distinct().collect()
+# Both workers' executors registered (the driver is listed too), then a task per slot.
+status = spark.sparkContext._jsc.sc().getExecutorMemoryStatus
+deadline = time.monotonic() + 60
+while status().size() < 3 and time.monotonic() < deadline:
+    time.sleep(0.5)
+
+
+def where(_):
+    time.sleep(0.5)  # long enough for every slot to take one
+    # A Python worker's parent is its executor's Python daemon: one per executor.
+    return socket.gethostname(), os.getpid(), os.getppid()
+
+
+places = spark.range(0, 8, numPartitions=8).rdd.map(where).distinct().collect()
 print("MASTER", spark.sparkContext.master)
-print("WORKER_PROCESSES", len(hosts))
+print("EXECUTORS", status().size() - 1)
+print("WORKER_PROCESSES", len({(host, pid) for host, pid, _ in places}))
+print("EXECUTORS_WITH_TASKS", len({(host, parent) for host, _, parent in places}))
 print("ROWS", spark.table("ops.cluster_probe").count())
 """
 FEATURES = Path(sys.executable).with_name("features")
@@ -70,9 +88,15 @@ def test_a_program_runs_on_the_workers(cluster_stack, cluster_lake) -> None:
     _, _, out = cluster_lake
     assert f"MASTER {cluster_stack.spark.master_url}" in out
     assert "ROWS 1000" in out
-    # Python tasks ran in the executors' own Python workers, not in the driver.
-    workers = int(out.split("WORKER_PROCESSES ")[1].split()[0])
-    assert workers >= 2
+
+    # Python tasks ran in the executors' own Python workers, not in the driver, and in
+    # both workers' executors.
+    def printed(name: str) -> int:
+        return int(out.split(f"{name} ")[1].split()[0])
+
+    assert printed("EXECUTORS") == 2, out
+    assert printed("WORKER_PROCESSES") >= 2, out
+    assert printed("EXECUTORS_WITH_TASKS") == 2, out
     # The program's JVM logs to its lake's file, not to the pipe this test read: Python can
     # be gone while the JVM still shuts down, so the master may list the app a moment later.
     deadline = time.monotonic() + 60
@@ -94,7 +118,7 @@ def test_the_table_is_in_the_shared_metastore(cluster_stack, cluster_lake) -> No
 
 def test_one_catalog_serves_several_programs_at_once(cluster_lake) -> None:
     root, env, _ = cluster_lake
-    # Local masters: the cluster's two cores would all go to whichever program came first.
+    # Local masters: the cluster's cores would all go to whichever program came first.
     cfg = dataclasses.replace(lakehouse.LakehouseSettings.from_env(env), master="local[1]")
     port = free_port()
     server = sql_server.start(cfg, port=port)

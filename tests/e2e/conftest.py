@@ -25,8 +25,11 @@ def daily_lake(spark, lakehouse_root):
     from features.generate import GeneratorConfig, generate
 
     # The daily-lake tests run last (see tests/conftest.py): they own the lake from here on.
+    # What earlier tests cached of its tables (data, Delta logs) would outlive the tables.
+    spark.catalog.clearCache()
     for database in lakehouse.DATABASES:
         spark.sql(f"drop database if exists {database} cascade")
+    spark._jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()
     shutil.rmtree(lakehouse_root / "landing", ignore_errors=True)
     # Only the churn model's own versions go: MLflow keeps its SQLite store open.
     shutil.rmtree(lakehouse_root / "artifacts" / "models" / "churn", ignore_errors=True)
@@ -39,7 +42,7 @@ def daily_lake(spark, lakehouse_root):
     lakes.deliver(lakehouse_root, dates[-2])
     daily = run_daily(spark, dates[-1:])
     # Later tests change the lake (rescoring, drift rows, more models); what the daily job
-    # itself left is kept by version, for comparing with other lakes built from this seed.
+    # itself left is kept by version, for comparing with other lakes built from its files.
     versions = lakes.delta_tables(spark)
     return lakes.DailyLake(
         spark=spark,

@@ -1,6 +1,6 @@
 """Comparing two lakes table by table: which Delta tables, how many rows, which content.
 
-Two lakes built from the same seed hold the same data, but not byte for byte: a few columns
+Two lakes built from the same landing files hold the same data, but not byte for byte: a few columns
 record when a row was written (``_ingested_at``, ``scored_at`` ...) and file paths name the
 lakehouse root.  A table's fingerprint leaves those columns out, strips the root from string
 values and rounds floating point values, then adds up one 64-bit hash per row, so that it

@@ -83,7 +83,7 @@ def test_each_training_saved_one_model_version(daily_lake, lakehouse_root, kille
 
 def test_the_console_shows_steps_not_java(killed_lake) -> None:
     """Every line the ``features`` commands printed (stdout and stderr) is for a person:
-    step lines, the generator's counts, the closing summary; no JVM or library noise."""
+    step lines and the closing summary; no JVM or library noise."""
     import re
 
     _, attempts, log = killed_lake
@@ -92,7 +92,6 @@ def test_the_console_shows_steps_not_java(killed_lake) -> None:
         r"|\[daily \d{4}-\d\d-\d\d\] \w+ \.\.\."  # a step starts
         r"|\[daily \d{4}-\d\d-\d\d\] \w+: .*"  # a step ends (what it did, seconds)
         r"|daily \d{4}-\d\d-\d\d: .*"  # the command's summary
-        r"|  \w+ +[\d,]+"  # generate: records per source
         r"|lakehouse: removed .*)$"
     )  # an orphan folder of a killed create, cleaned up
     lines = log.read_text().splitlines()

@@ -2,19 +2,21 @@
 command to run, and a lake one of whose sources has not delivered yet runs the daily job.
 
 The empty lake is a lake of its own, and its commands run as a user runs them, in their own
-processes with their own JVMs (about 40 s): their console must be one line and the log's
-path.  The young lake is the shared test lake, emptied once every other test of it is done
-(its fixture), with the commands run in this process on the shared session: a fresh
-process's JVM and `dbt build` cost about a minute more, and what they add (the console) is
-checked by the empty lake's test and the second lake's (tests/e2e/test_reliability.py).  A
-missing table's message is checked in-process on the shared session, with a table no test
-makes.
+processes with their own JVMs (about a minute): a failure's console must be one line and the
+log's path, `features generate`'s its counts.  The young lake is the shared test lake with
+its databases and landing files dropped once every other test of it is done (its fixture;
+its artifacts, Feast's registry and MLflow's store, stay), with the commands run in this
+process on the shared session: fresh processes' JVMs and `dbt build` cost about a minute
+more, and what they add (the console) is checked by the empty lake's test and, for
+`features daily`, the second lake's (tests/e2e/test_reliability.py).  A missing table's
+message is checked in-process on the shared session, with a table no test makes.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -54,7 +56,8 @@ def _one_failure(proc: subprocess.CompletedProcess, command: str) -> str:
 
 def test_an_empty_lake_says_what_to_run(tmp_path) -> None:
     """``features setup`` makes every bronze table, empty (so a source that has not
-    delivered yet never breaks dbt); a daily run on that lake still says nothing landed."""
+    delivered yet never breaks dbt); a daily run on that lake still says nothing landed;
+    ``features generate``, which it names, then prints what it wrote, and nothing else."""
     from features.schemas import SOURCES
 
     root = tmp_path / "lake"
@@ -71,11 +74,18 @@ def test_an_empty_lake_says_what_to_run(tmp_path) -> None:
     daily = _one_failure(_run(root, "daily", "--date", "2026-01-05"), "daily")
     assert f"no landing files under {root / 'landing'} for 2026-01-05..2026-01-05" in daily
     assert "`features generate`" in daily
+    # What that command prints, in a process of its own: a line per source, notes, no JVM.
+    made = _run(root, "generate", "--customers", "5", "--days", "2", "--start", "2026-01-05")
+    assert made.returncode == 0, made.stdout + made.stderr
+    assert made.stderr == "", made.stderr
+    printed = made.stdout.splitlines()
+    assert all(re.match(r"^(note: .*|  \w+ +[\d,]+)$", line) for line in printed), printed
+    assert {line.split()[0] for line in printed if line.startswith("  ")} == set(SOURCES)
 
 
 @pytest.fixture
 def young_lake(spark, lakehouse_root) -> Path:
-    """The shared test lake, emptied: it holds nothing of the earlier tests' lake.
+    """The shared test lake without its databases and landing files (its artifacts stay).
 
     The tests using it run after every other test of the shared lake and before the daily
     lake's, whose fixture empties it again (tests/conftest.py).  In this process, on the
