@@ -61,6 +61,21 @@ def feature_marts(spark):
     return spark
 
 
+def empty_shared_lake(spark, root: Path) -> None:
+    """Drop every database of the shared test lake and its landing files, then make the
+    databases again, empty.  What earlier tests cached of its tables (data, Delta logs)
+    goes too: it would outlive the tables.  Its artifacts (Feast's registry, MLflow's
+    store, models) stay."""
+    from features import lakehouse
+
+    spark.catalog.clearCache()
+    for database in lakehouse.DATABASES:
+        spark.sql(f"drop database if exists {database} cascade")
+    spark._jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()
+    shutil.rmtree(root / "landing", ignore_errors=True)
+    lakehouse.ensure_databases(spark)
+
+
 def free_port() -> int:
     """A TCP port on loopback that nothing listens on now."""
     with socket.socket() as sock:

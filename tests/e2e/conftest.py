@@ -11,6 +11,7 @@ import shutil
 
 import pytest
 
+from tests.conftest import empty_shared_lake
 from tests.e2e import lakes
 
 CUSTOMERS = 80
@@ -20,20 +21,13 @@ SEED = 11
 
 @pytest.fixture(scope="session")
 def daily_lake(spark, lakehouse_root):
-    from features import lakehouse
     from features.daily import DailyOptions, run_daily
     from features.generate import GeneratorConfig, generate
 
     # The daily-lake tests run last (see tests/conftest.py): they own the lake from here on.
-    # What earlier tests cached of its tables (data, Delta logs) would outlive the tables.
-    spark.catalog.clearCache()
-    for database in lakehouse.DATABASES:
-        spark.sql(f"drop database if exists {database} cascade")
-    spark._jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()
-    shutil.rmtree(lakehouse_root / "landing", ignore_errors=True)
+    empty_shared_lake(spark, lakehouse_root)
     # Only the churn model's own versions go: MLflow keeps its SQLite store open.
     shutil.rmtree(lakehouse_root / "artifacts" / "models" / "churn", ignore_errors=True)
-    lakehouse.ensure_databases(spark)
     config = GeneratorConfig(customers=CUSTOMERS, days=DAYS, seed=SEED)
     summary = generate(spark, config)
     dates = [config.start + dt.timedelta(days=i) for i in range(DAYS)]

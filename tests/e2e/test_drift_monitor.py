@@ -20,6 +20,8 @@ import numpy as np
 import pyspark.sql.functions as F
 import pytest
 
+from tests.conftest import empty_shared_lake
+
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.spark,
@@ -48,21 +50,15 @@ def drift_lake(spark, lakehouse_root):
     """
     import shutil
 
-    from features import feast_repo, lakehouse, runlog
+    from features import feast_repo, runlog
     from features.daily import PIPELINE, DailyOptions, _retrain_reason, run_dbt_build
     from features.generate import Change, GeneratorConfig, generate
     from features.ingest import ingest_batches
     from models_ml import churn, monitoring
 
-    # Runs last (tests/conftest.py): the shared lake's tests are done with it.  What earlier
-    # tests cached of its tables (data, Delta logs) would outlive the tables dropped here.
-    spark.catalog.clearCache()
-    for database in lakehouse.DATABASES:
-        spark.sql(f"drop database if exists {database} cascade")
-    spark._jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()
-    shutil.rmtree(lakehouse_root / "landing", ignore_errors=True)
+    # Runs last (tests/conftest.py): the shared lake's tests are done with it.
+    empty_shared_lake(spark, lakehouse_root)
     shutil.rmtree(lakehouse_root / "artifacts" / "models" / "churn", ignore_errors=True)
-    lakehouse.ensure_databases(spark)
     config = GeneratorConfig(
         customers=CUSTOMERS,
         days=DAYS,

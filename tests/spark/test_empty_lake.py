@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import empty_shared_lake
+
 pytestmark = pytest.mark.spark
 
 FEATURES = str(Path(sys.executable).with_name("features"))
@@ -92,14 +94,7 @@ def young_lake(spark, lakehouse_root) -> Path:
     shared session: what a fresh process adds is checked by the empty lake's test above and
     by the second lake's console (tests/e2e/test_reliability.py).
     """
-    from features import lakehouse
-
-    spark.catalog.clearCache()
-    for database in lakehouse.DATABASES:
-        spark.sql(f"drop database if exists {database} cascade")
-    spark._jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()
-    shutil.rmtree(lakehouse_root / "landing", ignore_errors=True)
-    lakehouse.ensure_databases(spark)
+    empty_shared_lake(spark, lakehouse_root)
     return lakehouse_root
 
 
