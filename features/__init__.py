@@ -19,13 +19,11 @@ def _feast_without_type_checks() -> None:
     compiled files cannot hold the rewrite): about a third of what the daily job's
     libraries cost to import, 2-3 s of CPU in every fresh process (bench/RESULTS.md).
     typeguard leaves the target as it is when Python runs optimized; the lake's processes
-    take that behaviour for Feast's modules, before Feast is imported (any other caller's
-    decorator checks as before).  Feast's results are the same; a wrong argument type fails
-    where it is used instead of at the call.  ``LAKEHOUSE_FEAST_TYPE_CHECKS=1`` keeps the
-    checks (developing against Feast).
+    take that behaviour for Feast's modules, as Feast's import begins (:class:`_BeforeFeast`;
+    any other caller's decorator checks as before).  Feast's results are the same; a wrong
+    argument type fails where it is used instead of at the call.
+    ``LAKEHOUSE_FEAST_TYPE_CHECKS=1`` keeps the checks (developing against Feast).
     """
-    if os.environ.get(FEAST_TYPE_CHECKS_ENV) == "1" or "feast" in sys.modules:
-        return
     try:
         import typeguard
     except ImportError:  # typeguard comes with Feast; without it there is nothing to skip
@@ -42,4 +40,17 @@ def _feast_without_type_checks() -> None:
     typeguard.typechecked = typechecked
 
 
-_feast_without_type_checks()
+class _BeforeFeast:
+    """An import hook that runs :func:`_feast_without_type_checks` when Feast's own import
+    begins, then leaves: a process that never imports Feast does not import typeguard
+    either (about 0.1 s), and the daily job imports both beside the JVM's launch."""
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        if name == "feast" and self in sys.meta_path:
+            sys.meta_path.remove(self)
+            _feast_without_type_checks()
+        # None: the import goes on through the usual finders.
+
+
+if os.environ.get(FEAST_TYPE_CHECKS_ENV) != "1" and "feast" not in sys.modules:
+    sys.meta_path.insert(0, _BeforeFeast())
