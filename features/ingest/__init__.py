@@ -11,13 +11,14 @@ tables after the commits.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pyspark.sql.functions as F
@@ -73,6 +74,29 @@ SMALL_BATCH_THREADS = 4
 COPIES_APART_BYTES = 32 * 2**20
 # Up to this many copies are broadcast to the records (exact: they are counted first).
 COPIES_BROADCAST_ROWS = 1_000_000
+
+
+# Spark's columnar cache compresses every column as it builds (dictionary, run-length
+# encodings): for usage's batch at 10M rows that was half of the job that classifies and
+# caches it (20.6 s against 13.2 s uncompressed, warm; bench/RESULTS.md).  The classified
+# records are cached uncompressed while sources up to SMALL_BATCH_BYTES are ingested; a
+# larger source keeps the compression, so that less of its cache spills to disk.
+_CACHE_COMPRESSION = "spark.sql.inMemoryColumnarStorage.compressed"
+
+
+@contextlib.contextmanager
+def _cache_compression(spark: SparkSession, *, enabled: bool) -> Iterator[None]:
+    """Build the session's caches compressed or not inside the block (the setting is the
+    session's: the block's sources are the only ones being ingested)."""
+    before = spark.conf.get(_CACHE_COMPRESSION, None)
+    spark.conf.set(_CACHE_COMPRESSION, "true" if enabled else "false")
+    try:
+        yield
+    finally:
+        if before is None:
+            spark.conf.unset(_CACHE_COMPRESSION)
+        else:
+            spark.conf.set(_CACHE_COMPRESSION, before)
 
 
 class CountsMismatch(Exception):
@@ -646,7 +670,8 @@ def ingest_batches(
         runs.extend(source_runs)
 
     for item in first:
-        collect(item, lambda item=item: ingest_one(item))
+        with _cache_compression(spark, enabled=landed(item) > SMALL_BATCH_BYTES):
+            collect(item, lambda item=item: ingest_one(item))
     if customers_known and rest and not errors:
         try:
             known = known_customers(spark).persist(StorageLevel.MEMORY_AND_DISK)
@@ -656,7 +681,11 @@ def ingest_batches(
         for items, workers in stages:
             if errors or not items:
                 continue
-            with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            large_here = any(landed(item) > SMALL_BATCH_BYTES for item in items)
+            with (
+                _cache_compression(spark, enabled=large_here),
+                ThreadPoolExecutor(max_workers=max(1, workers)) as pool,
+            ):
                 futures = [(item, pool.submit(ingest_one, item)) for item in items]
                 for item, future in futures:
                     collect(item, future.result)

@@ -151,7 +151,9 @@ def test_copies_found_apart_are_the_ones_ranking_finds(
 
 def test_small_sources_go_side_by_side_and_a_large_one_alone(spark, ingested, monkeypatch) -> None:
     """Sources whose files total at most SMALL_BATCH_BYTES are ingested a few at once (their
-    cost is latency); a larger one runs alone after them (its cost is CPU)."""
+    cost is latency); a larger one runs alone after them (its cost is CPU).  The small ones
+    cache their classified records uncompressed, the large one compressed, and the
+    session's setting is as it was afterwards."""
     import threading
     import time
 
@@ -162,9 +164,12 @@ def test_small_sources_go_side_by_side_and_a_large_one_alone(spark, ingested, mo
     running: set[str] = set()
     beside: dict[str, set[str]] = {}
     started: list[str] = []
+    compressed: dict[str, str] = {}
+    setting = "spark.sql.inMemoryColumnarStorage.compressed"
 
     def watched(spark_, source, *args, **kwargs):
         with lock:
+            compressed[source.name] = spark_.conf.get(setting)
             started.append(source.name)
             beside.setdefault(source.name, set()).update(running)
             for other in running:
@@ -181,12 +186,19 @@ def test_small_sources_go_side_by_side_and_a_large_one_alone(spark, ingested, mo
     usage = sum(f.stat().st_size for f in _landing("usage", day).glob("*.parquet"))
     monkeypatch.setattr(ingest, "ingest_source", watched)
     monkeypatch.setattr(ingest, "SMALL_BATCH_BYTES", usage - 1)
+    spark.conf.set(setting, "true")
     ingest_batches(spark, [day])
     small = set(beside) - {"customers", "usage"}
     assert len(small) >= 2 and "usage" in beside
     assert beside["usage"] == set() and beside["customers"] == set()
     assert started[0] == "customers" and started[-1] == "usage"
     assert any(beside[name] & small for name in small)
+    assert compressed["usage"] == "true"
+    assert {compressed[name] for name in small | {"customers"}} == {"false"}
+    assert spark.conf.get(setting) == "true"
+    spark.conf.unset(setting)
+    ingest_batches(spark, [day], sources=["plans"])
+    assert spark.conf.get(setting, None) is None  # left unset: Spark's default
 
 
 def test_a_failing_source_rolls_back_the_batch_and_every_attempt_is_recorded(
